@@ -1,0 +1,116 @@
+"""The error hierarchy of mail_pipeline.
+
+Every error the core raises on purpose is a :class:`MailPipelineError`, so callers (the CLI,
+the Dagster ops) can tell a reported failure from a bug. Each subclass names one kind of
+failure; catch the narrowest one you can handle.
+"""
+
+from __future__ import annotations
+
+
+class MailPipelineError(Exception):
+    """Base class of every error raised on purpose by mail_pipeline."""
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+class ConfigError(MailPipelineError):
+    """A setting or a user's ``email_config`` is missing or invalid."""
+
+
+class SecretKeyError(ConfigError):
+    """``MAIL_PIPELINE_SECRET_KEY`` is missing or cannot decrypt a stored secret."""
+
+
+# --- store ---------------------------------------------------------------------------------
+
+
+class StoreError(MailPipelineError):
+    """The store refused an operation (not a database outage: those stay SQLAlchemy errors)."""
+
+
+class NotFoundError(StoreError):
+    """A user, alias, task or other row that was asked for does not exist."""
+
+
+class AlreadyExistsError(StoreError):
+    """A row with the same unique key already exists (user name, e-mail, alias)."""
+
+
+class InvalidTransitionError(StoreError):
+    """An EmailTask was asked to move between two states the state machine does not allow."""
+
+    def __init__(self, task_id: str, current: str, requested: str) -> None:
+        self.task_id = task_id
+        self.current = current
+        self.requested = requested
+        super().__init__(
+            f"email task {task_id}: transition {current} -> {requested} is not allowed"
+        )
+
+
+# --- parsing and saving --------------------------------------------------------------------
+
+
+class MessageParseError(MailPipelineError):
+    """A byte sequence could not be turned into a message.
+
+    ``reason`` is a short machine-friendly code (``empty``, ``too_large``, ``no_headers``,
+    ``malformed_mime``, ...); the message text says what was wrong for a human.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
+class MessageTooLargeError(MessageParseError):
+    """The message is larger than the configured limit."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__("too_large", f"message is {size} bytes, the limit is {limit} bytes")
+
+
+class SaveError(MailPipelineError):
+    """A message could not be stored (attachment storage failed, for example)."""
+
+
+# --- IMAP ----------------------------------------------------------------------------------
+
+
+class ImapError(MailPipelineError):
+    """Base class of IMAP fetch failures."""
+
+
+class ImapConnectError(ImapError):
+    """The IMAP server could not be reached or the connection dropped (transient)."""
+
+
+class ImapTLSError(ImapConnectError):
+    """The TLS handshake failed or the server certificate was not trusted."""
+
+
+class ImapAuthError(ImapError):
+    """The server refused the credentials (not transient: never retried automatically)."""
+
+
+class ImapProtocolError(ImapError):
+    """The server answered something the fetcher cannot work with."""
+
+
+# --- spool ---------------------------------------------------------------------------------
+
+
+class SpoolError(MailPipelineError):
+    """The spool directory is missing, unwritable, or holds something it must not."""
+
+
+# --- locks ---------------------------------------------------------------------------------
+
+
+class LockError(MailPipelineError):
+    """A lease lock operation was refused (for example a release by a non-holder)."""

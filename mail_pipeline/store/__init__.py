@@ -1,0 +1,41 @@
+"""The mail store: the only code of mail_pipeline that talks SQL.
+
+See :class:`MailStore`. Repositories: :mod:`.users`, :mod:`.tasks` (the EmailTask state
+machine), :mod:`.locks` (lease locks), :mod:`.messages` (messages, attachments, IMAP sync).
+"""
+
+from mail_pipeline.store.locks import Lease
+from mail_pipeline.store.messages import (
+    NewAttachment,
+    NewMessage,
+    StoredMessage,
+    SyncPosition,
+    SyncUpdate,
+)
+from mail_pipeline.store.store import MailStore
+from mail_pipeline.store.tasks import (
+    ALLOWED_TRANSITIONS,
+    EmailSource,
+    TaskCounters,
+    TaskSnapshot,
+    TaskStatus,
+)
+from mail_pipeline.store.users import AliasRecord, UserRecord, normalize_address
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "AliasRecord",
+    "EmailSource",
+    "Lease",
+    "MailStore",
+    "NewAttachment",
+    "NewMessage",
+    "StoredMessage",
+    "SyncPosition",
+    "SyncUpdate",
+    "TaskCounters",
+    "TaskSnapshot",
+    "TaskStatus",
+    "UserRecord",
+    "normalize_address",
+]

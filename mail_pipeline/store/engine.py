@@ -1,0 +1,73 @@
+"""Engine construction: one place that knows the differences between SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from mail_pipeline.errors import ConfigError
+
+
+def normalize_url(url: str) -> str:
+    """Return ``url`` with an explicit driver where SQLAlchemy would guess wrong.
+
+    A bare ``postgresql://`` means psycopg 3 to SQLAlchemy 2.1; this project ships psycopg2.
+
+    Raises:
+        ConfigError: the URL is empty, unparseable or names a database this store does not
+            support (only SQLite and PostgreSQL are).
+    """
+    if not url or not url.strip():
+        raise ConfigError("the database URL is empty")
+    try:
+        parsed = make_url(url.strip())
+    except Exception as exc:  # sqlalchemy.exc.ArgumentError and friends
+        raise ConfigError(f"cannot parse database URL: {exc}") from None
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        if parsed.drivername in ("postgresql", "postgres"):
+            parsed = parsed.set(drivername="postgresql+psycopg2")
+    elif backend != "sqlite":
+        raise ConfigError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """Create an engine for ``url`` with the settings the store relies on.
+
+    SQLite: foreign keys on, WAL journal, a 30 s busy timeout, and every transaction opened
+    with ``BEGIN IMMEDIATE`` so that two writers queue instead of failing half-way with
+    "database is locked". PostgreSQL: pre-ping, so a restarted server is not an error.
+
+    Raises:
+        ConfigError: see :func:`normalize_url`.
+    """
+    url = normalize_url(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        engine = create_engine(
+            url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False},
+            poolclass=NullPool,
+        )
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event open the transaction (pysqlite would defer it).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -197,42 +197,50 @@ class _Node:
 
 # --- header blocks -------------------------------------------------------------------------
 
-# flanker's rule (headers/parsing.py) for a line that belongs to a header block.
+# flanker's rule (headers/parsing.py) for a line that belongs to a header block, and a run
+# of such lines (matched in one call: the header block of a part).
 _HEADER_LINE = re.compile(r"From |[\x21-\x39\x3b-\x7e]+:|[\t ]")
+_HEADER_RUN = re.compile(r"(?:(?:From |[\x21-\x39\x3b-\x7e]+:|[\t ])[^\n]*\n)*")
 
 
 def _read_header_block(s: str, pos: int, end: int) -> tuple[list[tuple[str, str]], int]:
-    """Read the header fields of the part that starts at ``s[pos]``.
+    """Read the header fields of the part that starts at ``s[pos]`` and ends before ``end``.
 
-    Returns the fields as (lowercased name, unfolded value) and the offset of the body. The
-    block ends at an empty line, at a line that is no header line (flanker's rule: that line
-    is the first body line) or at ``end``.
+    Returns the fields as (lowercased name, unfolded and stripped value) in order, and the
+    offset of the body. The block ends at an empty line (which is skipped), at a line that is
+    no header line (flanker's rule: that line is the first body line) or at ``end``. An mbox
+    ``From `` line is skipped; continuation lines before the first field are ignored.
     """
-    fields: list[list[str]] = []  # [name, first line's value, continuation lines...]
-    current: list[str] | None = None
-    body_start = end
-    while pos < end:
-        nl = s.find("\n", pos, end)
-        stop = end if nl < 0 else nl + 1
-        line = s[pos:stop]
-        if line in ("\n", "\r\n"):
-            body_start = stop
-            break
-        if not _HEADER_LINE.match(line):
-            body_start = pos
-            break
-        stripped = line.rstrip("\r\n")
+    run_end = _HEADER_RUN.match(s, pos, end).end()  # type: ignore[union-attr]  # matches ""
+    if run_end >= end:
+        body_start = end
+    elif s.startswith("\n", run_end) or s.startswith("\r\n", run_end):
+        body_start = s.index("\n", run_end) + 1
+    elif s.find("\n", run_end, end) < 0 and _HEADER_LINE.match(s, run_end, end):
+        run_end = body_start = end  # the last header line of a truncated message
+    else:
+        body_start = run_end
+    fields: list[tuple[str, str]] = []
+    name = ""
+    value: list[str] = []
+    for line in s[pos:run_end].split("\n"):
+        if not line:
+            continue
         if line[0] in " \t":
-            if current is not None:
-                current.append(stripped)
-        elif line.startswith("From "):
-            current = None  # an mbox From_ line, not a field
-        else:
-            name, _, value = stripped.partition(":")
-            current = [name.strip().lower(), value]
-            fields.append(current)
-        pos = stop
-    return [(f[0], "".join(f[1:]).strip()) for f in fields], body_start
+            if name:
+                value.append(line.rstrip("\r"))
+            continue
+        if name:
+            fields.append((name, "".join(value).strip()))
+        if line.startswith("From "):
+            name = ""  # an mbox From_ line, not a field
+            continue
+        head, _, rest = line.rstrip("\r").partition(":")
+        name = head.strip().lower()
+        value = [rest]
+    if name:
+        fields.append((name, "".join(value).strip()))
+    return fields, body_start
 
 
 # --- charsets ------------------------------------------------------------------------------
@@ -631,6 +639,9 @@ _FAST_NAMED = re.compile(rf'(?:"((?:[^"\\]|\\.)*)"|([^"<>,;:@()\\]*?))\s*<({_SIM
 
 def _split_addresses(value: str) -> list[str]:
     """Split an address-list header at top-level commas; group names and ``;`` are dropped."""
+    if not any(ch in value for ch in '"(:;\\'):
+        # No quoting, comments or groups: commas separate entries (fast path).
+        return [entry.strip() for entry in value.split(",") if entry.strip()]
     entries: list[str] = []
     current: list[str] = []
     quoted = False
@@ -781,6 +792,12 @@ def _parse_date(value: str | None, notes: list[str]) -> datetime | None:
 # --- content hash --------------------------------------------------------------------------
 
 
+def _lf(data: bytes) -> bytes:
+    """Return ``data`` with CRLF and lone CR line endings turned into LF."""
+    data = data.replace(b"\r\n", b"\n")
+    return data.replace(b"\r", b"\n") if b"\r" in data else data
+
+
 def _content_hash(raw: bytes, body_start: int) -> str:
     """Return the sha256 of ``raw`` without trace headers and with \\n line endings.
 
@@ -802,10 +819,8 @@ def _content_hash(raw: bytes, body_start: int) -> str:
         keep = name.decode("latin-1") not in TRACE_HEADERS
         if keep:
             kept.append(line)
-    head = b"".join(kept).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    body = raw[body_start:].replace(b"\r\n", b"\n").replace(b"\r", b"\n").rstrip(b"\n")
-    digest.update(head)
-    digest.update(body)
+    digest.update(_lf(b"".join(kept)))
+    digest.update(_lf(raw[body_start:]).rstrip(b"\n"))
     digest.update(b"\n")
     return digest.hexdigest()
 

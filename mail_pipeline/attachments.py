@@ -1,0 +1,141 @@
+"""Attachment files on disk: safe names, unique paths, written before the database commit.
+
+Layout: ``<root>/<user id>/<2 hex>/<16 hex>/<safe filename>``. The random directory makes every
+path unique, so two attachments called ``report.pdf`` never overwrite each other, and files are
+created with ``O_EXCL`` so even a clash of random names cannot overwrite. A name from a message
+can never leave the root: path separators, ``..``, control characters and reserved device names
+are removed before it is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mimetypes
+import os
+import re
+import secrets
+import unicodedata
+from collections.abc import Iterable
+from pathlib import Path
+
+from mail_pipeline.errors import SaveError
+
+MAX_NAME_LENGTH = 150
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
+_SPACES = re.compile(r"\s+")
+_RESERVED = {
+    "con", "prn", "aux", "nul",
+    *(f"com{i}" for i in range(1, 10)),
+    *(f"lpt{i}" for i in range(1, 10)),
+}
+
+
+def safe_filename(name: str | None, content_type: str = "application/octet-stream") -> str:
+    """Return a file name that is safe to create on any common file system.
+
+    Keeps the readable part of ``name`` (Unicode letters stay), drops any directory part,
+    path separators, control characters and leading dots, caps the length at 150 characters
+    while keeping the extension, and falls back to ``attachment`` plus an extension guessed
+    from ``content_type`` when nothing usable is left.
+    """
+    text = unicodedata.normalize("NFKC", name or "")
+    text = text.replace("\\", "/").rsplit("/", 1)[-1]
+    text = _UNSAFE.sub("_", text)
+    text = _SPACES.sub(" ", text).strip().lstrip(".").strip()
+    stem, dot, ext = text.rpartition(".")
+    if not dot:
+        stem, ext = text, ""
+    if stem.lower() in _RESERVED:
+        stem = f"_{stem}"
+    if not stem.strip("_ ."):
+        stem = "attachment"
+        if not ext:
+            guessed = mimetypes.guess_extension(content_type.split(";")[0].strip().lower())
+            ext = (guessed or "").lstrip(".")
+    ext = ext[:16]
+    budget = MAX_NAME_LENGTH - (len(ext) + 1 if ext else 0)
+    stem = stem[:budget].rstrip(" .") or "attachment"
+    return f"{stem}.{ext}" if ext else stem
+
+
+class AttachmentStorage:
+    """Writes and removes attachment files under one root directory."""
+
+    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        """Use ``root`` (created if missing). ``fsync`` makes each file durable before commit.
+
+        Raises:
+            SaveError: the root cannot be created.
+        """
+        self.root = Path(root).expanduser().resolve()
+        self.fsync = fsync
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SaveError(f"cannot create attachment root {self.root}: {exc}") from exc
+
+    def write(self, user_id: int, filename: str, content: bytes) -> str:
+        """Write ``content`` under a new unique path for ``user_id`` and return that path.
+
+        ``filename`` must already be safe (see :func:`safe_filename`). The returned path is
+        relative to the root, ``/``-separated: it is what the store records.
+
+        Raises:
+            SaveError: the file cannot be written (disk full, permissions, ...); nothing is
+                left behind.
+        """
+        if filename != safe_filename(filename):
+            raise ValueError(f"not a safe file name: {filename!r}")
+        for _ in range(5):
+            token = secrets.token_hex(8)
+            relative = f"{int(user_id)}/{token[:2]}/{token}/{filename}"
+            path = self.path_of(relative)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise SaveError(f"cannot write attachment {relative}: {exc}") from exc
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(content)
+                    if self.fsync:
+                        handle.flush()
+                        os.fsync(handle.fileno())
+            except OSError as exc:
+                self.remove([relative])
+                raise SaveError(f"cannot write attachment {relative}: {exc}") from exc
+            return relative
+        raise SaveError("could not find a free attachment path after 5 tries")
+
+    def path_of(self, relative: str) -> Path:
+        """Return the absolute path of a stored ``relative`` path.
+
+        Raises:
+            ValueError: the path would leave the root.
+        """
+        path = (self.root / relative).resolve()
+        if not path.is_relative_to(self.root):
+            raise ValueError(f"attachment path {relative!r} leaves the attachment root")
+        return path
+
+    def remove(self, relatives: Iterable[str]) -> None:
+        """Delete the given files and the directories they leave empty (missing ones are fine)."""
+        for relative in relatives:
+            with contextlib.suppress(ValueError, OSError):
+                path = self.path_of(relative)
+                path.unlink(missing_ok=True)
+                parent = path.parent
+                while parent != self.root and parent.is_relative_to(self.root):
+                    try:
+                        parent.rmdir()
+                    except OSError:
+                        break
+                    parent = parent.parent
+
+    def iter_files(self) -> Iterable[str]:
+        """Yield the relative path of every file under the root."""
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                yield Path(dirpath, name).relative_to(self.root).as_posix()

@@ -1,0 +1,62 @@
+"""Attachment names and files: safe, unique, never outside the root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mail_pipeline.attachments import MAX_NAME_LENGTH, AttachmentStorage, safe_filename
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type", "expected"),
+    [
+        ("report.pdf", "application/pdf", "report.pdf"),
+        ("../../etc/passwd", "text/plain", "passwd"),
+        ("..\\..\\windows\\system.ini", "text/plain", "system.ini"),
+        ("/absolute/path.txt", "text/plain", "path.txt"),
+        ("..", "text/plain", "attachment.txt"),
+        ("", "image/png", "attachment.png"),
+        (None, "application/pdf", "attachment.pdf"),
+        ("a\x00b\x1fc.txt", "text/plain", "a_b_c.txt"),
+        ('what?<is>"this".txt', "text/plain", "what_is_this_.txt"),
+        ("Résumé – 2024.docx", "application/octet-stream", "Résumé – 2024.docx"),
+        ("报告.xlsx", "application/octet-stream", "报告.xlsx"),
+        ("CON.txt", "text/plain", "_CON.txt"),
+        (".hidden", "text/plain", "hidden"),
+    ],
+)
+def test_safe_filename(name: str | None, content_type: str, expected: str) -> None:
+    assert safe_filename(name, content_type) == expected
+
+
+def test_long_names_keep_their_extension() -> None:
+    name = safe_filename("x" * 500 + ".pdf")
+    assert len(name) == MAX_NAME_LENGTH
+    assert name.endswith(".pdf")
+
+
+def test_same_name_never_overwrites(attachment_root: Path) -> None:
+    storage = AttachmentStorage(attachment_root)
+    first = storage.write(1, "report.pdf", b"first")
+    second = storage.write(1, "report.pdf", b"second")
+    assert first != second
+    assert storage.path_of(first).read_bytes() == b"first"
+    assert storage.path_of(second).read_bytes() == b"second"
+    assert sorted(storage.iter_files()) == sorted([first, second])
+
+
+def test_unsafe_names_and_paths_are_refused(attachment_root: Path) -> None:
+    storage = AttachmentStorage(attachment_root)
+    with pytest.raises(ValueError):
+        storage.write(1, "../escape.txt", b"x")
+    with pytest.raises(ValueError):
+        storage.path_of("../../escape.txt")
+
+
+def test_remove_cleans_empty_directories(attachment_root: Path) -> None:
+    storage = AttachmentStorage(attachment_root)
+    path = storage.write(7, "a.txt", b"a")
+    storage.remove([path, "7/does/not/exist.txt"])
+    assert list(attachment_root.iterdir()) == []

@@ -27,7 +27,6 @@ const DSN = require('haraka-dsn')
 
 const fsync = promisify(fs.fsync)
 const fstat = promisify(fs.fstat)
-const close = promisify(fs.close)
 
 const SUBDIRS = ['inbox', 'processed', 'failed', 'unmatched', 'tmp']
 // Temp files older than this at start are leftovers of a killed server.
@@ -190,11 +189,11 @@ exports.spool = async function (connection, txn, id) {
 // Stream the message exactly as received (with the headers Haraka added, such
 // as Received) into a new file; fsync it; resolve to its size in bytes.
 exports.write_message = async function (txn, file) {
-    // autoClose: false keeps the fd open after 'finish' so it can be fsynced.
-    const ws = fs.createWriteStream(file, { flags: 'wx', mode: 0o640, autoClose: false, emitClose: false })
-    let fd = null
+    // autoClose: false keeps the fd open after 'finish' so it can be fsynced;
+    // destroy() closes it (it must be the only one to close it).
+    const ws = fs.createWriteStream(file, { flags: 'wx', mode: 0o640, autoClose: false })
     try {
-        fd = await new Promise((resolve, reject) => {
+        const fd = await new Promise((resolve, reject) => {
             ws.once('finish', () => resolve(ws.fd))
             ws.once('error', reject)
             // dot_stuffed: true removes SMTP dot-stuffing; CRLF line ends as on the wire
@@ -203,9 +202,12 @@ exports.write_message = async function (txn, file) {
         if (this.fsync) await fsync(fd)
         return (await fstat(fd)).size
     } finally {
-        fd = fd ?? ws.fd
-        if (typeof fd === 'number') await close(fd).catch(() => {})
-        ws.destroy()
+        if (!ws.closed) {
+            await new Promise((resolve) => {
+                ws.once('close', resolve)
+                ws.destroy()
+            })
+        }
     }
 }
 

@@ -462,7 +462,8 @@ def _is_haraka(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return True  # no /proc: trust the pid file
-    return b"haraka" in cmdline.lower()
+    # node .../Haraka/bin/haraka -c <runtime>: an argument that is Haraka's bin script
+    return any(os.path.basename(arg) == b"haraka" for arg in cmdline.split(b"\0"))
 
 
 def _terminate(pid: int, timeout: float) -> None:

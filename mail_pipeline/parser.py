@@ -341,8 +341,8 @@ def _guess_codec(data: bytes) -> str:
         name = _codec(guess.get("encoding"))
     except Exception:  # chardet is a heuristic; any failure just means "no guess"
         name = None
-    if name is None or name == "ascii":
-        return "cp1252"
+    if name is None or name == "ascii" or _NOT_ASCII_COMPATIBLE.match(name):
+        return "cp1252"  # mail text declared ASCII-compatible is not UTF-16, whatever a BOM says
     return _SUPERSET.get(name, name)
 
 
@@ -515,7 +515,7 @@ def _decode_transfer(data: bytes, cte: str | None, where: str, notes: list[str])
 
 # --- structure: flanker ---------------------------------------------------------------------
 
-_TOKEN_START = re.compile(r"\n[-\r\nCc]")
+_TOKEN_START = re.compile(r"\n(?=[-\r\nCc])")  # a lookahead: "\n\n--b" holds two line starts
 
 
 def _tokenize(s: str) -> list[Any]:

@@ -129,6 +129,7 @@ def test_8bit_iso_8859_1_body_is_preserved_byte_exact(haraka: HarakaRig) -> None
         b"From: sender@remote.example\r\n"
         b"To: alice@example.test\r\n"
         b"Subject: latin-1\r\n"
+        b"X-Broken-Mailer: raw 8-bit in a header: caf\xe9\r\n"
         b"MIME-Version: 1.0\r\n"
         b"Content-Type: text/plain; charset=iso-8859-1\r\n"
         b"Content-Transfer-Encoding: 8bit\r\n"
@@ -164,6 +165,23 @@ def test_utf8_headers_long_lines_and_dots_are_preserved(haraka: HarakaRig) -> No
 
     [msg] = haraka.messages()
     assert_sent_bytes_preserved(msg.data, sent)
+
+
+def test_headers_of_a_helo_client_are_not_double_encoded(haraka: HarakaRig) -> None:
+    sent = (
+        "From: sender@remote.example\r\n"
+        "To: alice@example.test\r\n"
+        "Subject: gr\u00fc\u00dfe, \u4f60\u597d\r\n"
+        "\r\n"
+        "K\u00e4se\r\n"
+    ).encode("utf-8")
+    with haraka.smtp() as client:
+        client.helo("old-client.example")  # no EHLO: Haraka reads the data as binary
+        client.sendmail(SENDER, ["alice@example.test"], sent)
+
+    [msg] = haraka.messages()
+    assert_sent_bytes_preserved(msg.data, sent)
+    assert msg.meta["helo"] == "old-client.example"
 
 
 # --- refused mail ----------------------------------------------------------------------------

@@ -109,6 +109,10 @@ exports.check_declared_size = function (next, connection, params) {
 // read and dropped, and check_size answers 552 at the end.
 exports.guard_size = function (next, connection) {
     const txn = connection.transaction
+    // Decode header lines as latin1 (one char per byte, as Haraka itself does
+    // for HELO clients) so write_message can restore their exact bytes, 8-bit
+    // or not; with the default utf8 a non-UTF-8 byte would become U+FFFD.
+    txn.encoding = 'binary'
     const max = this.max_bytes
     const add_data = txn.add_data.bind(txn)
     txn.add_data = (line) => {
@@ -186,8 +190,8 @@ exports.spool = async function (connection, txn, id) {
     }
 }
 
-// Stream the message exactly as received (with the headers Haraka added, such
-// as Received) into a new file; fsync it; resolve to its size in bytes.
+// Write the message exactly as received, with the header lines Haraka added
+// (Received) into a new file; fsync it; resolve to its size in bytes.
 exports.write_message = async function (txn, file) {
     // autoClose: false keeps the fd open after 'finish' so it can be fsynced;
     // destroy() closes it (it must be the only one to close it).
@@ -196,8 +200,18 @@ exports.write_message = async function (txn, file) {
         const fd = await new Promise((resolve, reject) => {
             ws.once('finish', () => resolve(ws.fd))
             ws.once('error', reject)
-            // dot_stuffed: true removes SMTP dot-stuffing; CRLF line ends as on the wire
-            txn.message_stream.pipe(ws, { line_endings: '\r\n', dot_stuffed: true, ending_dot: false })
+            // The header: Haraka's list of raw header lines (its own first),
+            // back to bytes, then the blank line that ends it.
+            const lines = txn.header.lines().map((h) => header_bytes(h.replace(/\r?\n/g, '\r\n')))
+            ws.write(Buffer.concat([...lines, Buffer.from('\r\n')]))
+            // The body as stored by Haraka; dot_stuffed: true removes the SMTP
+            // dot-stuffing, CRLF line ends as on the wire.
+            txn.message_stream.pipe(ws, {
+                skip_headers: true,
+                line_endings: '\r\n',
+                dot_stuffed: true,
+                ending_dot: false,
+            })
         })
         if (this.fsync) await fsync(fd)
         return (await fstat(fd)).size
@@ -209,6 +223,14 @@ exports.write_message = async function (txn, file) {
             })
         }
     }
+}
+
+// Header lines read from the client were decoded as latin1 (see guard_size),
+// so latin1 gives their bytes back. A line Haraka composed itself may hold
+// other characters: those are written as UTF-8.
+function header_bytes(line) {
+    // eslint-disable-next-line no-control-regex
+    return Buffer.from(line, /^[\x00-\xff]*$/.test(line) ? 'latin1' : 'utf8')
 }
 
 exports.write_file = async function (file, data) {

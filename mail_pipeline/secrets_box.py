@@ -53,7 +53,7 @@ class SecretBox:
         return Fernet.generate_key().decode()
 
     def seal(self, plaintext: str) -> str:
-        """Return ``plaintext`` encrypted as ``fernet:v1:<token>`` (sealed input comes back as is)."""
+        """Return ``plaintext`` sealed as ``fernet:v1:<token>`` (sealed input comes back as is)."""
         if is_encrypted(plaintext):
             return plaintext
         return PREFIX + self._fernet.encrypt(plaintext.encode()).decode()

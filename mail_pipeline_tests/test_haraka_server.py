@@ -418,6 +418,23 @@ def test_restart_on_the_same_spool_keeps_the_files(
     assert len(rig.messages()) == 2
 
 
+def test_start_removes_only_stale_temp_files(
+    haraka_factory: Callable[..., HarakaRig], tmp_path: Path
+) -> None:
+    tmp = tmp_path / "spool" / "tmp"
+    tmp.mkdir(parents=True)
+    stale, fresh, other = tmp / "old.eml.tmp", tmp / "new.meta.tmp", tmp / "keep.txt"
+    for path in (stale, fresh, other):
+        path.write_bytes(b"x")
+    an_hour_ago = time.time() - 3600
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+    os.utime(other, (an_hour_ago, an_hour_ago))
+
+    haraka_factory(spool_dir=tmp_path / "spool")
+
+    assert sorted(p.name for p in tmp.iterdir()) == ["keep.txt", "new.meta.tmp"]
+
+
 def test_status_of_a_runtime_dir_that_never_ran(tmp_path: Path) -> None:
     state = hs.status(tmp_path)
     assert state["running"] is False

@@ -18,7 +18,10 @@ from mail_pipeline.store import MailStore
 if TYPE_CHECKING:
     from mail_pipeline_tests.fixtures.postgres import PostgresServer
 
-pytest_plugins = ["mail_pipeline_tests.fixtures.postgres"]
+pytest_plugins = [
+    "mail_pipeline_tests.fixtures.postgres",
+    "mail_pipeline_tests.fixtures.haraka",
+]
 
 BACKENDS = ["sqlite", "postgresql"]
 

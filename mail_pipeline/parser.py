@@ -127,6 +127,7 @@ _MESSAGE_FIELDS = frozenset(
 )
 
 _MAX_MESSAGE_ID = 900
+_MAX_ADDRESS = 1024  # flanker's own limit for one address
 _CHARDET_SAMPLE = 64 * 1024
 
 
@@ -334,16 +335,32 @@ def _decode_text(data: bytes, label: str | None, where: str, notes: list[str]) -
     return data.decode(guess, errors="replace")
 
 
+# Charsets real mail uses; chardet's other answers (cp737, mac-cyrillic, ...) on short samples
+# are noise, and windows-1252 is the better default then.
+_PLAUSIBLE = re.compile(
+    r"^(utf-8|cp125\d|iso8859-\d+|koi8_[ru]|gb18030|gbk|gb2312|big5|big5hkscs|shift_jis|cp932"
+    r"|euc_jp|euc_kr|cp949|cp874|tis-620)$"
+)
+
+
 def _guess_codec(data: bytes) -> str:
-    """Return chardet's guess for ``data`` (a sample of it), windows-1252 when it has none."""
+    """Return a codec for bytes whose label did not fit: chardet's guess of (a sample of)
+    ``data`` when it is a charset mail plausibly uses and decodes the sample cleanly, else
+    windows-1252 (the most common unlabelled 8-bit charset)."""
+    sample = data[:_CHARDET_SAMPLE]
     try:
-        guess = chardet.detect(data[:_CHARDET_SAMPLE])
-        name = _codec(guess.get("encoding"))
+        name = _codec(chardet.detect(sample).get("encoding"))
     except Exception:  # chardet is a heuristic; any failure just means "no guess"
         name = None
-    if name is None or name == "ascii" or _NOT_ASCII_COMPATIBLE.match(name):
-        return "cp1252"  # mail text declared ASCII-compatible is not UTF-16, whatever a BOM says
-    return _SUPERSET.get(name, name)
+    if name is None or not _PLAUSIBLE.match(name):
+        return "cp1252"
+    name = _SUPERSET.get(name, name) if name != "iso8859-1" else "cp1252"
+    try:
+        sample.decode(name)
+    except UnicodeDecodeError as error:
+        if error.start < len(sample) - 4:  # not just a character cut off by the sample end
+            return "cp1252"
+    return name
 
 
 # --- RFC 2047 encoded words ----------------------------------------------------------------
@@ -593,7 +610,7 @@ def _to_latin1(value: Any) -> str:
     """Turn a compat32 header value (str with surrogate escapes, or a Header) to latin-1 text."""
     if not isinstance(value, str):
         value = str(value)
-    return _FOLD.sub("", value.encode("ascii", "surrogateescape").decode("latin-1")).strip()
+    return _FOLD.sub("", _surrogate_bytes(value).decode("latin-1")).strip()
 
 
 def _stdlib_tree(raw: bytes, notes: list[str]) -> _Node:
@@ -614,11 +631,21 @@ def _convert_stdlib(msg: Message, depth: int, notes: list[str]) -> _Node:
             return _Node(headers, ctype, _stdlib_bytes(msg), [], False)
         children = [_convert_stdlib(m, depth + 1, notes) for m in payload if isinstance(m, Message)]
         return _Node(headers, ctype, b"", children, True)
-    body = payload.encode("ascii", "surrogateescape") if isinstance(payload, str) else b""
+    # get_payload() re-decodes 8-bit text with the declared charset; the raw str is wanted.
+    raw_payload = getattr(msg, "_payload", payload)
+    body = _surrogate_bytes(raw_payload) if isinstance(raw_payload, str) else b""
     if ctype.startswith("multipart/"):
         notes.append(f"{ctype} without usable boundary: body kept as text/plain")
         ctype = "text/plain"
     return _Node(headers, ctype, body, [], False)
+
+
+def _surrogate_bytes(text: str) -> bytes:
+    """Return the bytes behind a compat32 string (ASCII with surrogate-escaped 8-bit bytes)."""
+    try:
+        return text.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:  # real non-ASCII characters (set by the parser's own repairs)
+        return text.encode("utf-8", "surrogateescape")
 
 
 def _stdlib_bytes(msg: Message) -> bytes:
@@ -711,10 +738,12 @@ def _parse_address(entry: str, hint: str | None, notes: list[str]) -> tuple[str,
         name = fast.group(1)
         name = re.sub(r"\\(.)", r"\1", name) if name is not None else (fast.group(2) or "")
         return _normalise_addr(fast.group(3)), " ".join(name.split())
-    try:
-        parsed = flanker_address.parse(entry)
-    except Exception:  # flanker's grammar raises on some inputs instead of returning None
-        parsed = None
+    parsed = None
+    if len(entry) <= _MAX_ADDRESS:  # flanker rejects longer ones anyway (and logs each)
+        try:
+            parsed = flanker_address.parse(entry)
+        except Exception:  # flanker's grammar raises on some inputs instead of returning None
+            parsed = None
     if parsed is not None and getattr(parsed, "addr_type", "email") == "email" and parsed.address:
         return _normalise_addr(str(parsed.address)), _display_name(entry, hint, notes)
     # flanker cannot cope (e.g. a dotless domain with odd quoting): try the stdlib, accept

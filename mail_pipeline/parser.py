@@ -387,13 +387,17 @@ def _fix_b64_padding(kept: bytes) -> bytes:
     return kept
 
 
-def _decode_words(value: str, hint: str | None, where: str, notes: list[str]) -> str:
+def _decode_words(
+    value: str, hint: str | None, where: str, notes: list[str], *, raw: bool = True
+) -> str:
     """Decode a header value: raw 8-bit bytes first (UTF-8, else ``hint``), then RFC 2047 words.
 
-    Adjacent encoded words with the same charset are joined as bytes before decoding, so a
-    multi-byte character split across two words survives. Never raises.
+    ``raw`` says ``value`` is still the latin-1 view of the header bytes; pass False for text
+    that is already decoded (then only the encoded words are decoded). Adjacent encoded words
+    with the same charset are joined as bytes before decoding, so a multi-byte character
+    split across two words survives. Never raises.
     """
-    if not value.isascii():
+    if raw and not value.isascii():
         value = _decode_text(value.encode("latin-1"), hint or "utf-8", where, notes)
     if "=?" not in value:
         return value
@@ -725,7 +729,7 @@ def _display_name(entry: str, hint: str | None, notes: list[str]) -> str:
     head = entry.split("<", 1)[0].strip() if "<" in entry else ""
     if head.startswith('"') and head.endswith('"') and len(head) >= 2:
         head = re.sub(r"\\(.)", r"\1", head[1:-1])
-    return " ".join(_decode_words(head, hint, "address", notes).split())
+    return " ".join(_decode_words(head, hint, "address", notes, raw=False).split())
 
 
 def _parse_address(entry: str, hint: str | None, notes: list[str]) -> tuple[str, str] | None:

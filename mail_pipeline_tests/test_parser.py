@@ -328,3 +328,11 @@ def test_multipart_without_boundary_with_unlabelled_8bit_text() -> None:
     assert msg.text.endswith("\n") and len(msg.text) == 9
     assert any("without usable boundary" in note for note in msg.notes)
     assert any("charset (none) does not fit" in note for note in msg.notes)
+
+
+def test_8bit_byte_before_a_quoted_display_name() -> None:
+    # Found by the property tests: a cp1252 byte decoded to "€", then re-encoded as latin-1.
+    raw = b'From:\x80"Doe, Jane" <Jane.Doe@Example.ORG>\r\nTo: b@example.com\r\n\r\ng\r\n'
+    msg = parse_message(raw)
+    assert msg.sender == "Jane.Doe@example.org"
+    assert "Doe, Jane" in msg.sender_name

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 pytest_plugins = [
     "mail_pipeline_tests.fixtures.postgres",
     "mail_pipeline_tests.fixtures.haraka",
+    "mail_pipeline_tests.fixtures.dovecot",
 ]
 
 BACKENDS = ["sqlite", "postgresql"]

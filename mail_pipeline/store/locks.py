@@ -88,6 +88,50 @@ class LockRepository(Repository):
             ).rowcount  # type: ignore[attr-defined]
             return token if taken_over == 1 else None
 
+    def ensure(
+        self, name: str, token: str, ttl_seconds: float, *, run_id: str | None = None
+    ) -> bool:
+        """Make sure ``token`` holds the lease ``name`` for another ``ttl_seconds``.
+
+        Renews the lease when ``token`` holds it, or takes it with the SAME token when it is
+        free or expired (a re-executed Dagster run carries its parent's token).
+
+        Returns:
+            True when ``token`` holds a live lease afterwards; False when another owner holds a
+            live lease.
+        """
+        _check(name, ttl_seconds)
+        if not token:
+            raise ValueError("a lock token is required")
+        now = self._now()
+        values = {
+            "owner_token": token,
+            "run_id": run_id,
+            "acquired_at": now,
+            "expires_at": now + timedelta(seconds=ttl_seconds),
+        }
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        with self._transaction() as session:
+            renewed = session.execute(
+                update(TaskLock)
+                .where(TaskLock.name == name, TaskLock.owner_token == token)
+                .values(expires_at=values["expires_at"], run_id=run_id)
+            ).rowcount  # type: ignore[attr-defined]
+            if renewed:
+                return True
+            inserted = session.execute(
+                insert(TaskLock).values(name=name, owner_info="", **values)
+                .on_conflict_do_nothing(index_elements=["name"])
+            ).rowcount  # type: ignore[attr-defined]
+            if inserted:
+                return True
+            taken = session.execute(
+                update(TaskLock)
+                .where(TaskLock.name == name, TaskLock.expires_at <= now)
+                .values(**values)
+            ).rowcount  # type: ignore[attr-defined]
+            return bool(taken)
+
     def release(self, name: str, token: str) -> bool:
         """Release the lease ``name`` if ``token`` holds it (expired or not).
 

@@ -135,3 +135,22 @@ def test_processes_race_to_take_over_an_expired_lease(store_url: str) -> None:
     for p in procs:
         p.join(timeout=60)
     assert sum(1 for t in tokens if t) == 1
+
+
+def test_ensure_renews_or_retakes_with_the_same_token(store_url: str) -> None:
+    clock = FakeClock()
+    store = MailStore(store_url, clock=clock)
+    token = store.locks.acquire("fetch", 60, run_id="parent")
+    assert token is not None
+    assert store.locks.ensure("fetch", token, 60, run_id="parent") is True
+    # Freed by a run-failure sensor, then a re-execution carries the parent's token.
+    store.locks.release_for_run("fetch", "parent")
+    assert store.locks.ensure("fetch", token, 60, run_id="child") is True
+    lease = store.locks.live("fetch")
+    assert lease is not None and lease.run_id == "child"
+    # Someone else's live lease is never taken.
+    assert store.locks.ensure("fetch", "other-token", 60) is False
+    clock.now += timedelta(seconds=61)
+    assert store.locks.ensure("fetch", "other-token", 60) is True
+    assert store.locks.release("fetch", token) is False
+    store.dispose()

@@ -376,7 +376,8 @@ def wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 60) -> No
     deadline = time.monotonic() + timeout
     while not path.exists():
         if proc.poll() is not None:
-            raise AssertionError(f"ingester exited {proc.returncode}: {proc.stderr.read()}")
+            _out, err = proc.communicate()
+            raise AssertionError(f"ingester exited {proc.returncode}: {err}")
         if time.monotonic() > deadline:
             proc.kill()
             raise AssertionError("the ingester never reached the pause point")

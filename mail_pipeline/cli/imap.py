@@ -1,8 +1,9 @@
-"""``mail-pipeline imap``: a user's IMAP account: set, show, test."""
+"""``mail-pipeline imap``: a user's IMAP account: set, show, test, list, and fetch its mail."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
@@ -52,6 +53,11 @@ def register(groups: Any) -> None:
                    "log in, list folders, print UIDVALIDITY/UIDNEXT; fetches nothing")
     test.add_argument("username")
     command(sub, "list", list_accounts, "list users with an IMAP config")
+    fetch = command(sub, "fetch", fetch_mail,
+                    "fetch a user's new mail once (records an IMAP_EMAIL_FETCH task)")
+    fetch.add_argument("username")
+    fetch.add_argument("--batch-size", type=_positive_int, default=100,
+                       help="messages per UID FETCH and per transaction (default 100)")
 
 
 def _manager(ctx: Context) -> EmailConfigManager:
@@ -137,4 +143,73 @@ def test_login(ctx: Context, args: argparse.Namespace) -> int:
         return EXIT_FAILED
     ctx.out.print(f"logged in to {account.endpoint}")
     ctx.out.print(table)
+    return EXIT_OK
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
+def fetch_mail(ctx: Context, args: argparse.Namespace) -> int:
+    """Fetch one user's new mail once; exit 0 when the mailbox was fetched, 1 when it failed.
+
+    The run is recorded as an IMAP_EMAIL_FETCH EmailTask: RUNNING, then COMPLETED with the
+    counters, or FAILED with the error. A progress bar is shown on a terminal, one summary
+    line otherwise.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from mail_pipeline.attachments import AttachmentStorage
+    from mail_pipeline.imap_fetcher import MailboxFetcher
+    from mail_pipeline.save_service import EmailSaveService
+    from mail_pipeline.store import EmailSource, TaskStatus
+
+    store = ctx.store
+    user = store.users.get(args.username)
+    fetcher = MailboxFetcher(
+        store,
+        EmailSaveService(store, AttachmentStorage(ctx.settings.attachment_root)),
+        _manager(ctx),
+        batch_size=args.batch_size,
+    )
+    task = store.tasks.create(
+        EmailSource.IMAP, user_id=user.id, status=TaskStatus.RUNNING,
+        message=f"imap fetch {user.username} from the command line",
+    )
+    try:
+        if ctx.out.is_terminal:
+            with Progress("[progress.description]{task.description}", BarColumn(),
+                          MofNCompleteColumn(), TimeElapsedColumn(), console=ctx.out,
+                          transient=True) as bar:
+                job = bar.add_task(f"fetching {user.username}", total=None)
+                result = fetcher.fetch_user(
+                    user.id, task_id=task.task_id,
+                    progress=lambda done, total: bar.update(job, completed=done, total=total),
+                )
+        else:
+            result = fetcher.fetch_user(user.id, task_id=task.task_id)
+    except BaseException as exc:  # store outage, a bug, Ctrl-C: the task must not stay RUNNING
+        # The store may be what is down; then stale-task cleanup closes the task later.
+        with contextlib.suppress(Exception):
+            store.tasks.mark_failed(task.task_id, f"{type(exc).__name__}: {exc}"[:1000])
+        raise
+    if not result.ok:
+        store.tasks.mark_failed(task.task_id, f"{result.error_kind.value}: {result.error}")
+        line = " ".join(f"{result.error_kind.value} error: {result.error}".split())
+        ctx.err.print(f"mail-pipeline: {user.username}: {line}", markup=False,
+                      highlight=False, soft_wrap=True)
+        return EXIT_FAILED
+    store.tasks.mark_completed(task.task_id, message=result.summary())
+    ctx.out.print(f"{result.summary()} (task {task.task_id})", markup=False, highlight=False)
+    for folder, uid, reason in result.failed_uids:
+        ctx.out.print(f"  failed: folder {folder!r} UID {uid}: {reason}", markup=False,
+                      highlight=False)
+    for warning in result.warnings:
+        ctx.out.print(f"  warning: {warning}", markup=False, highlight=False)
     return EXIT_OK

@@ -1,0 +1,89 @@
+"""``mail-pipeline imap fetch`` against a real Dovecot (and the other imap commands still work)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+
+from mail_pipeline.store import EmailSource, MailStore, TaskStatus
+from mail_pipeline_tests.cli.conftest import Run
+from mail_pipeline_tests.fixtures.dovecot import DovecotServer
+
+pytestmark = pytest.mark.dovecot
+
+
+def raw(n: int) -> bytes:
+    return (
+        f"From: bob@example.net\r\nTo: alice@example.org\r\nSubject: cli {n}\r\n"
+        f"Message-ID: <cli-{n}-{uuid.uuid4().hex}@example.net>\r\n\r\nbody {n}\r\n"
+    ).encode()
+
+
+def set_account(cli: Run, dovecot: DovecotServer, password: str, name: str) -> None:
+    assert cli("users", "add", name, f"{name}@example.org").code == 0
+    result = cli("imap", "set", name, "--host", dovecot.host, "--port", str(dovecot.imaps_port),
+                 "--login", name, "--ca-file", str(dovecot.ca_cert_path), "--password-stdin",
+                 stdin=password + "\n")
+    assert result.code == 0, result.err
+
+
+def test_fetch_stores_mail_and_completes_the_task(
+    cli: Run, dovecot: DovecotServer, store_url: str
+) -> None:
+    user = dovecot.new_user()
+    for n in range(5):
+        dovecot.append(user.username, raw(n), internaldate=dt.datetime.now(dt.UTC))
+    set_account(cli, dovecot, user.password, user.username)
+    assert cli("imap", "show", user.username).code == 0
+    assert user.username in cli("imap", "list").out
+    assert cli("imap", "test", user.username).code == 0
+
+    result = cli("imap", "fetch", user.username, "--batch-size", "2")
+
+    assert result.code == 0, result.err
+    assert "fetched 5, saved 5, duplicates 0, failed 0" in result.out
+    assert result.err == ""
+    store = MailStore(store_url)
+    try:
+        (task,) = store.tasks.recent(source=EmailSource.IMAP)
+        assert task.status is TaskStatus.COMPLETED
+        assert (task.counters.fetched, task.counters.saved) == (5, 5)
+        assert store.messages.count() == 5
+    finally:
+        store.dispose()
+    again = cli("imap", "fetch", user.username)
+    assert again.code == 0 and "fetched 0" in again.out
+
+
+def test_fetch_with_a_wrong_password_exits_1_with_one_line(
+    cli: Run, dovecot: DovecotServer, store_url: str
+) -> None:
+    user = dovecot.new_user()
+    wrong = "Not-The-Password-42"
+    set_account(cli, dovecot, wrong, user.username)
+
+    result = cli("imap", "fetch", user.username)
+
+    assert result.code == 1
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and "auth error" in lines[0] and wrong not in result.err
+    store = MailStore(store_url)
+    try:
+        (task,) = store.tasks.recent(source=EmailSource.IMAP)
+        assert task.status is TaskStatus.FAILED and "auth" in task.error_message
+        assert wrong not in task.error_message
+    finally:
+        store.dispose()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [(("imap", "fetch", "nobody"), "no user"),
+     (("imap", "fetch", "x", "--batch-size", "0"), "positive")],
+)
+def test_fetch_usage_errors_exit_2(cli: Run, args: tuple[str, ...], needle: str) -> None:
+    result = cli(*args)
+    assert result.code == 2 and needle in result.err
+    assert len(result.err.strip().splitlines()) == 1

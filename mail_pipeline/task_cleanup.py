@@ -73,3 +73,32 @@ def cleanup_stale_tasks(
             continue
         cancelled.append((task.task_id, reason))
     return CleanupReport(cancelled, kept)
+
+
+def close_tasks_of_run(
+    store: MailStore, run_id: str, *, failed: bool, reason: str, lock_name: str | None = None
+) -> list[str]:
+    """Close every open task of Dagster run ``run_id`` and free its lease.
+
+    For a run-status sensor: a run that FAILED leaves its open tasks FAILED, a CANCELLED run
+    leaves them CANCELLED (a PENDING task cannot fail, so it is cancelled either way). When
+    ``lock_name`` is given, the lease held for that run is released.
+
+    Returns:
+        The ids of the tasks closed.
+    """
+    closed: list[str] = []
+    for task in store.tasks.recent(run_id=run_id, limit=10_000):
+        if task.status.is_final:
+            continue
+        try:
+            if failed and task.status.value == "RUNNING":
+                store.tasks.mark_failed(task.task_id, f"run failed: {reason}")
+            else:
+                store.tasks.mark_cancelled(task.task_id, f"run ended: {reason}")
+        except InvalidTransitionError:
+            continue
+        closed.append(task.task_id)
+    if lock_name is not None:
+        store.locks.release_for_run(lock_name, run_id)
+    return closed

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from mail_pipeline.store import EmailSource, MailStore, TaskStatus
-from mail_pipeline.task_cleanup import cleanup_stale_tasks
+from mail_pipeline.task_cleanup import cleanup_stale_tasks, close_tasks_of_run
 
 
 class Clock:
@@ -60,3 +60,19 @@ def test_without_an_instance_only_timeouts_count(store_url: str) -> None:
     assert [t for t, _ in report.cancelled] == [old.task_id]
     assert store.tasks.get(fresh.task_id).status is TaskStatus.RUNNING
     store.dispose()
+
+
+def test_close_tasks_of_a_failed_run_and_free_its_lease(store: MailStore) -> None:
+    running = store.tasks.create(EmailSource.IMAP, run_id="r1", status=TaskStatus.RUNNING)
+    pending = store.tasks.create(EmailSource.HARAKA, run_id="r1")
+    other = store.tasks.create(EmailSource.IMAP, run_id="r2", status=TaskStatus.RUNNING)
+    store.locks.acquire("email_fetch", 600, run_id="r1")
+    closed = close_tasks_of_run(store, "r1", failed=True, reason="step crashed",
+                                lock_name="email_fetch")
+    assert set(closed) == {running.task_id, pending.task_id}
+    assert store.tasks.get(running.task_id).status is TaskStatus.FAILED
+    assert "step crashed" in store.tasks.get(running.task_id).error_message
+    assert store.tasks.get(pending.task_id).status is TaskStatus.CANCELLED
+    assert store.tasks.get(other.task_id).status is TaskStatus.RUNNING
+    assert store.locks.get("email_fetch") is None
+    assert close_tasks_of_run(store, "r1", failed=True, reason="again") == []

@@ -1,0 +1,42 @@
+"""The code location ``workspace.yaml`` loads: every job, schedule, sensor and resource.
+
+Built lazily by ``@dg.definitions``: the fetch cron (``MAIL_PIPELINE_FETCH_CRON``, default every
+5 minutes) is read when Dagster loads the location, not when the module is imported.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from mail_pipeline.defs.jobs import email_fetch_job, fetch_mailbox_job, spool_ingest_job
+from mail_pipeline.defs.resources import build_resources
+from mail_pipeline.defs.schedules import DEFAULT_FETCH_CRON, build_fetch_schedule
+from mail_pipeline.defs.sensors import (
+    fetch_run_canceled_sensor,
+    fetch_run_failure_sensor,
+    haraka_spool_sensor,
+    mailbox_partitions_sensor,
+)
+
+
+def build_definitions(fetch_cron: str = DEFAULT_FETCH_CRON) -> dg.Definitions:
+    """Return the definitions with the fetch schedule on ``fetch_cron``."""
+    return dg.Definitions(
+        jobs=[email_fetch_job, spool_ingest_job, fetch_mailbox_job],
+        schedules=[build_fetch_schedule(fetch_cron)],
+        sensors=[
+            haraka_spool_sensor,
+            mailbox_partitions_sensor,
+            fetch_run_failure_sensor,
+            fetch_run_canceled_sensor,
+        ],
+        resources=build_resources(),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location's definitions."""
+    return build_definitions(os.environ.get("MAIL_PIPELINE_FETCH_CRON") or DEFAULT_FETCH_CRON)

@@ -1,0 +1,350 @@
+"""Ops of the fetch jobs. Each one calls a core service and reports what it did as metadata.
+
+Failure model (what an operator sees):
+
+* a mailbox that fails (wrong password, unreachable server, TLS refused) or a message that
+  cannot be parsed harms only itself: it is recorded in the IMAP EmailTask and in the op's
+  metadata, and the other mailboxes, the spool branch and ``release_fetch_lock`` go on;
+* transient IMAP errors (connection refused, dropped, timed out) are retried by the op's
+  :data:`IMAP_RETRY_POLICY` with exponential backoff; authentication and configuration errors
+  are never retried;
+* an error of a whole branch (the database is down, the spool is unreadable) fails that op:
+  its EmailTask is marked FAILED, the run fails, and the run-status sensor frees the fetch
+  lease. Re-executing the run from failure re-runs just that branch; the store's dedup and
+  the lease re-take by token make that safe.
+"""
+
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+
+from mail_pipeline.defs.resources import (
+    FETCH_LOCK,
+    AttachmentsResource,
+    FetchSettingsResource,
+    ImapResource,
+    SpoolResource,
+    StoreResource,
+    save_service,
+)
+from mail_pipeline.imap_fetcher import MailboxFetcher, MailboxResult
+from mail_pipeline.spool_ingest import IngestResult, SpoolIngestService
+from mail_pipeline.store import EmailSource, TaskCounters, TaskStatus
+from mail_pipeline.task_cleanup import cleanup_stale_tasks
+
+IMAP_RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
+
+_ALIVE = frozenset({
+    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING,
+})
+
+
+@dataclass(frozen=True)
+class LockGrant:
+    """The fetch lease a run holds."""
+
+    name: str
+    token: str
+    ttl_seconds: int
+
+
+@dataclass(frozen=True)
+class MailboxWork:
+    """One mailbox to fetch, for the mapped op."""
+
+    task_id: str
+    user_id: int
+    username: str
+    lock: LockGrant
+
+
+@dataclass(frozen=True)
+class BranchSummary:
+    """What a branch (IMAP or spool) did, for the release op and the UI."""
+
+    source: str
+    task_id: str
+    counters: TaskCounters = field(default_factory=TaskCounters)
+    failed_mailboxes: tuple[str, ...] = field(default=())
+
+
+def mapping_key(username: str, user_id: int) -> str:
+    """Return a readable, unique dynamic-output key for a user (``[A-Za-z0-9_]`` only)."""
+    return f"{re.sub(r'[^A-Za-z0-9_]', '_', username)[:60]}_{user_id}"
+
+
+def run_is_alive(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """True while the Dagster run ``run_id`` is queued, starting, running or being cancelled."""
+    run = instance.get_run_by_id(run_id)
+    return run is not None and run.status in _ALIVE
+
+
+def _hold(context: dg.OpExecutionContext, store: StoreResource, lock: LockGrant) -> None:
+    """Renew the lease (or re-take it, in a re-executed run); fail if another run has it."""
+    if not store.get().locks.ensure(lock.name, lock.token, lock.ttl_seconds,
+                                    run_id=context.run_id):
+        raise dg.Failure(f"lost the {lock.name} lease to another run", allow_retries=False)
+
+
+# --- lock and cleanup ----------------------------------------------------------------------
+
+
+@dg.op(out={"lock": dg.Out(LockGrant, is_required=False)})
+def acquire_fetch_lock(
+    context: dg.OpExecutionContext, store: StoreResource, fetch_settings: FetchSettingsResource
+) -> Iterator[dg.Output[LockGrant]]:
+    """Take the fetch lease. When another run holds it, record SKIPPED tasks and stop here."""
+    mail = store.get()
+    ttl = fetch_settings.lock_ttl_seconds
+    token = mail.locks.acquire(FETCH_LOCK, ttl, run_id=context.run_id,
+                               owner_info=f"dagster run {context.run_id}")
+    if token is None:
+        holder = mail.locks.live(FETCH_LOCK)
+        reason = (f"fetch lock held by run {holder.run_id} until {holder.expires_at:%H:%M:%S}"
+                  if holder else "fetch lock held by another run")
+        for source in EmailSource:
+            task = mail.tasks.create(source, run_id=context.run_id, message="fetch scheduled")
+            mail.tasks.mark_skipped(task.task_id, reason)
+        context.log.info(f"skipping this fetch: {reason}")
+        return
+    yield dg.Output(LockGrant(FETCH_LOCK, token, ttl), "lock",
+                    metadata={"lease_seconds": ttl})
+
+
+@dg.op(name="cleanup_stale_tasks")
+def cleanup_stale_tasks_op(
+    context: dg.OpExecutionContext, store: StoreResource, lock: LockGrant
+) -> LockGrant:
+    """Cancel tasks whose run is gone or that timed out; tasks of live runs are kept."""
+    report = cleanup_stale_tasks(
+        store.get(),
+        is_run_alive=lambda run_id: run_is_alive(context.instance, run_id),
+        current_run_id=context.run_id,
+    )
+    for task_id, reason in report.cancelled:
+        context.log.warning(f"cancelled stale task {task_id}: {reason}")
+    context.add_output_metadata({"cancelled": report.count, "kept_open": report.kept})
+    return lock
+
+
+@dg.op
+def release_fetch_lock(
+    context: dg.OpExecutionContext,
+    store: StoreResource,
+    lock: LockGrant,
+    imap: BranchSummary,
+    spool: BranchSummary,
+) -> None:
+    """Release the fetch lease (only the holder's token can) once both branches are done."""
+    released = store.get().locks.release(lock.name, lock.token)
+    if not released:
+        context.log.warning("the fetch lease was no longer ours (expired and taken over?)")
+    total = imap.counters + spool.counters
+    context.add_output_metadata({
+        "released": released,
+        "messages_saved": total.saved,
+        "duplicates": total.duplicate,
+        "failed": total.failed,
+        "failed_mailboxes": ", ".join(imap.failed_mailboxes) or "none",
+    })
+
+
+# --- IMAP branch ---------------------------------------------------------------------------
+
+
+@dg.op(out={"mailboxes": dg.DynamicOut(MailboxWork), "task": dg.Out(str)})
+def plan_imap_fetch(
+    context: dg.OpExecutionContext,
+    store: StoreResource,
+    imap: ImapResource,
+    fetch_settings: FetchSettingsResource,
+    lock: LockGrant,
+) -> Iterator[dg.Output[str] | dg.DynamicOutput[MailboxWork]]:
+    """Open the IMAP EmailTask and yield one mailbox per active user with a valid config."""
+    mail = store.get()
+    task = mail.tasks.create(EmailSource.IMAP, run_id=context.run_id, status=TaskStatus.RUNNING,
+                             timeout_seconds=fetch_settings.task_timeout_seconds,
+                             message="IMAP fetch started")
+    users = imap.config_manager(mail).imap_users()
+    valid = [(uid, name) for uid, name, ok, _ in users if ok]
+    for _uid, name, ok, problem in users:
+        if not ok:
+            mail.tasks.add_execution_log(task.task_id, "plan", f"{name}: invalid IMAP config: "
+                                         f"{problem}", "WARNING")
+            context.log.warning(f"{name}: invalid IMAP config: {problem}")
+    yield dg.Output(task.task_id, "task",
+                    metadata={"users": len(valid), "invalid_configs": len(users) - len(valid)})
+    for user_id, name in valid:
+        yield dg.DynamicOutput(MailboxWork(task.task_id, user_id, name, lock),
+                               output_name="mailboxes", mapping_key=mapping_key(name, user_id))
+
+
+def _fetch(
+    context: dg.OpExecutionContext,
+    store: StoreResource,
+    attachments: AttachmentsResource,
+    imap: ImapResource,
+    user: int | str,
+    task_id: str,
+) -> MailboxResult:
+    mail = store.get()
+    fetcher = MailboxFetcher(
+        mail, save_service(store, attachments), imap.config_manager(mail),
+        batch_size=imap.batch_size, connect_timeout=imap.connect_timeout,
+        read_timeout=imap.read_timeout,
+    )
+    return fetcher.fetch_user(user, task_id=task_id)
+
+
+def _mailbox_metadata(result: MailboxResult) -> dict[str, Any]:
+    c = result.counters
+    return {
+        "user": result.username,
+        "fetched": c.fetched,
+        "messages_saved": c.saved,
+        "duplicates": c.duplicate,
+        "failures": c.failed,
+        "seconds": round(result.seconds, 3),
+        "error": result.error or "none",
+    }
+
+
+@dg.op(retry_policy=IMAP_RETRY_POLICY)
+def fetch_mailbox(
+    context: dg.OpExecutionContext,
+    store: StoreResource,
+    attachments: AttachmentsResource,
+    imap: ImapResource,
+    work: MailboxWork,
+) -> MailboxResult:
+    """Fetch one user's mailbox. A failed mailbox is recorded, not raised (see module doc)."""
+    _hold(context, store, work.lock)
+    result = _fetch(context, store, attachments, imap, work.user_id, work.task_id)
+    if result.transient and context.retry_number < IMAP_RETRY_POLICY.max_retries:
+        raise dg.Failure(f"{work.username}: {result.error} (will retry)",
+                         metadata=_mailbox_metadata(result))
+    if not result.ok:
+        context.log.error(f"{work.username}: {result.error_kind.value}: {result.error}")
+    context.add_output_metadata(_mailbox_metadata(result))
+    return result
+
+
+@dg.op
+def close_imap_fetch(
+    context: dg.OpExecutionContext,
+    store: StoreResource,
+    task: str,
+    results: list[MailboxResult],
+) -> BranchSummary:
+    """Close the IMAP EmailTask with the totals (counters were added by each mailbox)."""
+    mail = store.get()
+    failed = tuple(r.username for r in results if not r.ok)
+    total = sum((r.counters for r in results), TaskCounters())
+    message = f"{len(results)} mailboxes, {len(failed)} failed"
+    if results and len(failed) == len(results):
+        mail.tasks.mark_failed(task, f"every mailbox failed: {', '.join(failed)}")
+    else:
+        if failed:
+            mail.tasks.add_execution_log(task, "close", f"failed mailboxes: {', '.join(failed)}",
+                                         "WARNING")
+        mail.tasks.mark_completed(task, message=message)
+    context.add_output_metadata({
+        "mailboxes": len(results),
+        "failed_mailboxes": len(failed),
+        "messages_saved": total.saved,
+        "duplicates": total.duplicate,
+        "failures": total.failed,
+        "seconds": round(sum(r.seconds for r in results), 3),
+    })
+    return BranchSummary("imap", task, total, failed)
+
+
+# --- Haraka spool branch -------------------------------------------------------------------
+
+
+def _ingest(
+    context: dg.OpExecutionContext,
+    store: StoreResource,
+    attachments: AttachmentsResource,
+    spool: SpoolResource,
+) -> IngestResult:
+    service = SpoolIngestService(
+        store.get(), spool.directory, attachments.storage(), batch_size=spool.batch_size,
+        max_size=spool.max_message_bytes,
+    )
+    started = time.monotonic()
+    result = service.ingest_as_task(run_id=context.run_id)
+    context.add_output_metadata({
+        "found": result.found,
+        "messages_saved": result.saved,
+        "duplicates": result.duplicates,
+        "failed": result.failed,
+        "unmatched": result.unmatched,
+        "refused": result.refused,
+        "recovered": result.recovered,
+        "seconds": round(time.monotonic() - started, 3),
+    })
+    for problem in result.problems[:20]:
+        context.log.warning(f"spool: {problem}")
+    return result
+
+
+@dg.op
+def ingest_spool(
+    context: dg.OpExecutionContext,
+    store: StoreResource,
+    attachments: AttachmentsResource,
+    spool: SpoolResource,
+    lock: LockGrant,
+) -> BranchSummary:
+    """Ingest the Haraka spool under a HARAKA_EMAIL_FETCH task of its own."""
+    _hold(context, store, lock)
+    result = _ingest(context, store, attachments, spool)
+    return BranchSummary("haraka", result.task_id or "", result.counters)
+
+
+@dg.op
+def ingest_spool_now(
+    context: dg.OpExecutionContext,
+    store: StoreResource,
+    attachments: AttachmentsResource,
+    spool: SpoolResource,
+) -> None:
+    """Ingest the spool (the sensor's job: claims make it safe beside a running fetch)."""
+    _ingest(context, store, attachments, spool)
+
+
+# --- one mailbox, by partition ---------------------------------------------------------------
+
+
+@dg.op(retry_policy=IMAP_RETRY_POLICY)
+def fetch_mailbox_partition(
+    context: dg.OpExecutionContext,
+    store: StoreResource,
+    attachments: AttachmentsResource,
+    imap: ImapResource,
+    fetch_settings: FetchSettingsResource,
+) -> MailboxResult:
+    """Fetch the mailbox named by the partition key; FAIL the run when the mailbox fails."""
+    username = context.partition_key
+    mail = store.get()
+    task = mail.tasks.create(EmailSource.IMAP, run_id=context.run_id, status=TaskStatus.RUNNING,
+                             timeout_seconds=fetch_settings.task_timeout_seconds,
+                             message=f"fetch of mailbox {username}")
+    result = _fetch(context, store, attachments, imap, username, task.task_id)
+    if not result.ok:
+        mail.tasks.mark_failed(task.task_id, f"{username}: {result.error}")
+        raise dg.Failure(
+            f"{username}: {result.error_kind.value}: {result.error}",
+            metadata=_mailbox_metadata(result),
+            allow_retries=result.transient,
+        )
+    mail.tasks.mark_completed(task.task_id)
+    context.add_output_metadata(_mailbox_metadata(result))
+    return result

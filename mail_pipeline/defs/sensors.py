@@ -1,0 +1,119 @@
+"""Sensors: the spool watcher, the mailbox partitions, and the run-status clean-up."""
+
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from mail_pipeline.defs.jobs import email_fetch_job, fetch_mailbox_job, spool_ingest_job
+from mail_pipeline.defs.partitions import MAILBOX_PARTITIONS, mailbox_partitions
+from mail_pipeline.defs.resources import FETCH_LOCK, ImapResource, SpoolResource, StoreResource
+from mail_pipeline.task_cleanup import close_tasks_of_run
+
+MONITORED_JOBS = [email_fetch_job, spool_ingest_job, fetch_mailbox_job]
+
+
+def ready_files(spool_dir: str | os.PathLike[str]) -> list[tuple[int, str]]:
+    """Return (mtime in ns, name) of every ready ``.meta`` marker in ``inbox/``, oldest first.
+
+    Only regular files count (symlinks are never followed); a missing inbox is empty.
+    """
+    inbox = Path(spool_dir) / "inbox"
+    found: list[tuple[int, str]] = []
+    try:
+        with os.scandir(inbox) as entries:
+            for entry in entries:
+                if entry.name.endswith(".meta") and entry.is_file(follow_symlinks=False):
+                    found.append((entry.stat(follow_symlinks=False).st_mtime_ns, entry.name))
+    except FileNotFoundError:
+        return []
+    return sorted(found)
+
+
+@dg.sensor(
+    name="haraka_spool_sensor",
+    job=spool_ingest_job,
+    minimum_interval_seconds=20,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Starts a spool ingest when Haraka has written new mail into inbox/.",
+)
+def haraka_spool_sensor(
+    context: dg.SensorEvaluationContext, spool: SpoolResource
+) -> dg.RunRequest | dg.SkipReason:
+    """Request one ingest per new set of ready files; the cursor is the newest file requested."""
+    files = ready_files(spool.directory)
+    cursor: dict[str, Any] = json.loads(context.cursor) if context.cursor else {}
+    last = (int(cursor.get("mtime_ns", 0)), str(cursor.get("name", "")))
+    new = [f for f in files if f > last]
+    if not new:
+        waiting = len(files)
+        return dg.SkipReason(
+            f"no new mail in the spool ({waiting} ready file(s) already requested)"
+            if waiting else "the spool inbox is empty"
+        )
+    newest = new[-1]
+    context.update_cursor(json.dumps({"mtime_ns": newest[0], "name": newest[1]}))
+    return dg.RunRequest(
+        run_key=f"spool-{newest[0]}-{newest[1]}",
+        tags={"mail_pipeline/new_files": str(len(new))},
+    )
+
+
+@dg.sensor(
+    name="mailbox_partitions_sensor",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Keeps the 'mailboxes' partitions in step with users' valid IMAP configs.",
+)
+def mailbox_partitions_sensor(
+    context: dg.SensorEvaluationContext, store: StoreResource, imap: ImapResource
+) -> dg.SensorResult | dg.SkipReason:
+    """Add a partition per user with a valid IMAP config; drop those of users without one."""
+    wanted = {name for _uid, name, ok, _ in imap.config_manager(store.get()).imap_users() if ok}
+    have = set(context.instance.get_dynamic_partitions(MAILBOX_PARTITIONS))
+    add, drop = sorted(wanted - have), sorted(have - wanted)
+    if not add and not drop:
+        return dg.SkipReason(f"{len(have)} mailbox partitions, all in step")
+    requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
+    if add:
+        requests.append(mailbox_partitions.build_add_request(add))
+    if drop:
+        requests.append(mailbox_partitions.build_delete_request(drop))
+    return dg.SensorResult(dynamic_partitions_requests=requests)
+
+
+@dg.run_failure_sensor(
+    name="fetch_run_failure_sensor",
+    monitored_jobs=MONITORED_JOBS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Marks the EmailTasks of a failed run FAILED and frees its fetch lease.",
+)
+def fetch_run_failure_sensor(context: dg.RunFailureSensorContext, store: StoreResource) -> None:
+    """Close the open tasks of the failed run and release its lease; log what failed."""
+    run = context.dagster_run
+    reason = context.failure_event.message or "run failed"
+    closed = close_tasks_of_run(store.get(), run.run_id, failed=True, reason=reason,
+                                lock_name=FETCH_LOCK)
+    failed_steps = sorted({e.step_key for e in context.get_step_failure_events() if e.step_key})
+    context.log.error(
+        f"{run.job_name} run {run.run_id} failed ({', '.join(failed_steps) or 'no step'}): "
+        f"{reason}; closed {len(closed)} task(s) and freed its fetch lease"
+    )
+
+
+@dg.run_status_sensor(
+    name="fetch_run_canceled_sensor",
+    run_status=dg.DagsterRunStatus.CANCELED,
+    monitored_jobs=MONITORED_JOBS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Marks the EmailTasks of a cancelled run CANCELLED and frees its fetch lease.",
+)
+def fetch_run_canceled_sensor(context: dg.RunStatusSensorContext, store: StoreResource) -> None:
+    """Close the open tasks of the cancelled run and release its lease."""
+    run = context.dagster_run
+    closed = close_tasks_of_run(store.get(), run.run_id, failed=False,
+                                reason="run was cancelled", lock_name=FETCH_LOCK)
+    context.log.info(f"run {run.run_id} cancelled: closed {len(closed)} task(s)")

@@ -1,0 +1,68 @@
+"""Fixtures for the Dagster layer: resources over a fresh store, a spool, and Dovecot users."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mail_pipeline.defs.resources import (
+    AttachmentsResource,
+    FetchSettingsResource,
+    ImapResource,
+    SpoolResource,
+    StoreResource,
+)
+from mail_pipeline.email_config import EmailConfigManager
+from mail_pipeline.store import MailStore
+from mail_pipeline_tests.fixtures.dovecot import DovecotServer
+from mail_pipeline_tests.fixtures.spool_files import make_spool
+
+SECRET = "dagster layer test passphrase"
+
+
+@dataclass
+class Rig:
+    """Everything a job run needs: the resources and handles on what they point at."""
+
+    store: MailStore
+    spool_dir: Path
+    attachment_root: Path
+    resources: dict[str, Any]
+
+    def add_imap_user(self, dovecot: DovecotServer, name: str, *, password: str | None = None
+                      ) -> tuple[int, str]:
+        """Create a user whose mailbox is a fresh Dovecot user; return (user id, imap login)."""
+        mail_user = dovecot.new_user()
+        user = self.store.users.add(name, f"{name}@example.org")
+        EmailConfigManager(self.store, SECRET).update_fetch_config(user.id, {
+            "imap_config": {
+                "imap_host": "127.0.0.1",
+                "imap_ssl_port": dovecot.imaps_port,
+                "username": mail_user.username,
+                "password": password or mail_user.password,
+                "use_ssl": True,
+                "ca_file": str(dovecot.ca_cert_path),
+            },
+            "filter_config": {"folders": ["INBOX"], "max_age_days": None},
+        })
+        return user.id, mail_user.username
+
+
+@pytest.fixture
+def rig(store_url: str, tmp_path: Path) -> Iterator[Rig]:
+    store = MailStore(store_url)
+    spool_dir = make_spool(tmp_path / "spool")
+    attachment_root = tmp_path / "attachments"
+    resources = {
+        "store": StoreResource(database_url=store_url),
+        "attachments": AttachmentsResource(root=str(attachment_root), fsync=False),
+        "spool": SpoolResource(directory=str(spool_dir)),
+        "imap": ImapResource(secret_key=SECRET, connect_timeout=5, read_timeout=10),
+        "fetch_settings": FetchSettingsResource(),
+    }
+    yield Rig(store, spool_dir, attachment_root, resources)
+    store.dispose()

@@ -1,0 +1,170 @@
+"""email_fetch_job end to end in-process: real Dovecot, a real spool, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import dagster as dg
+
+from mail_pipeline.defs.jobs import email_fetch_job, fetch_mailbox_job
+from mail_pipeline.defs.partitions import MAILBOX_PARTITIONS
+from mail_pipeline.defs.resources import FETCH_LOCK
+from mail_pipeline.email_config import EmailConfigManager
+from mail_pipeline.store import EmailSource, TaskStatus
+from mail_pipeline_tests.defs.conftest import SECRET, Rig
+from mail_pipeline_tests.defs.job_process import run_fetch_job
+from mail_pipeline_tests.fixtures.dovecot import DovecotServer
+from mail_pipeline_tests.fixtures.spool_files import make_raw, write_pair
+
+
+def _imap_message(n: int, to: str) -> bytes:
+    return (f"From: x@example.net\r\nTo: {to}\r\nSubject: imap {n}\r\n"
+            f"Message-ID: <imap-{n}-{to}>\r\nDate: Tue, 01 Sep 2026 10:00:00 +0000\r\n\r\n"
+            f"hello {n}\r\n").encode()
+
+
+def output_metadata(result: dg.ExecuteInProcessResult, step_key: str) -> dict[str, object]:
+    """The metadata values of the (single) output of step ``step_key``, as plain values."""
+    for event in result.all_events:
+        if event.event_type_value == "STEP_OUTPUT" and event.step_key == step_key:
+            data = event.event_specific_data.metadata  # type: ignore[union-attr]
+            return {key: value.value for key, value in data.items()}
+    raise AssertionError(f"no output of {step_key}")
+
+
+def _run(rig: Rig, **kwargs: object) -> dg.ExecuteInProcessResult:
+    return email_fetch_job.execute_in_process(resources=rig.resources, raise_on_error=False,
+                                              **kwargs)  # type: ignore[arg-type]
+
+
+def test_fetches_imap_and_spool_then_only_duplicates(rig: Rig, dovecot: DovecotServer) -> None:
+    alice, alice_login = rig.add_imap_user(dovecot, "alice")
+    bob, bob_login = rig.add_imap_user(dovecot, "bob")
+    for n in range(3):
+        dovecot.append(alice_login, _imap_message(n, "alice@example.org"))
+    dovecot.append(bob_login, _imap_message(9, "bob@example.org"))
+    write_pair(rig.spool_dir, make_raw(1, to="bob@example.org"), ["bob@example.org"])
+    write_pair(rig.spool_dir, make_raw(2, to="list@example.org"),
+               ["alice@example.org", "bob@example.org"])
+
+    result = _run(rig)
+    assert result.success
+    assert rig.store.messages.count(alice) == 3 + 1
+    assert rig.store.messages.count(bob) == 1 + 2
+    assert rig.store.locks.get(FETCH_LOCK) is None  # released
+    tasks = rig.store.tasks.recent(run_id=result.run_id)
+    assert {(t.email_source, t.status) for t in tasks} == {
+        (EmailSource.IMAP, TaskStatus.COMPLETED), (EmailSource.HARAKA, TaskStatus.COMPLETED),
+    }
+    imap_task = next(t for t in tasks if t.email_source is EmailSource.IMAP)
+    assert imap_task.counters.saved == 4
+    close = result.output_for_node("close_imap_fetch")
+    assert close.failed_mailboxes == ()
+    meta = output_metadata(result, "close_imap_fetch")
+    assert meta["messages_saved"] == 4 and meta["mailboxes"] == 2
+    assert meta["duplicates"] == 0 and meta["failed_mailboxes"] == 0
+    assert output_metadata(result, "ingest_spool")["messages_saved"] == 3
+    assert output_metadata(result, "fetch_mailbox[alice_1]")["user"] == "alice"
+
+    again = _run(rig)
+    assert again.success
+    assert rig.store.messages.count() == 7
+    retask = next(t for t in rig.store.tasks.recent(run_id=again.run_id)
+                  if t.email_source is EmailSource.IMAP)
+    assert retask.counters.saved == 0
+
+
+def test_a_wrong_password_fails_only_that_mailbox(rig: Rig, dovecot: DovecotServer) -> None:
+    good, good_login = rig.add_imap_user(dovecot, "good")
+    rig.add_imap_user(dovecot, "bad", password="not-the-password")
+    dovecot.append(good_login, _imap_message(1, "good@example.org"))
+    write_pair(rig.spool_dir, make_raw(5, to="good@example.org"), ["good@example.org"])
+    result = _run(rig)
+    assert result.success  # the run goes on; the failure is recorded
+    assert rig.store.messages.count(good) == 2
+    summary = result.output_for_node("close_imap_fetch")
+    assert summary.failed_mailboxes == ("bad",)
+    imap_task = next(t for t in rig.store.tasks.recent(run_id=result.run_id)
+                     if t.email_source is EmailSource.IMAP)
+    assert imap_task.status is TaskStatus.COMPLETED
+    assert any("bad" in e["message"] for e in imap_task.log)
+    assert "not-the-password" not in str(imap_task.details)
+    assert rig.store.locks.get(FETCH_LOCK) is None
+
+
+def test_held_lock_records_skipped_tasks(rig: Rig) -> None:
+    token = rig.store.locks.acquire(FETCH_LOCK, 600, run_id="someone-else")
+    assert token
+    write_pair(rig.spool_dir, make_raw(1), ["alice@example.org"])
+    result = _run(rig)
+    assert result.success
+    tasks = rig.store.tasks.recent(run_id=result.run_id)
+    assert len(tasks) == 2 and all(t.status is TaskStatus.SKIPPED for t in tasks)
+    assert "someone-else" in tasks[0].log[-1]["message"]
+    assert list((rig.spool_dir / "inbox").glob("*.meta"))  # nothing fetched
+    # Its lease is untouched: only the holder releases.
+    lease = rig.store.locks.live(FETCH_LOCK)
+    assert lease is not None and lease.run_id == "someone-else"
+
+
+def test_two_runs_at_once_one_fetches_one_skips(rig: Rig, dovecot: DovecotServer) -> None:
+    user, login = rig.add_imap_user(dovecot, "carol")
+    for n in range(5):
+        dovecot.append(login, _imap_message(n, "carol@example.org"))
+    config = {"database_url": rig.store.url, "attachment_root": str(rig.attachment_root),
+              "spool_dir": str(rig.spool_dir), "secret_key": SECRET}
+    ctx = multiprocessing.get_context("spawn")
+    start, queue = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=run_fetch_job, args=(config, start, queue)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    start.set()
+    results = [queue.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert all(ok for ok, _ in results)
+    statuses = sorted(
+        tuple(sorted(t.status.value for t in rig.store.tasks.recent(run_id=run_id)))
+        for _, run_id in results
+    )
+    assert statuses == [("COMPLETED", "COMPLETED"), ("SKIPPED", "SKIPPED")]
+    assert rig.store.messages.count(user) == 5
+
+
+def test_expired_lease_of_a_killed_run_is_taken_over(rig: Rig) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from mail_pipeline.store import MailStore
+
+    past = MailStore(rig.store.url, clock=lambda: datetime.now(UTC) - timedelta(hours=1))
+    assert past.locks.acquire(FETCH_LOCK, 600, run_id="killed") is not None
+    past.dispose()
+    write_pair(rig.spool_dir, make_raw(3), ["dave@example.org"])
+    rig.store.users.add("dave", "dave@example.org")
+    result = _run(rig)
+    assert result.success
+    assert rig.store.messages.count() == 1
+    assert rig.store.locks.get(FETCH_LOCK) is None
+
+
+def test_mailbox_partition_fails_then_backfills(rig: Rig, dovecot: DovecotServer) -> None:
+    user, login = rig.add_imap_user(dovecot, "erin", password="wrong")
+    dovecot.append(login, _imap_message(1, "erin@example.org"))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(MAILBOX_PARTITIONS, ["erin"])
+    failed = fetch_mailbox_job.execute_in_process(
+        resources=rig.resources, partition_key="erin", instance=instance, raise_on_error=False)
+    assert not failed.success
+    failure = failed.get_step_failure_events()[0]
+    assert "auth" in failure.event_specific_data.error.message  # type: ignore[union-attr]
+    # Not retried: an authentication error is not transient.
+    assert len(failed.get_step_failure_events()) == 1
+    # The operator fixes the password, then re-runs the partition.
+    manager = EmailConfigManager(rig.store, SECRET)
+    config = manager.get_email_config(user)
+    config["imap_config"]["password"] = dovecot.password_of(login)
+    manager.update_fetch_config(user, config)
+    ok = fetch_mailbox_job.execute_in_process(resources=rig.resources, partition_key="erin",
+                                               instance=instance)
+    assert ok.success
+    assert rig.store.messages.count(user) == 1

@@ -1,0 +1,64 @@
+"""The demo set-up the README's run command uses: users, an alias, and mail in the spool."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.utils import getaddresses
+from importlib import resources
+from pathlib import Path
+
+from mail_pipeline.errors import AlreadyExistsError
+from mail_pipeline.spool_writer import spool_message
+from mail_pipeline.store import MailStore
+
+DEMO_DOMAIN = "demo.test"
+DEMO_USERS = (("alice", f"alice@{DEMO_DOMAIN}"), ("bob", f"bob@{DEMO_DOMAIN}"))
+DEMO_ALIASES = (("bob", f"team@{DEMO_DOMAIN}"),)
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    """What :func:`install_demo` did."""
+
+    users_added: list[str]
+    aliases_added: list[str]
+    spooled: list[str]
+
+
+def demo_messages() -> list[tuple[str, bytes]]:
+    """Return (file name, bytes) of the demo messages shipped in the package, by name."""
+    folder = resources.files("mail_pipeline") / "demo"
+    return sorted((p.name, p.read_bytes()) for p in folder.iterdir() if p.name.endswith(".eml"))
+
+
+def _header_recipients(raw: bytes) -> list[str]:
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    fields = [line.split(":", 1)[1] for line in head.replace("\r\n ", " ").split("\r\n")
+              if line.lower().startswith(("to:", "cc:"))]
+    return [addr for _name, addr in getaddresses(fields) if "@" in addr]
+
+
+def install_demo(store: MailStore, spool_dir: Path) -> DemoReport:
+    """Create the demo users and alias (if missing) and spool the demo messages.
+
+    Each message is spooled for its header recipients, as if Haraka had accepted it; running
+    the demo twice spools the messages again, and the store keeps one copy of each.
+    """
+    store.upgrade()
+    users, aliases, spooled = [], [], []
+    for name, email in DEMO_USERS:
+        try:
+            store.users.add(name, email)
+            users.append(name)
+        except AlreadyExistsError:
+            pass
+    for name, address in DEMO_ALIASES:
+        try:
+            store.users.add_alias(name, address)
+            aliases.append(address)
+        except AlreadyExistsError:
+            pass
+    for file_name, raw in demo_messages():
+        spool_message(spool_dir, raw, _header_recipients(raw), mail_from="demo@example.net")
+        spooled.append(file_name)
+    return DemoReport(users, aliases, spooled)

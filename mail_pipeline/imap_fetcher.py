@@ -46,7 +46,8 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -510,24 +511,45 @@ class MailboxFetcher:
             state.last_uid = floor
             return
 
+        batches = [uids[i : i + self.batch_size] for i in range(0, len(uids), self.batch_size)]
+        # Without a post-action the connection is only used to FETCH, so the next batch is
+        # fetched in a worker thread while this one is parsed and committed (the socket
+        # reads and TLS release the GIL). With a post-action, commands must stay in order.
+        prefetch = run.config.post_action is PostAction.NONE and len(batches) > 1
         writable = False
-        for start in range(0, len(uids), self.batch_size):
-            chunk = uids[start : start + self.batch_size]
-            last = chunk[-1] if start + self.batch_size < len(uids) else max(chunk[-1], floor)
-            stored = self._store_batch(run, state, chunk, last)
-            if stored and run.config.post_action is not PostAction.NONE:
-                writable = self._post_action(run, state, stored, writable)
-            run.batches += 1
-            _test_pause(run.batches)
-            run.report()
+        with ThreadPoolExecutor(1, thread_name_prefix="imap-fetch") if prefetch else (
+            nullcontext()
+        ) as pool:
+            pending = pool.submit(self._fetch_batch, run, folder, batches[0]) if pool else None
+            for index, chunk in enumerate(batches):
+                if pending is not None:
+                    messages = pending.result()
+                    pending = (
+                        pool.submit(self._fetch_batch, run, folder, batches[index + 1])
+                        if pool is not None and index + 1 < len(batches) else None
+                    )
+                else:
+                    messages = self._fetch_batch(run, folder, chunk)
+                last = chunk[-1] if index + 1 < len(batches) else max(chunk[-1], floor)
+                stored = self._store_batch(run, state, chunk, messages, last)
+                if stored and run.config.post_action is not PostAction.NONE:
+                    writable = self._post_action(run, state, stored, writable)
+                run.batches += 1
+                _test_pause(run.batches)
+                run.report()
+
+    @staticmethod
+    def _fetch_batch(run: _Run, folder: str, chunk: list[int]) -> list[RawMessage]:
+        """``UID FETCH`` one batch (typed errors, see :func:`_fetch_raw`)."""
+        with run.imap(f"fetching {len(chunk)} message(s) from folder {folder!r}"):
+            return _fetch_raw(run.client, chunk)
 
     def _store_batch(
-        self, run: _Run, state: _FolderState, chunk: list[int], last: int
+        self, run: _Run, state: _FolderState, chunk: list[int], messages: list[RawMessage],
+        last: int,
     ) -> list[int]:
-        """Fetch, parse and commit one batch with its cursor; return the UIDs now stored."""
+        """Parse and commit one fetched batch with its cursor; return the UIDs now stored."""
         folder, uidvalidity = state.folder, state.uidvalidity
-        with run.imap(f"fetching {len(chunk)} message(s) from folder {folder!r}"):
-            messages = _fetch_raw(run.client, chunk)
         deliveries: list[Delivery] = []
         delivered_uids: list[int] = []
         failures: list[tuple[int, str]] = []

@@ -504,7 +504,10 @@ def test_server_stopped_mid_run_then_the_next_run_completes_without_duplicates(
 
     assert first.error_kind is ErrorKind.CONNECT and first.transient
     assert second.error_kind is ErrorKind.CONNECT
-    assert calls[0] == (0, 7) and store.messages.count(boxes[0].id) == 2
+    assert calls[0] == (0, 7)
+    # the batch being prefetched when the server stopped may still be committed
+    kept = store.messages.count(boxes[0].id)
+    assert 2 <= kept < 7 and first.counters.saved == kept
     server.start()
     for box in boxes:
         assert_ok(fetcher.fetch_user(box.id))

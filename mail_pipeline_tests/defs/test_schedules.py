@@ -1,0 +1,29 @@
+"""The fetch schedule skips while a live lease exists, and requests a run otherwise."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from mail_pipeline.defs.definitions import build_definitions
+from mail_pipeline.defs.resources import FETCH_LOCK
+from mail_pipeline.defs.schedules import DEFAULT_FETCH_CRON, build_fetch_schedule
+from mail_pipeline_tests.defs.conftest import Rig
+
+
+def test_requests_a_run_when_free_and_skips_while_locked(rig: Rig) -> None:
+    schedule = build_fetch_schedule()
+    assert schedule.cron_schedule == DEFAULT_FETCH_CRON
+    with dg.build_schedule_context(resources={"store": rig.resources["store"]}) as context:
+        first = schedule.evaluate_tick(context)
+    assert first.run_requests and len(first.run_requests) == 1
+    rig.store.locks.acquire(FETCH_LOCK, 600, run_id="busy-run")
+    with dg.build_schedule_context(resources={"store": rig.resources["store"]}) as context:
+        skipped = schedule.evaluate_tick(context)
+    assert not skipped.run_requests
+    assert skipped.skip_message is not None and "busy-run" in skipped.skip_message
+
+
+def test_the_cron_is_configurable() -> None:
+    defs = build_definitions("*/2 * * * *")
+    assert defs.get_schedule_def("email_fetch_schedule").cron_schedule == "*/2 * * * *"
+    assert defs.get_job_def("email_fetch_job") is not None

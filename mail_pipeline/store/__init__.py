@@ -1,10 +1,13 @@
 """The mail store: the only code of mail_pipeline that talks SQL.
 
 See :class:`MailStore`. Repositories: :mod:`.users`, :mod:`.tasks` (the EmailTask state
-machine), :mod:`.locks` (lease locks), :mod:`.messages` (messages, attachments, IMAP sync).
+machine), :mod:`.locks` (lease locks), :mod:`.messages` (messages, attachments, IMAP sync),
+:mod:`.maintenance` (retention with audit, task statistics), :mod:`.mailbox_state` (mailboxes).
 """
 
 from mail_pipeline.store.locks import Lease
+from mail_pipeline.store.mailbox_state import MailboxStatus
+from mail_pipeline.store.maintenance import AuditRecord, SourceStats, TaskStats
 from mail_pipeline.store.messages import (
     NewAttachment,
     NewMessage,
@@ -25,16 +28,20 @@ from mail_pipeline.store.users import AliasRecord, UserRecord, normalize_address
 __all__ = [
     "ALLOWED_TRANSITIONS",
     "AliasRecord",
+    "AuditRecord",
     "EmailSource",
     "Lease",
     "MailStore",
+    "MailboxStatus",
     "NewAttachment",
     "NewMessage",
+    "SourceStats",
     "StoredMessage",
     "SyncPosition",
     "SyncUpdate",
     "TaskCounters",
     "TaskSnapshot",
+    "TaskStats",
     "TaskStatus",
     "UserRecord",
     "normalize_address",

@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -229,4 +230,57 @@ class ImapSyncState(Base):
     last_fetch_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # UIDs that failed to parse, with reasons: [{"uid": 7, "reason": "..."}] (bounded).
     failed_uids: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EmailTaskAudit(Base):
+    """The summary of a deleted EmailTask, written by retention in the delete's transaction.
+
+    ``user_id`` is a plain number, not a foreign key: the audit outlives its user.
+    """
+
+    __tablename__ = "email_task_audit"
+    __table_args__ = (
+        Index("email_task_audit_deleted_idx", "deleted_at"),
+        Index("email_task_audit_task_idx", "task_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(255))
+    email_source: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    user_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    emails_fetched: Mapped[int] = mapped_column(Integer)
+    emails_saved: Mapped[int] = mapped_column(Integer)
+    emails_failed: Mapped[int] = mapped_column(Integer)
+    emails_duplicate: Mapped[int] = mapped_column(Integer)
+    # The task's error_message (FAILED/CANCELLED); "" otherwise.
+    error_message: Mapped[str] = mapped_column(Text)
+    deleted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MailboxState(Base):
+    """The health of one user's IMAP mailbox: last success, failure streaks, the breaker."""
+
+    __tablename__ = "mailbox_state"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    consecutive_auth_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # "" when the last attempt succeeded; else the ErrorKind value ("auth", "connect", ...).
+    last_error_kind: Mapped[str] = mapped_column(String(20), default="")
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    paused_reason: Mapped[str] = mapped_column(Text, default="")
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -23,6 +23,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from mail_pipeline.store.base import Clock, utc_now
 from mail_pipeline.store.engine import make_engine, normalize_url
 from mail_pipeline.store.locks import LockRepository
+from mail_pipeline.store.mailbox_state import MailboxStateRepository
+from mail_pipeline.store.maintenance import MaintenanceRepository
 from mail_pipeline.store.messages import MessageRepository
 from mail_pipeline.store.tasks import TaskRepository
 from mail_pipeline.store.users import UserRepository
@@ -41,6 +43,8 @@ class MailStore:
         tasks: the EmailTask state machine.
         locks: lease locks.
         messages: messages, attachments, IMAP sync positions.
+        maintenance: retention deletes with their audit rows, task statistics.
+        mailboxes: per-mailbox state (last success, failure streaks, the breaker's pause).
     """
 
     def __init__(self, url: str, *, clock: Clock = utc_now, echo: bool = False) -> None:
@@ -59,6 +63,8 @@ class MailStore:
         self.tasks = TaskRepository(self.engine, sessions, clock)
         self.locks = LockRepository(self.engine, sessions, clock)
         self.messages = MessageRepository(self.engine, sessions, clock)
+        self.maintenance = MaintenanceRepository(self.engine, sessions, clock)
+        self.mailboxes = MailboxStateRepository(self.engine, sessions, clock)
 
     @property
     def dialect(self) -> str:

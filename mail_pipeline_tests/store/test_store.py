@@ -10,13 +10,14 @@ from mail_pipeline.store.models import Base
 
 TABLES = {
     "users", "email_aliases", "settings", "email_tasks", "email_messages",
-    "email_attachments", "task_locks", "imap_sync_state",
+    "email_attachments", "task_locks", "imap_sync_state", "email_task_audit", "mailbox_state",
 }
+HEAD = "0002"
 
 
 def test_migration_creates_every_table(store: MailStore) -> None:
     assert set(store.table_names()) >= TABLES
-    assert store.schema_revision() == "0001"
+    assert store.schema_revision() == HEAD
 
 
 def test_models_match_the_migration(store: MailStore) -> None:
@@ -27,4 +28,4 @@ def test_models_match_the_migration(store: MailStore) -> None:
 
 def test_upgrade_is_idempotent(store: MailStore) -> None:
     store.upgrade()
-    assert store.schema_revision() == "0001"
+    assert store.schema_revision() == HEAD

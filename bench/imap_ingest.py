@@ -9,7 +9,7 @@ Measures, over the same N messages (~20 KB each; a third with one attachment, a 
 (c) the full ingest (:meth:`MailboxFetcher.fetch_user`: fetch + parse + save, attachments
     fsynced as in production) on SQLite and on PostgreSQL, each in a child process;
 (d) the peak RSS of a full ingest (SQLite) of 1,000 and of 10,000 messages, each in a child
-    process (``ru_maxrss``).
+    process (``VmHWM``; ``ru_maxrss`` is recorded too, see :func:`peak_rss_kb`).
 
 Targets: full ingest ≥ 0.5 × mbsync msgs/s and ≥ 70 % of parse-only msgs/s;
 RSS(10k) ≤ 1.3 × RSS(1k).
@@ -184,7 +184,7 @@ def child_ingest(url: str, username: str, attachments: str, batch_size: int) -> 
     store = MailStore(url)
     fetcher = MailboxFetcher(store, EmailSaveService(store, AttachmentStorage(attachments)),
                              EmailConfigManager(store, SECRET), batch_size=batch_size)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = peak_rss_kb()
     started = time.perf_counter()
     result = fetcher.fetch_user(username)
     seconds = time.perf_counter() - started
@@ -194,7 +194,23 @@ def child_ingest(url: str, username: str, attachments: str, batch_size: int) -> 
     c = result.counters
     return {"seconds": seconds, "fetched": c.fetched, "saved": c.saved, "failed": c.failed,
             "duplicates": c.duplicate, "rss_before_kb": rss_before,
-            "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+            "max_rss_kb": peak_rss_kb(),
+            "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+
+
+def peak_rss_kb() -> int:
+    """This process's peak RSS in KiB since its exec: ``VmHWM``.
+
+    ``ru_maxrss`` is not used for the comparison: Linux carries it over ``execve`` from the
+    forked copy of the parent, so every child would report at least the parent's RSS (this
+    script holds the whole 10,000-message corpus). ``VmHWM`` belongs to the new address space.
+    It is reported too, as ``ru_maxrss_kb``.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def ingest_in_child(url: str, username: str, work: Path, batch_size: int,

@@ -229,7 +229,8 @@ class MaintenanceRepository(Repository):
                        EmailTask.started_at.is_not(None))
             ).all()
             timed_out = sum(1 for started, timeout in running
-                            if (now - started).total_seconds() > timeout)
+                            if started is not None
+                            and (now - started).total_seconds() > timeout)
             failed_hour = int(session.scalar(
                 select(func.count()).where(failed, finished >= hour)) or 0)
             failed_day = int(session.scalar(
@@ -249,10 +250,13 @@ class MaintenanceRepository(Repository):
                     .order_by(EmailTask.completed_at.desc(), EmailTask.id.desc())
                     .limit(recent_runs)
                 ).all()
+                seconds = 0.0
+                for started, completed, *_ in rows:
+                    if started is not None and completed is not None:
+                        seconds += max(0.0, (completed - started).total_seconds())
                 throughput[source.value] = SourceStats(
                     source.value, len(rows), sum(r[2] for r in rows), sum(r[3] for r in rows),
-                    sum(r[4] for r in rows),
-                    sum(max(0.0, (r[1] - r[0]).total_seconds()) for r in rows),
+                    sum(r[4] for r in rows), seconds,
                 )
             audited = int(session.scalar(select(func.count()).select_from(EmailTaskAudit)) or 0)
         return TaskStats(by_status, timed_out, failed_hour, failed_day, duplicates, throughput,

@@ -83,7 +83,7 @@ def evaluate(metrics: Metrics, thresholds: HealthThresholds | None = None) -> He
     if t.timed_out_warning is not None and t.timed_out_warning > 0 \
             and metrics.timed_out >= t.timed_out_warning:
         reasons.append((HealthLevel.WARNING, f"{metrics.timed_out} task(s) running past their "
-                        "timeout (see: mail-pipeline tasks cleanup-stale)"))
+                        "timeout (see: mail-pipeline cleanup-stale)"))
     paused = metrics.paused_mailboxes
     if t.paused_warning is not None and t.paused_warning > 0 and len(paused) >= t.paused_warning:
         names = ", ".join(m.username for m in paused[:10])

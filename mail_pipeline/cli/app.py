@@ -63,13 +63,13 @@ class Context:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the full argument parser with every command group registered."""
-    from mail_pipeline.cli import db, demo, haraka, imap, spool, tasks, users
+    from mail_pipeline.cli import db, demo, haraka, imap, ops, spool, tasks, users
 
     parser = _Parser(prog="mail-pipeline", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     groups = parser.add_subparsers(dest="group", metavar="COMMAND", parser_class=_Parser)
     groups.required = True
-    for module in (db, users, imap, tasks, haraka, spool, demo):
+    for module in (db, users, imap, tasks, haraka, spool, demo, ops):
         module.register(groups)
     return parser
 

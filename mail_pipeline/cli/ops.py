@@ -1,0 +1,341 @@
+"""Operator commands: metrics, health, cleanup, cleanup-stale, mailbox, locks.
+
+``mail-pipeline health`` exits 0/1/2 (healthy/warning/critical) with one line of reasons, for
+cron or a container health check. ``cleanup-stale`` is a top-level command (the ``tasks``
+group belongs to :mod:`mail_pipeline.cli.tasks`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import datetime
+from typing import Any
+
+from rich.table import Table
+
+from mail_pipeline.cli.app import EXIT_FAILED, EXIT_OK, Context, UsageError, command, group
+from mail_pipeline.health import HealthThresholds, evaluate
+from mail_pipeline.mailbox_circuit import MailboxCircuitBreaker
+from mail_pipeline.metrics import DEFAULT_RECENT_RUNS, Metrics, compute_metrics
+from mail_pipeline.retention import DEFAULT_BATCH_SIZE, RetentionPolicy, run_retention
+from mail_pipeline.store import MailboxStatus
+from mail_pipeline.task_cleanup import cleanup_stale_tasks
+
+
+def register(groups: Any) -> None:
+    """Add the operator commands."""
+    m = command(groups, "metrics", show_metrics,
+                "task, throughput, spool and mailbox metrics (a table, or --json)")
+    m.add_argument("--json", action="store_true", help="print JSON for machines")
+    m.add_argument("--recent-runs", type=_positive_int, default=DEFAULT_RECENT_RUNS,
+                   help=f"throughput over this many recent runs (default {DEFAULT_RECENT_RUNS})")
+
+    h = command(groups, "health", check_health,
+                "exit 0 healthy, 1 warning, 2 critical, with one line of reasons")
+    h.add_argument("--json", action="store_true", help="print JSON for machines")
+    d = HealthThresholds()
+    h.add_argument("--max-failed-24h", type=_limit, default=d.failed_24h_critical,
+                   metavar="N|off",
+                   help=f"critical above N failed tasks in 24 h (default {d.failed_24h_critical})")
+    h.add_argument("--timed-out", type=_limit, default=d.timed_out_warning, metavar="N|off",
+                   help="warning from N tasks running past their timeout (default 1)")
+    h.add_argument("--paused", type=_limit, default=d.paused_warning, metavar="N|off",
+                   help="warning from N paused mailboxes (default 1)")
+    h.add_argument("--inbox-age", type=_limit, default=d.inbox_age_warning_seconds,
+                   metavar="SECONDS|off",
+                   help="warning when the oldest spool inbox file is older (default 1800)")
+    h.add_argument("--spool-failed", type=_limit, default=d.spool_failed_warning,
+                   metavar="N|off", help="warning from N messages in spool failed/ (default off)")
+
+    c = command(groups, "cleanup", cleanup,
+                "retention: delete old finished tasks (audited), old spool files and "
+                "unreferenced attachment files")
+    c.add_argument("--dry-run", action="store_true", help="report what would go; delete nothing")
+    p = RetentionPolicy()
+    for flag, default, text in (
+        ("--completed-days", p.completed_days, "COMPLETED tasks"),
+        ("--failed-days", p.failed_days, "FAILED tasks"),
+        ("--cancelled-days", p.cancelled_days, "CANCELLED tasks"),
+        ("--skipped-days", p.skipped_days, "SKIPPED tasks"),
+        ("--processed-days", p.processed_days, "spool processed/ files"),
+        ("--failed-spool-days", p.failed_spool_days, "spool failed/ messages"),
+        ("--unmatched-days", p.unmatched_days, "spool unmatched/ messages"),
+    ):
+        c.add_argument(flag, type=_days, default=default, metavar="DAYS|off",
+                       help=f"keep {text} this long (default {default:g})")
+    c.add_argument("--attachment-grace-seconds", type=float, default=p.attachment_grace_seconds,
+                   help="never remove an unreferenced file younger than this (default 3600)")
+    c.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE,
+                   help=f"tasks per transaction (default {DEFAULT_BATCH_SIZE})")
+    c.add_argument("--max-batches", type=_positive_int, default=None,
+                   help="stop after this many batches (the rest waits for the next pass)")
+    c.add_argument("--no-spool", action="store_true", help="leave the spool alone")
+    c.add_argument("--no-attachments", action="store_true", help="leave attachments alone")
+    c.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    command(groups, "cleanup-stale", cleanup_stale,
+            "cancel PENDING/RUNNING tasks whose Dagster run is gone or that timed out")
+
+    mb = group(groups, "mailbox", "IMAP mailbox state and the circuit breaker")
+    command(mb, "list", list_mailboxes, "every mailbox: last success, failures, paused")
+    show = command(mb, "show", show_mailbox, "one mailbox's state")
+    show.add_argument("username")
+    resume = command(mb, "resume", resume_mailbox,
+                     "lift a pause and reset the failure counters (fix the password first)")
+    resume.add_argument("username")
+
+    lk = group(groups, "locks", "lease locks (the fetch lock)")
+    command(lk, "list", list_locks, "every lease: holder run, expiry, live or expired")
+    rel = command(lk, "release", release_lock,
+                  "release a lease whoever holds it (live ones need --force)")
+    rel.add_argument("name")
+    rel.add_argument("--force", action="store_true",
+                     help="release even a live lease (only when its run is surely dead)")
+
+
+# --- argument types ------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
+def _limit(text: str) -> float | None:
+    if text.strip().lower() == "off":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'off'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def _days(text: str) -> float | None:
+    return _limit(text)
+
+
+def _iso(value: datetime | None) -> str:
+    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+# --- metrics and health --------------------------------------------------------------------
+
+
+def _metrics(ctx: Context, recent_runs: int = DEFAULT_RECENT_RUNS) -> Metrics:
+    return compute_metrics(ctx.store, spool_dir=ctx.settings.spool_dir, recent_runs=recent_runs)
+
+
+def show_metrics(ctx: Context, args: argparse.Namespace) -> int:
+    """Print the metrics as tables, or as JSON."""
+    metrics = _metrics(ctx, args.recent_runs)
+    if args.json:
+        _json(metrics.as_dict())
+        return EXIT_OK
+    numbers = metrics.numeric()
+    tasks = Table("tasks", "count", title=f"mail_pipeline metrics at {_iso(metrics.generated_at)}")
+    for key, label in (("total_tasks", "total"), ("pending_tasks", "pending"),
+                       ("running_tasks", "running"), ("timeout_tasks", "running past timeout"),
+                       ("completed_tasks", "completed"), ("failed_tasks", "failed"),
+                       ("recent_failed_tasks", "failed in the last hour"),
+                       ("failed_tasks_24h", "failed in the last 24 h"),
+                       ("cancelled_tasks", "cancelled"), ("skipped_tasks", "skipped"),
+                       ("duplicates_24h", "duplicates in the last 24 h"),
+                       ("audited_tasks", "deleted by retention (audited)")):
+        tasks.add_row(label, str(numbers[key]))
+    ctx.out.print(tasks)
+    runs = Table("source", "runs", "saved/run", "seconds/run", "duplicates", "failures",
+                 title=f"throughput over the last {args.recent_runs} completed runs")
+    for source, stats in metrics.throughput.items():
+        runs.add_row(source, str(stats.runs), f"{stats.saved_per_run:.1f}",
+                     f"{stats.seconds_per_run:.2f}", str(stats.duplicates), str(stats.failures))
+    ctx.out.print(runs)
+    if metrics.spool is not None:
+        s = metrics.spool
+        age = "-" if s.oldest_inbox_age_seconds is None else f"{s.oldest_inbox_age_seconds:.0f} s"
+        ctx.out.print(f"spool: {s.inbox_ready} ready in inbox (oldest file {age}), "
+                      f"{s.failed} failed, {s.unmatched} unmatched", markup=False,
+                      highlight=False)
+    ctx.out.print(_mailbox_table(metrics.mailboxes))
+    return EXIT_OK
+
+
+def _mailbox_table(boxes: list[MailboxStatus]) -> Table:
+    table = Table("user", "last success", "failures", "auth failures", "state", "last error",
+                  title="mailboxes")
+    for m in boxes:
+        state = f"PAUSED since {_iso(m.paused_at)}" if m.paused else "active"
+        table.add_row(m.username, _iso(m.last_success_at), str(m.consecutive_failures),
+                      str(m.consecutive_auth_failures), state,
+                      f"{m.last_error_kind}: {m.last_error}"[:80] if m.last_error else "")
+    return table
+
+
+def check_health(ctx: Context, args: argparse.Namespace) -> int:
+    """Print one line of health and exit 0/1/2."""
+    def count(value: float | None) -> int | None:
+        return None if value is None else int(value)
+
+    thresholds = HealthThresholds(
+        timed_out_warning=count(args.timed_out),
+        failed_24h_critical=count(args.max_failed_24h),
+        paused_warning=count(args.paused),
+        inbox_age_warning_seconds=args.inbox_age,
+        spool_failed_warning=count(args.spool_failed),
+    )
+    report = evaluate(_metrics(ctx), thresholds)
+    if args.json:
+        _json({"level": report.level.label, "exit_code": int(report.level),
+               "reasons": [{"level": lvl.label, "reason": text} for lvl, text in report.reasons]})
+    else:
+        sys.stdout.write(f"{report.level.label.upper()}: {report.line()}\n"
+                         if report.reasons else "HEALTHY\n")
+    return int(report.level)
+
+
+# --- retention and stale tasks -------------------------------------------------------------
+
+
+def cleanup(ctx: Context, args: argparse.Namespace) -> int:
+    """Run (or dry-run) retention and print what went."""
+    policy = RetentionPolicy(
+        completed_days=args.completed_days, failed_days=args.failed_days,
+        cancelled_days=args.cancelled_days, skipped_days=args.skipped_days,
+        processed_days=args.processed_days, failed_spool_days=args.failed_spool_days,
+        unmatched_days=args.unmatched_days,
+        attachment_grace_seconds=args.attachment_grace_seconds, batch_size=args.batch_size,
+    )
+    report = run_retention(
+        ctx.store, policy,
+        spool_dir=None if args.no_spool else ctx.settings.spool_dir,
+        attachment_root=None if args.no_attachments else ctx.settings.attachment_root,
+        dry_run=args.dry_run, max_batches=args.max_batches,
+    )
+    if args.json:
+        _json(report.as_dict())
+    else:
+        ctx.out.print(report.summary(), markup=False, highlight=False)
+        if args.dry_run:
+            for part in (report.processed, report.failed_spool, report.unmatched,
+                         report.attachments):
+                for path in part.paths[:20]:
+                    ctx.out.print(f"  would delete {path}", markup=False, highlight=False)
+    return EXIT_OK
+
+
+def _dagster_run_check() -> Any:
+    """Return a run-alive check over the Dagster instance of ``DAGSTER_HOME``, or None."""
+    if not os.environ.get("DAGSTER_HOME"):
+        return None
+    import dagster as dg
+
+    alive = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+             dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+             dg.DagsterRunStatus.CANCELING}
+    instance = dg.DagsterInstance.get()
+
+    def is_alive(run_id: str) -> bool:
+        run = instance.get_run_by_id(run_id)
+        return run is not None and run.status in alive
+
+    return is_alive
+
+
+def cleanup_stale(ctx: Context, _args: argparse.Namespace) -> int:
+    """Cancel open tasks whose run is gone (asks Dagster when DAGSTER_HOME is set) or timed out."""
+    check = _dagster_run_check()
+    report = cleanup_stale_tasks(ctx.store, is_run_alive=check)
+    how = "Dagster run status and timeouts" if check else "timeouts only (DAGSTER_HOME not set)"
+    ctx.out.print(f"cancelled {report.count} stale task(s), kept {report.kept} open ({how})",
+                  markup=False, highlight=False)
+    for task_id, reason in report.cancelled:
+        ctx.out.print(f"  {task_id}: {reason}", markup=False, highlight=False)
+    return EXIT_OK
+
+
+# --- mailboxes -----------------------------------------------------------------------------
+
+
+def list_mailboxes(ctx: Context, _args: argparse.Namespace) -> int:
+    """Print every recorded mailbox's state."""
+    ctx.out.print(_mailbox_table(ctx.store.mailboxes.all()))
+    return EXIT_OK
+
+
+def show_mailbox(ctx: Context, args: argparse.Namespace) -> int:
+    """Print one mailbox's state."""
+    user = ctx.store.users.get(args.username)
+    state = ctx.store.mailboxes.get(user.id)
+    if state is None:
+        ctx.out.print(f"{user.username}: never fetched", markup=False, highlight=False)
+        return EXIT_OK
+    lines = [
+        f"mailbox of {state.username}: {'PAUSED' if state.paused else 'active'}",
+        f"  last attempt:       {_iso(state.last_attempt_at)}",
+        f"  last success:       {_iso(state.last_success_at)}",
+        f"  failures in a row:  {state.consecutive_failures} "
+        f"({state.consecutive_auth_failures} authentication)",
+    ]
+    if state.last_error:
+        lines.append(f"  last error:         {state.last_error_kind}: {state.last_error}")
+    if state.paused:
+        lines.append(f"  paused since:       {_iso(state.paused_at)}: {state.paused_reason}")
+        lines.append(f"  to resume:          mail-pipeline mailbox resume {state.username}")
+    for line in lines:
+        ctx.out.print(line, markup=False, highlight=False)
+    return EXIT_OK
+
+
+def resume_mailbox(ctx: Context, args: argparse.Namespace) -> int:
+    """Lift the pause of a mailbox and reset its counters."""
+    was_paused, _state = MailboxCircuitBreaker(ctx.store).resume(args.username)
+    what = "resumed: the next fetch will try it again" if was_paused else \
+        "was not paused; failure counters reset"
+    ctx.out.print(f"{args.username}: {what}", markup=False, highlight=False)
+    return EXIT_OK
+
+
+# --- locks ---------------------------------------------------------------------------------
+
+
+def list_locks(ctx: Context, _args: argparse.Namespace) -> int:
+    """Print every lease."""
+    now = ctx.store.clock()
+    table = Table("name", "state", "run", "owner", "acquired", "expires")
+    for lease in ctx.store.locks.all():
+        table.add_row(lease.name, "live" if lease.is_live(now) else "expired",
+                      lease.run_id or "-", lease.owner_info, _iso(lease.acquired_at),
+                      _iso(lease.expires_at))
+    ctx.out.print(table)
+    return EXIT_OK
+
+
+def release_lock(ctx: Context, args: argparse.Namespace) -> int:
+    """Release a lease; a live one only with --force."""
+    lease = ctx.store.locks.get(args.name)
+    if lease is None:
+        raise UsageError(f"no lease named {args.name!r}")
+    if lease.is_live(ctx.store.clock()) and not args.force:
+        ctx.err.print(
+            f"mail-pipeline: {args.name} is held by run {lease.run_id or '-'} until "
+            f"{_iso(lease.expires_at)}; check that run is dead, then add --force",
+            markup=False, highlight=False)
+        return EXIT_FAILED
+    ctx.store.locks.force_release(args.name)
+    ctx.out.print(f"released {args.name} (was held by run {lease.run_id or '-'})",
+                  markup=False, highlight=False)
+    return EXIT_OK

@@ -1,0 +1,148 @@
+"""mail-pipeline metrics / health / cleanup / cleanup-stale / mailbox / locks."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from mail_pipeline.store import MailStore, TaskStatus
+from mail_pipeline_tests.cli.conftest import Run
+from mail_pipeline_tests.fixtures.spool_files import make_spool
+from mail_pipeline_tests.fixtures.task_rows import seed, task_row
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def test_metrics_table_and_json(cli: Run, store_url: str) -> None:
+    store = MailStore(store_url)
+    seed(store, [task_row(TaskStatus.COMPLETED, _now() - timedelta(minutes=2), saved=4),
+                 task_row(TaskStatus.FAILED, _now() - timedelta(minutes=3))])
+    user = store.users.add("zoe", "zoe@example.org")
+    store.mailboxes.record_failure(user.id, "auth", "login refused", pause_after_auth_failures=1)
+    store.dispose()
+    table = cli("metrics")
+    assert table.code == 0, table.err
+    assert "failed in the last hour" in table.out and "IMAP_EMAIL_FETCH" in table.out
+    assert "zoe" in table.out and "PAUSED" in table.out
+    data = json.loads(cli("metrics", "--json").out)
+    assert data["metrics"]["total_tasks"] == 2 and data["metrics"]["recent_failed_tasks"] == 1
+    assert data["metrics"]["mailboxes_paused"] == 1
+    assert data["mailboxes"][0]["user"] == "zoe"
+
+
+def test_health_exit_codes_and_flags(cli: Run, store_url: str) -> None:
+    ok = cli("health")
+    assert (ok.code, ok.out.strip()) == (0, "HEALTHY")
+    store = MailStore(store_url)
+    seed(store, [task_row(TaskStatus.RUNNING, _now() - timedelta(seconds=700))])
+    warn = cli("health")
+    assert warn.code == 1 and warn.out.startswith("WARNING: warning: 1 task(s) running past")
+    assert len(warn.out.strip().splitlines()) == 1
+    assert cli("health", "--timed-out", "off").code == 0
+    seed(store, [task_row(TaskStatus.FAILED, _now() - timedelta(hours=1)) for _ in range(11)])
+    crit = cli("health", "--json")
+    assert crit.code == 2
+    data = json.loads(crit.out)
+    assert data["level"] == "critical" and data["exit_code"] == 2
+    assert [r["level"] for r in data["reasons"]] == ["critical", "warning"]
+    assert cli("health", "--max-failed-24h", "20").code == 1
+    bad = cli("health", "--paused", "lots")
+    assert bad.code == 2 and "error" in bad.err
+    store.dispose()
+
+
+def test_cleanup_dry_run_then_for_real(cli: Run, store_url: str, tmp_path: Path) -> None:
+    store = MailStore(store_url)
+    seed(store, [task_row(TaskStatus.COMPLETED, _now() - timedelta(days=2)) for _ in range(5)]
+         + [task_row(TaskStatus.RUNNING, _now() - timedelta(days=20))])
+    spool = make_spool(tmp_path / "home" / "spool")
+    old = spool / "processed" / "2026-01-01" / "a.eml"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"x")
+    stamp = time.time() - 10 * 86400
+    os.utime(old, (stamp, stamp))
+    dry = cli("cleanup", "--dry-run")
+    assert dry.code == 0, dry.err
+    assert "would delete 5 tasks (5 completed)" in dry.out and "1 processed" in dry.out
+    assert old.exists() and sum(store.tasks.count_by_status().values()) == 6
+    real = json.loads(cli("cleanup", "--json", "--batch-size", "2").out)
+    assert real["tasks_deleted"] == 5 and real["task_batches"] == 3
+    assert real["processed_files_deleted"] == 1 and not old.exists()
+    assert store.tasks.count_by_status() == {"RUNNING": 1}
+    assert store.maintenance.audit_count() == 5
+    kept = cli("cleanup", "--completed-days", "off", "--failed-days", "0.5")
+    assert kept.code == 0
+    assert cli("cleanup", "--batch-size", "0").code == 2
+    store.dispose()
+
+
+def test_cleanup_stale_by_timeout(cli: Run, store_url: str,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    store = MailStore(store_url)
+    seed(store, [task_row(TaskStatus.RUNNING, _now() - timedelta(seconds=900)),
+                 task_row(TaskStatus.RUNNING, _now() - timedelta(seconds=10))])
+    result = cli("cleanup-stale")
+    assert result.code == 0
+    assert "cancelled 1 stale task(s), kept 1 open (timeouts only" in result.out
+    assert store.tasks.count_by_status() == {"CANCELLED": 1, "RUNNING": 1}
+    store.dispose()
+
+
+def test_cleanup_stale_asks_dagster_when_dagster_home_is_set(
+    cli: Run, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    store = MailStore(store_url)
+    # A fresh task of a run this instance has never heard of: its run is not alive.
+    seed(store, [task_row(TaskStatus.RUNNING, _now(), run_id="gone-run")])
+    result = cli("cleanup-stale")
+    assert result.code == 0, result.err
+    assert "Dagster run status" in result.out and "gone-run is no longer alive" in result.out
+    store.dispose()
+
+
+def test_mailbox_show_list_resume(cli: Run, store_url: str) -> None:
+    store = MailStore(store_url)
+    user = store.users.add("yan", "yan@example.org")
+    assert "never fetched" in cli("mailbox", "show", "yan").out
+    for _ in range(3):
+        store.mailboxes.record_failure(user.id, "auth", "login refused",
+                                       pause_after_auth_failures=3)
+    shown = cli("mailbox", "show", "yan")
+    assert "PAUSED" in shown.out and "mail-pipeline mailbox resume yan" in shown.out
+    assert "yan" in cli("mailbox", "list").out
+    resumed = cli("mailbox", "resume", "yan")
+    assert resumed.code == 0 and "resumed" in resumed.out
+    state = store.mailboxes.get(user.id)
+    assert state is not None and not state.paused and state.consecutive_failures == 0
+    missing = cli("mailbox", "resume", "nobody")
+    assert missing.code == 2 and len(missing.err.strip().splitlines()) == 1
+    store.dispose()
+
+
+def test_locks_list_and_release(cli: Run, store_url: str) -> None:
+    store = MailStore(store_url)
+    store.locks.acquire("email_fetch", 600, run_id="run-1", owner_info="dagster run run-1")
+    listed = cli("locks", "list")
+    assert "email_fetch" in listed.out and "live" in listed.out and "run-1" in listed.out
+    refused = cli("locks", "release", "email_fetch")
+    assert refused.code == 1 and "--force" in refused.err
+    assert store.locks.get("email_fetch") is not None
+    released = cli("locks", "release", "email_fetch", "--force")
+    assert released.code == 0 and store.locks.get("email_fetch") is None
+    assert cli("locks", "release", "email_fetch").code == 2
+    past = MailStore(store_url, clock=lambda: _now() - timedelta(hours=2))
+    past.locks.acquire("email_fetch", 60, run_id="dead")
+    past.dispose()
+    assert cli("locks", "release", "email_fetch").code == 0  # expired: no --force needed
+    store.dispose()

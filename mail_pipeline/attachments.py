@@ -1,15 +1,19 @@
 """Attachment files on disk: safe names, unique paths, written before the database commit.
 
-Layout: ``<root>/<user id>/<2 hex>/<16 hex>/<safe filename>``. The random directory makes every
+Layout: ``<root>/<user id>/<2 hex>/<16 hex>_<safe filename>``. The random prefix makes every
 path unique, so two attachments called ``report.pdf`` never overwrite each other, and files are
-created with ``O_EXCL`` so even a clash of random names cannot overwrite. A name from a message
-can never leave the root: path separators, ``..``, control characters and reserved device names
-are removed before it is used.
+created with ``O_EXCL`` so even a clash of random names cannot overwrite. Files are made durable
+in one step per batch (:meth:`AttachmentStorage.sync`) before the database commit. A name from
+a message can never leave the root: path separators, ``..``, control characters and reserved
+device names are removed before it is used.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import mimetypes
 import os
 import re
@@ -58,6 +62,41 @@ def safe_filename(name: str | None, content_type: str = "application/octet-strea
     return f"{stem}.{ext}" if ext else stem
 
 
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _syncfs(path: Path) -> bool:
+    """``syncfs(2)`` the file system holding ``path``; False when the platform lacks it."""
+    libc = _libc()
+    if libc is None:
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if libc.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        return True
+    finally:
+        os.close(fd)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        libc = ctypes.CDLL(name, use_errno=True)
+    except OSError:
+        return None
+    return libc if hasattr(libc, "syncfs") else None
+
+
 class AttachmentStorage:
     """Writes and removes attachment files under one root directory."""
 
@@ -74,11 +113,12 @@ class AttachmentStorage:
         except OSError as exc:
             raise SaveError(f"cannot create attachment root {self.root}: {exc}") from exc
 
-    def write(self, user_id: int, filename: str, content: bytes) -> str:
+    def write(self, user_id: int, filename: str, content: bytes, *, sync: bool = True) -> str:
         """Write ``content`` under a new unique path for ``user_id`` and return that path.
 
         ``filename`` must already be safe (see :func:`safe_filename`). The returned path is
-        relative to the root, ``/``-separated: it is what the store records.
+        relative to the root, ``/``-separated: it is what the store records. ``sync=False``
+        leaves durability to a later :meth:`sync` of the whole batch.
 
         Raises:
             SaveError: the file cannot be written (disk full, permissions, ...); nothing is
@@ -88,7 +128,7 @@ class AttachmentStorage:
             raise ValueError(f"not a safe file name: {filename!r}")
         for _ in range(5):
             token = secrets.token_hex(8)
-            relative = f"{int(user_id)}/{token[:2]}/{token}/{filename}"
+            relative = f"{int(user_id)}/{token[:2]}/{token}_{filename}"
             path = self.path_of(relative)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +140,7 @@ class AttachmentStorage:
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(content)
-                    if self.fsync:
+                    if self.fsync and sync:
                         handle.flush()
                         os.fsync(handle.fileno())
             except OSError as exc:
@@ -108,6 +148,28 @@ class AttachmentStorage:
                 raise SaveError(f"cannot write attachment {relative}: {exc}") from exc
             return relative
         raise SaveError("could not find a free attachment path after 5 tries")
+
+    def sync(self, relatives: Iterable[str]) -> None:
+        """Make the given files (and their directory entries) durable, in as few calls as possible.
+
+        Uses one ``syncfs`` of the attachment file system when the C library has it (Linux),
+        else one ``fsync`` per file and per directory. Does nothing when ``fsync`` is off.
+
+        Raises:
+            SaveError: the data could not be flushed.
+        """
+        paths = list(relatives)
+        if not self.fsync or not paths:
+            return
+        try:
+            if _syncfs(self.root):
+                return
+            for directory in {self.path_of(p).parent for p in paths}:
+                _fsync_path(directory)
+            for relative in paths:
+                _fsync_path(self.path_of(relative))
+        except OSError as exc:
+            raise SaveError(f"cannot flush attachment files: {exc}") from exc
 
     def path_of(self, relative: str) -> Path:
         """Return the absolute path of a stored ``relative`` path.

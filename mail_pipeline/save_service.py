@@ -7,7 +7,8 @@ transaction:
    message has no usable Message-ID (the seed hashed subject+sender+date, so a message without
    a Date header was stored again on every run);
 2. deliveries already stored, or repeated inside the batch, are counted as duplicates;
-3. attachment files of the new ones are written (and fsynced) BEFORE the commit;
+3. attachment files of the new ones are written, and made durable in one step per batch,
+   BEFORE the commit;
 4. the rows and the optional IMAP sync positions are committed together; a row that a
    concurrent run committed first comes back as a duplicate and its files are removed; if the
    transaction fails every file written for it is removed.
@@ -215,6 +216,7 @@ class EmailSaveService:
                 rows.append(row)
                 written.append(paths)
                 kept.append(i)
+            self.attachments.sync(p for paths in written for p in paths)
             ids = self.store.messages.insert_batch(rows, sync)
             committed = True
         finally:
@@ -234,7 +236,7 @@ class EmailSaveService:
         try:
             for att in parsed.attachments:
                 safe = safe_filename(att.filename, att.content_type)
-                path = self.attachments.write(delivery.user_id, safe, att.content)
+                path = self.attachments.write(delivery.user_id, safe, att.content, sync=False)
                 paths.append(path)
                 attachments.append(NewAttachment(
                     filename=(att.filename or safe)[:1000],

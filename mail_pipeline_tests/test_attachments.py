@@ -60,3 +60,11 @@ def test_remove_cleans_empty_directories(attachment_root: Path) -> None:
     path = storage.write(7, "a.txt", b"a")
     storage.remove([path, "7/does/not/exist.txt"])
     assert list(attachment_root.iterdir()) == []
+
+
+def test_sync_flushes_a_batch(attachment_root: Path) -> None:
+    storage = AttachmentStorage(attachment_root, fsync=True)
+    paths = [storage.write(3, f"f{i}.txt", b"x", sync=False) for i in range(3)]
+    storage.sync(paths)  # one syncfs (or fsyncs): must not raise, files intact
+    assert sorted(storage.path_of(p).read_bytes() for p in paths) == [b"x", b"x", b"x"]
+    assert all(Path(p).name.endswith(f"_f{i}.txt") for i, p in enumerate(paths))

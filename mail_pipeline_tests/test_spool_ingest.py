@@ -274,10 +274,10 @@ def test_save_failure_goes_to_failed_and_retry(
                      ["alice@example.org", "bob@example.org"])
     original = service.saver.attachments.write
 
-    def fail_for_bob(user_id: int, name: str, content: bytes) -> str:
+    def fail_for_bob(user_id: int, name: str, content: bytes, *, sync: bool = True) -> str:
         if user_id == users["bob"]:
             raise SaveError("disk full")
-        return original(user_id, name, content)
+        return original(user_id, name, content, sync=sync)
 
     monkeypatch.setattr(service.saver.attachments, "write", fail_for_bob)
     result = service.ingest()

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import Table, func, select, tuple_
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -130,39 +130,51 @@ class MessageRepository(Repository):
             For each message, in order, the new row id, or None when it was a duplicate
             (already stored for that user, or earlier in the same batch).
         """
-        ids: list[int | None] = []
         insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         now = self._now()
         with self._transaction() as session:
-            for msg in messages:
-                values = {
-                    "user_id": msg.user_id,
-                    "message_id": msg.message_id,
-                    "dedup_key": msg.dedup_key,
-                    "subject": msg.subject,
-                    "sender": msg.sender,
-                    "recipients": msg.recipients,
-                    "cc": msg.cc,
-                    "received_at": msg.received_at,
-                    "sent_at": msg.sent_at,
-                    "raw_content": msg.raw_content,
-                    "html_content": msg.html_content,
-                    "text_content": msg.text_content,
-                    "status": "FETCHED",
-                    "source": msg.source,
-                    "origin": msg.origin,
-                    "content_hash": msg.content_hash,
-                    "size": msg.size,
-                    "created_at": now,
-                }
+            ids: list[int | None] = []
+            if messages:
+                # One multi-row statement per batch (SQLAlchemy's "insertmanyvalues"); rows
+                # that hit the unique key return nothing and are matched back by their key.
+                table = cast(Table, EmailMessage.__table__)
                 stmt = (
-                    insert(EmailMessage)
-                    .values(**values)
+                    insert(table)
                     .on_conflict_do_nothing(index_elements=["user_id", "dedup_key"])
-                    .returning(EmailMessage.id)
+                    .returning(table.c.id, table.c.user_id, table.c.dedup_key)
                 )
-                new_id = session.execute(stmt).scalar_one_or_none()
-                ids.append(new_id)
+                params = [
+                    {
+                        "user_id": msg.user_id,
+                        "message_id": msg.message_id,
+                        "dedup_key": msg.dedup_key,
+                        "subject": msg.subject,
+                        "sender": msg.sender,
+                        "recipients": msg.recipients,
+                        "cc": msg.cc,
+                        "received_at": msg.received_at,
+                        "sent_at": msg.sent_at,
+                        "raw_content": msg.raw_content,
+                        "html_content": msg.html_content,
+                        "text_content": msg.text_content,
+                        "status": "FETCHED",
+                        "source": msg.source,
+                        "origin": msg.origin,
+                        "content_hash": msg.content_hash,
+                        "size": msg.size,
+                        "created_at": now,
+                    }
+                    for msg in messages
+                ]
+                new_ids = {
+                    (user_id, key): pk
+                    for pk, user_id, key in session.execute(stmt, params).all()
+                }
+                seen: set[tuple[int, str]] = set()
+                for msg in messages:
+                    key = (msg.user_id, msg.dedup_key)
+                    ids.append(None if key in seen else new_ids.get(key))
+                    seen.add(key)
             rows = [
                 {
                     "user_id": msg.user_id,
@@ -183,7 +195,7 @@ class MessageRepository(Repository):
                 for att in msg.attachments
             ]
             if rows:
-                session.execute(sa_insert(EmailAttachment), rows)
+                session.execute(sa_insert(cast(Table, EmailAttachment.__table__)), rows)
             for update in sync:
                 self._apply_sync(session, update, now)
         return ids

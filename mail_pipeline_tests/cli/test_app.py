@@ -97,6 +97,12 @@ def test_tasks_list_shows_state_counters_and_age(cli: Run, store_url: str) -> No
     assert "RUNNING -> COMPLETED" in shown.out
 
 
-def test_db_upgrade(cli: Run) -> None:
+def test_db_upgrade(cli: Run, store_url: str) -> None:
+    from alembic.script import ScriptDirectory
+
+    from mail_pipeline.store.store import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config(store_url)).get_current_head()
     result = cli("db", "upgrade")
-    assert result.code == 0 and "0001" in result.out
+    assert result.code == 0 and f"revision {head}" in result.out
+    assert cli("db", "revision").out.strip() == head

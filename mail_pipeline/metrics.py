@@ -166,10 +166,14 @@ def compute_metrics(
     store: MailStore,
     *,
     spool_dir: str | os.PathLike[str] | None = None,
+    spool: SpoolMetrics | None = None,
     recent_runs: int = DEFAULT_RECENT_RUNS,
     now: float | None = None,
 ) -> Metrics:
     """Return a :class:`Metrics` snapshot of ``store`` (and of the spool, when given).
+
+    The spool part is read from ``spool_dir``, or, without one, taken from ``spool`` (as
+    measured by whoever owns the spool); with neither it is None.
 
     Task times use the store's clock; ``now`` (epoch seconds) is the spool's file clock.
 
@@ -188,6 +192,6 @@ def compute_metrics(
         duplicates_last_day=stats.duplicates_last_day,
         throughput=stats.throughput,
         audited_tasks=stats.audited,
-        spool=None if spool_dir is None else spool_metrics(spool_dir, now=now),
+        spool=spool if spool_dir is None else spool_metrics(spool_dir, now=now),
         mailboxes=store.mailboxes.all(),
     )

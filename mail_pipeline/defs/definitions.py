@@ -1,7 +1,8 @@
 """The code location ``workspace.yaml`` loads: every job, schedule, sensor and resource.
 
 Built lazily by ``@dg.definitions``: the fetch cron (``MAIL_PIPELINE_FETCH_CRON``, default every
-5 minutes) is read when Dagster loads the location, not when the module is imported.
+5 minutes) and the retention cron (``MAIL_PIPELINE_CLEANUP_CRON``, default 03:30 daily) are read
+when Dagster loads the location, not when the module is imported.
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ import os
 import dagster as dg
 
 from mail_pipeline.defs.jobs import email_fetch_job, fetch_mailbox_job, spool_ingest_job
+from mail_pipeline.defs.maintenance import (
+    DEFAULT_CLEANUP_CRON,
+    build_cleanup_schedule,
+    cleanup_tasks_job,
+    mail_metrics_spec,
+)
 from mail_pipeline.defs.resources import build_resources
 from mail_pipeline.defs.schedules import DEFAULT_FETCH_CRON, build_fetch_schedule
 from mail_pipeline.defs.sensors import (
@@ -21,11 +28,15 @@ from mail_pipeline.defs.sensors import (
 )
 
 
-def build_definitions(fetch_cron: str = DEFAULT_FETCH_CRON) -> dg.Definitions:
-    """Return the definitions with the fetch schedule on ``fetch_cron``."""
+def build_definitions(
+    fetch_cron: str = DEFAULT_FETCH_CRON, cleanup_cron: str = DEFAULT_CLEANUP_CRON
+) -> dg.Definitions:
+    """Return the definitions with the fetch schedule on ``fetch_cron`` and the daily
+    retention on ``cleanup_cron``."""
     return dg.Definitions(
-        jobs=[email_fetch_job, spool_ingest_job, fetch_mailbox_job],
-        schedules=[build_fetch_schedule(fetch_cron)],
+        assets=[mail_metrics_spec],
+        jobs=[email_fetch_job, spool_ingest_job, fetch_mailbox_job, cleanup_tasks_job],
+        schedules=[build_fetch_schedule(fetch_cron), build_cleanup_schedule(cleanup_cron)],
         sensors=[
             haraka_spool_sensor,
             mailbox_partitions_sensor,
@@ -39,4 +50,7 @@ def build_definitions(fetch_cron: str = DEFAULT_FETCH_CRON) -> dg.Definitions:
 @dg.definitions
 def defs() -> dg.Definitions:
     """The code location's definitions."""
-    return build_definitions(os.environ.get("MAIL_PIPELINE_FETCH_CRON") or DEFAULT_FETCH_CRON)
+    return build_definitions(
+        os.environ.get("MAIL_PIPELINE_FETCH_CRON") or DEFAULT_FETCH_CRON,
+        os.environ.get("MAIL_PIPELINE_CLEANUP_CRON") or DEFAULT_CLEANUP_CRON,
+    )

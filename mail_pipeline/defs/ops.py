@@ -23,6 +23,7 @@ from typing import Any
 
 import dagster as dg
 
+from mail_pipeline.defs.maintenance import materialize_mail_metrics
 from mail_pipeline.defs.resources import (
     FETCH_LOCK,
     AttachmentsResource,
@@ -33,6 +34,8 @@ from mail_pipeline.defs.resources import (
     save_service,
 )
 from mail_pipeline.imap_fetcher import MailboxFetcher, MailboxResult
+from mail_pipeline.mailbox_circuit import MailboxCircuitBreaker
+from mail_pipeline.metrics import SpoolMetrics, spool_metrics
 from mail_pipeline.spool_ingest import IngestResult, SpoolIngestService
 from mail_pipeline.store import EmailSource, TaskCounters, TaskStatus
 from mail_pipeline.task_cleanup import cleanup_stale_tasks
@@ -72,6 +75,8 @@ class BranchSummary:
     task_id: str
     counters: TaskCounters = field(default_factory=TaskCounters)
     failed_mailboxes: tuple[str, ...] = field(default=())
+    #: the spool as the spool branch left it (for the mail_metrics asset)
+    spool_status: SpoolMetrics | None = None
 
 
 def mapping_key(username: str, user_id: int) -> str:
@@ -141,7 +146,10 @@ def release_fetch_lock(
     imap: BranchSummary,
     spool: BranchSummary,
 ) -> None:
-    """Release the fetch lease (only the holder's token can) once both branches are done."""
+    """Release the fetch lease (only the holder's token can) once both branches are done.
+
+    Then record the ``mail_metrics`` asset (its numeric metadata is what the UI plots).
+    """
     released = store.get().locks.release(lock.name, lock.token)
     if not released:
         context.log.warning("the fetch lease was no longer ours (expired and taken over?)")
@@ -153,6 +161,7 @@ def release_fetch_lock(
         "failed": total.failed,
         "failed_mailboxes": ", ".join(imap.failed_mailboxes) or "none",
     })
+    materialize_mail_metrics(context, store.get(), spool_status=spool.spool_status)
 
 
 # --- IMAP branch ---------------------------------------------------------------------------
@@ -172,14 +181,23 @@ def plan_imap_fetch(
                              timeout_seconds=fetch_settings.task_timeout_seconds,
                              message="IMAP fetch started")
     users = imap.config_manager(mail).imap_users()
-    valid = [(uid, name) for uid, name, ok, _ in users if ok]
-    for _uid, name, ok, problem in users:
+    paused = MailboxCircuitBreaker(mail).paused()
+    valid = [(uid, name) for uid, name, ok, _ in users if ok and uid not in paused]
+    for uid, name, ok, problem in users:
         if not ok:
             mail.tasks.add_execution_log(task.task_id, "plan", f"{name}: invalid IMAP config: "
                                          f"{problem}", "WARNING")
             context.log.warning(f"{name}: invalid IMAP config: {problem}")
+        elif uid in paused:
+            line = (f"{name}: mailbox paused since {paused[uid].paused_at:%Y-%m-%d %H:%M} "
+                    f"({paused[uid].paused_reason}); skipped until "
+                    f"`mail-pipeline mailbox resume {name}`")
+            mail.tasks.add_execution_log(task.task_id, "plan", line, "WARNING")
+            context.log.warning(line)
+    invalid = sum(1 for _u, _n, ok, _p in users if not ok)
     yield dg.Output(task.task_id, "task",
-                    metadata={"users": len(valid), "invalid_configs": len(users) - len(valid)})
+                    metadata={"users": len(valid), "invalid_configs": invalid,
+                              "paused_mailboxes": len(users) - len(valid) - invalid})
     for user_id, name in valid:
         yield dg.DynamicOutput(MailboxWork(task.task_id, user_id, name, lock),
                                output_name="mailboxes", mapping_key=mapping_key(name, user_id))
@@ -231,8 +249,18 @@ def fetch_mailbox(
                          metadata=_mailbox_metadata(result))
     if not result.ok:
         context.log.error(f"{work.username}: {result.error_kind.value}: {result.error}")
+    _record_outcome(context, store, result)
     context.add_output_metadata(_mailbox_metadata(result))
     return result
+
+
+def _record_outcome(
+    context: dg.OpExecutionContext, store: StoreResource, result: MailboxResult
+) -> None:
+    """Record a mailbox's final outcome with the circuit breaker; log a pause loudly."""
+    decision = MailboxCircuitBreaker.from_env(store.get()).record(result)
+    if decision is not None and decision.just_paused:
+        context.log.error(decision.log_line())
 
 
 @dg.op
@@ -247,6 +275,11 @@ def close_imap_fetch(
     failed = tuple(r.username for r in results if not r.ok)
     total = sum((r.counters for r in results), TaskCounters())
     message = f"{len(results)} mailboxes, {len(failed)} failed"
+    if failed:
+        context.log.error("IMAP fetch: {} of {} mailbox(es) failed: {}".format(
+            len(failed), len(results), "; ".join(
+                f"{r.username} ({r.error_kind.value}: {r.error})"[:300]
+                for r in results if not r.ok)))
     if results and len(failed) == len(results):
         mail.tasks.mark_failed(task, f"every mailbox failed: {', '.join(failed)}")
     else:
@@ -306,7 +339,12 @@ def ingest_spool(
     """Ingest the Haraka spool under a HARAKA_EMAIL_FETCH task of its own."""
     _hold(context, store, lock)
     result = _ingest(context, store, attachments, spool)
-    return BranchSummary("haraka", result.task_id or "", result.counters)
+    try:
+        status: SpoolMetrics | None = spool_metrics(spool.directory)
+    except Exception as exc:  # only a report: the ingest itself succeeded
+        context.log.warning(f"spool status not measured: {type(exc).__name__}: {exc}")
+        status = None
+    return BranchSummary("haraka", result.task_id or "", result.counters, spool_status=status)
 
 
 @dg.op
@@ -334,10 +372,17 @@ def fetch_mailbox_partition(
     """Fetch the mailbox named by the partition key; FAIL the run when the mailbox fails."""
     username = context.partition_key
     mail = store.get()
+    user_id = mail.users.get(username).id
+    paused = MailboxCircuitBreaker(mail).paused().get(user_id)
+    if paused is not None:
+        raise dg.Failure(f"{username}: mailbox paused ({paused.paused_reason}); run "
+                         f"`mail-pipeline mailbox resume {username}` first", allow_retries=False)
     task = mail.tasks.create(EmailSource.IMAP, run_id=context.run_id, status=TaskStatus.RUNNING,
                              timeout_seconds=fetch_settings.task_timeout_seconds,
                              message=f"fetch of mailbox {username}")
     result = _fetch(context, store, attachments, imap, username, task.task_id)
+    if result.ok or not result.transient or context.retry_number >= IMAP_RETRY_POLICY.max_retries:
+        _record_outcome(context, store, result)
     if not result.ok:
         mail.tasks.mark_failed(task.task_id, f"{username}: {result.error}")
         raise dg.Failure(

@@ -3,6 +3,7 @@
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -98,10 +99,24 @@ def fetch_run_failure_sensor(context: dg.RunFailureSensorContext, store: StoreRe
     closed = close_tasks_of_run(store.get(), run.run_id, failed=True, reason=reason,
                                 lock_name=FETCH_LOCK)
     failed_steps = sorted({e.step_key for e in context.get_step_failure_events() if e.step_key})
+    mailboxes = failing_mailboxes(run.job_name, run.tags, failed_steps)
     context.log.error(
-        f"{run.job_name} run {run.run_id} failed ({', '.join(failed_steps) or 'no step'}): "
-        f"{reason}; closed {len(closed)} task(s) and freed its fetch lease"
+        f"{run.job_name} run {run.run_id} failed ({', '.join(failed_steps) or 'no step'})"
+        + (f" for mailbox(es) {', '.join(mailboxes)}" if mailboxes else "")
+        + f": {reason}; closed {len(closed)} task(s) and freed its fetch lease"
     )
+
+
+def failing_mailboxes(
+    job_name: str, tags: Mapping[str, str], failed_steps: list[str]
+) -> list[str]:
+    """Return the mailboxes a failed run was fetching: the partition of a fetch_mailbox_job
+    run, or the mapping keys (``<user>_<id>``) of failed ``fetch_mailbox[...]`` steps."""
+    if job_name == fetch_mailbox_job.name:
+        partition = tags.get("dagster/partition")
+        return [partition] if partition else []
+    return [step[len("fetch_mailbox["):-1] for step in failed_steps
+            if step.startswith("fetch_mailbox[") and step.endswith("]")]
 
 
 @dg.run_status_sensor(

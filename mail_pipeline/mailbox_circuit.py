@@ -6,7 +6,7 @@ successful fetch; a failure adds to ``consecutive_failures``, and an AUTH failur
 ``consecutive_auth_failures``. After N consecutive AUTH failures (default 3,
 ``MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE``) the mailbox is **paused**: the fetch job skips it
 with a log line instead of failing a login every tick (which can also get the account locked
-by its provider). ``mail-pipeline mailbox resume USER`` lifts the pause and resets the streaks.
+by its provider). ``mail-pipeline imap resume USER`` lifts the pause and resets the streaks.
 
 No Dagster imports.
 """
@@ -59,7 +59,7 @@ class CircuitDecision:
         if self.just_paused:
             return (f"{s.username}: mailbox PAUSED after {s.consecutive_auth_failures} "
                     f"consecutive authentication failures ({s.last_error}); it is skipped "
-                    f"until `mail-pipeline mailbox resume {s.username}`")
+                    f"until `mail-pipeline imap resume {s.username}`")
         if s.consecutive_failures:
             return (f"{s.username}: {s.last_error_kind} failure, {s.consecutive_failures} in a "
                     f"row ({s.consecutive_auth_failures} authentication): {s.last_error}")

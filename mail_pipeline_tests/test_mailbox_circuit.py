@@ -27,7 +27,7 @@ def test_pauses_after_n_auth_failures_and_resumes(store: MailStore) -> None:
     decision = breaker.record(_result(user.id, ErrorKind.AUTH, "login refused"))
     assert decision is not None and decision.just_paused
     assert "PAUSED after 3 consecutive authentication failures" in decision.log_line()
-    assert "mailbox resume dan" in decision.log_line()
+    assert "imap resume dan" in decision.log_line()
     assert set(breaker.paused()) == {user.id}
     # Further failures while paused do not pause it "again".
     later = breaker.record(_result(user.id, ErrorKind.AUTH, "login refused"))

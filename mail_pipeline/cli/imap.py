@@ -13,6 +13,7 @@ from typing import Any
 from rich.table import Table
 
 from mail_pipeline.cli.app import EXIT_FAILED, EXIT_OK, Context, UsageError, command, group
+from mail_pipeline.cli.ops import mailbox_state_line, resume_mailbox
 from mail_pipeline.email_config import EmailConfigManager, PostAction
 from mail_pipeline.errors import ImapError
 from mail_pipeline.imap_connection import ImapSecurity, imap_session, translate_imap_errors
@@ -47,8 +48,12 @@ def register(groups: Any) -> None:
     s.add_argument("--post-action", choices=[p.value for p in PostAction], default="none",
                    help="what to do on the server after a message is stored (default none)")
     s.add_argument("--move-to", help="folder for --post-action move")
-    show = command(sub, "show", show_config, "show a user's IMAP config (secrets masked)")
+    show = command(sub, "show", show_config,
+                   "show a user's IMAP config (secrets masked) and its mailbox state")
     show.add_argument("username")
+    resume = command(sub, "resume", resume_mailbox,
+                     "lift a mailbox paused after authentication failures (fix it first)")
+    resume.add_argument("username")
     test = command(sub, "test", test_login,
                    "log in, list folders, print UIDVALIDITY/UIDNEXT; fetches nothing")
     test.add_argument("username")
@@ -113,6 +118,9 @@ def show_config(ctx: Context, args: argparse.Namespace) -> int:
     if not config:
         raise UsageError(f"user {args.username} has no email_config")
     ctx.out.print_json(json.dumps(manager.masked_config(config)))
+    state = ctx.store.mailboxes.get(ctx.store.users.get(args.username).id)
+    if state is not None:
+        ctx.out.print(mailbox_state_line(state), markup=False, highlight=False)
     return EXIT_OK
 
 

@@ -294,10 +294,21 @@ def show_mailbox(ctx: Context, args: argparse.Namespace) -> int:
         lines.append(f"  last error:         {state.last_error_kind}: {state.last_error}")
     if state.paused:
         lines.append(f"  paused since:       {_iso(state.paused_at)}: {state.paused_reason}")
-        lines.append(f"  to resume:          mail-pipeline mailbox resume {state.username}")
+        lines.append(f"  to resume:          mail-pipeline imap resume {state.username}")
     for line in lines:
         ctx.out.print(line, markup=False, highlight=False)
     return EXIT_OK
+
+
+def mailbox_state_line(state: MailboxStatus) -> str:
+    """One line on a mailbox's state (for ``imap show``)."""
+    text = (f"mailbox: {'PAUSED since ' + _iso(state.paused_at) if state.paused else 'active'}"
+            f"; last success {_iso(state.last_success_at)}; {state.consecutive_failures} "
+            f"failure(s) in a row ({state.consecutive_auth_failures} authentication)")
+    if state.paused:
+        text += (f"; {state.paused_reason}; resume with: mail-pipeline imap resume "
+                 f"{state.username}")
+    return text
 
 
 def resume_mailbox(ctx: Context, args: argparse.Namespace) -> int:

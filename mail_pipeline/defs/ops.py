@@ -191,7 +191,7 @@ def plan_imap_fetch(
         elif uid in paused:
             line = (f"{name}: mailbox paused since {paused[uid].paused_at:%Y-%m-%d %H:%M} "
                     f"({paused[uid].paused_reason}); skipped until "
-                    f"`mail-pipeline mailbox resume {name}`")
+                    f"`mail-pipeline imap resume {name}`")
             mail.tasks.add_execution_log(task.task_id, "plan", line, "WARNING")
             context.log.warning(line)
     invalid = sum(1 for _u, _n, ok, _p in users if not ok)
@@ -376,7 +376,7 @@ def fetch_mailbox_partition(
     paused = MailboxCircuitBreaker(mail).paused().get(user_id)
     if paused is not None:
         raise dg.Failure(f"{username}: mailbox paused ({paused.paused_reason}); run "
-                         f"`mail-pipeline mailbox resume {username}` first", allow_retries=False)
+                         f"`mail-pipeline imap resume {username}` first", allow_retries=False)
     task = mail.tasks.create(EmailSource.IMAP, run_id=context.run_id, status=TaskStatus.RUNNING,
                              timeout_seconds=fetch_settings.task_timeout_seconds,
                              message=f"fetch of mailbox {username}")

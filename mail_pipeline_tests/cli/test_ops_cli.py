@@ -119,7 +119,7 @@ def test_mailbox_show_list_resume(cli: Run, store_url: str) -> None:
         store.mailboxes.record_failure(user.id, "auth", "login refused",
                                        pause_after_auth_failures=3)
     shown = cli("mailbox", "show", "yan")
-    assert "PAUSED" in shown.out and "mail-pipeline mailbox resume yan" in shown.out
+    assert "PAUSED" in shown.out and "mail-pipeline imap resume yan" in shown.out
     assert "yan" in cli("mailbox", "list").out
     resumed = cli("mailbox", "resume", "yan")
     assert resumed.code == 0 and "resumed" in resumed.out
@@ -145,4 +145,23 @@ def test_locks_list_and_release(cli: Run, store_url: str) -> None:
     past.locks.acquire("email_fetch", 60, run_id="dead")
     past.dispose()
     assert cli("locks", "release", "email_fetch").code == 0  # expired: no --force needed
+    store.dispose()
+
+
+def test_imap_show_and_resume(cli: Run, store_url: str) -> None:
+    store = MailStore(store_url)
+    user = store.users.add("ivy", "ivy@example.org")
+    assert cli("imap", "set", "ivy", "--host", "imap.example.org",
+               "--password-stdin", stdin="secret\n").code == 0
+    assert "mailbox:" not in cli("imap", "show", "ivy").out  # never fetched
+    for _ in range(3):
+        store.mailboxes.record_failure(user.id, "auth", "login refused",
+                                       pause_after_auth_failures=3)
+    shown = cli("imap", "show", "ivy")
+    assert shown.code == 0 and "mailbox: PAUSED since" in shown.out
+    assert "resume with: mail-pipeline imap resume ivy" in shown.out
+    assert "secret" not in shown.out
+    resumed = cli("imap", "resume", "ivy")
+    assert resumed.code == 0 and "ivy: resumed" in resumed.out
+    assert "mailbox: active" in cli("imap", "show", "ivy").out
     store.dispose()

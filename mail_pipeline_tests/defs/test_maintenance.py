@@ -145,7 +145,7 @@ def test_wrong_password_is_paused_after_three_runs_and_resumes(
                for line in _log_lines(instance, fourth.run_id))
     imap_task = next(t for t in rig.store.tasks.recent(run_id=fourth.run_id)
                      if t.email_source is EmailSource.IMAP)
-    assert any("paused" in e["message"] and "mailbox resume nina" in e["message"]
+    assert any("paused" in e["message"] and "imap resume nina" in e["message"]
                for e in imap_task.log)
     assert rig.store.mailboxes.get(user).consecutive_auth_failures == 3  # type: ignore[union-attr]
     (mat,) = fourth.asset_materializations_for_node("release_fetch_lock")
@@ -157,7 +157,7 @@ def test_wrong_password_is_paused_after_three_runs_and_resumes(
         resources=rig.resources, partition_key="nina", instance=instance, raise_on_error=False)
     assert not refused.success
     message = refused.get_step_failure_events()[0].event_specific_data.error.message  # type: ignore[union-attr]
-    assert "paused" in message and "mailbox resume nina" in message
+    assert "paused" in message and "imap resume nina" in message
 
     # The operator fixes the password and resumes: the next run fetches the mail.
     manager = EmailConfigManager(rig.store, SECRET)

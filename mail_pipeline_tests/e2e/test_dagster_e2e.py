@@ -12,15 +12,22 @@ What it proves, against real Dovecot and Haraka servers:
 2. The schedule and the sensors are on by default; mail sent through Haraka reaches the store
    through ``haraka_spool_sensor`` → ``spool_ingest_job`` alone.
 3. ``mailbox_partitions_sensor`` creates the mailbox partitions; the bad mailbox's partition
-   run fails, and after the password is fixed a from-failure backfill of that partition
-   re-executes it successfully.
+   run fails; after three refused logins the circuit breaker pauses the mailbox; once the
+   password is fixed and the mailbox resumed (``mail-pipeline mailbox resume``), a
+   from-failure backfill of that partition re-executes it successfully.
 4. A run of ``email_fetch_job`` whose spool branch fails (the inbox replaced by a file) fails;
    ``fetch_run_failure_sensor`` frees its fetch lease; after the spool is repaired a
    re-execution from failure runs only the failed branch and stores the spooled mail once.
+
+The daemon works in loops (spool sensor every 20 s, run-status sensors and backfills every
+30 s), so independent waits overlap: the partition run beside the first fetch, the mail for
+the spool sensor once that fetch's spool step is done, the backfill beside the re-execution.
+Nothing that is asserted can be done by two of them: each proof's data is its own.
 """
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +41,8 @@ from mail_pipeline.store import EmailSource, MailStore, TaskStatus
 from mail_pipeline_tests.e2e.conftest import (
     EMBEDDED_INSTANCE,
     POSTGRES_INSTANCE,
+    TERMINAL_STATUSES,
+    VENV_BIN,
     DagsterServices,
 )
 from mail_pipeline_tests.fixtures.dovecot import DovecotServer, MailUser
@@ -50,6 +59,10 @@ WRONG_PASSWORD = "not-the-password"
 # Never fires during a test: the scheduled runs would race the runs the test launches.
 FETCH_CRON = "0 0 1 1 *"
 PARTITION_SET = "fetch_mailbox_job_partition_set"
+#: The mailbox circuit breaker's threshold (the default, said explicitly): the scenario's
+#: third refused login pauses the bad mailbox.
+AUTH_FAILURES_TO_PAUSE = 3
+TERMINAL = TERMINAL_STATUSES
 
 
 def _raw(tag: str, to: str, subject: str) -> bytes:
@@ -132,38 +145,55 @@ def test_fetch_sensors_backfill_and_reexecution(
         "MAIL_PIPELINE_SPOOL_DIR": str(haraka.spool_dir),
         "MAIL_PIPELINE_SECRET_KEY": SECRET,
         "MAIL_PIPELINE_FETCH_CRON": FETCH_CRON,
+        "MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE": str(AUTH_FAILURES_TO_PAUSE),
     })
-    api = services.api
     print(f"services ready after {time.monotonic() - started:.1f} s")
 
     try:
-        _scenario(store, services, api, haraka, dovecot, good.id, bad.id, bad_login)
+        _scenario(store, services, haraka, dovecot, good.id, bad.id, bad_login)
     finally:
         store.dispose()
     print(f"scenario done after {time.monotonic() - started:.1f} s")
 
 
-def _scenario(store: MailStore, services: DagsterServices, api: Any, haraka: HarakaRig,
+def _scenario(store: MailStore, services: DagsterServices, haraka: HarakaRig,
               dovecot: DovecotServer, good: int, bad: int, bad_login: MailUser) -> None:
+    api = services.api
     t0 = time.monotonic()
 
     def mark(step: str) -> None:
         print(f"  {time.monotonic() - t0:6.1f} s  {step}")
 
-    # --- 2. email_fetch_job through GraphQL; meanwhile the partitions appear and the bad
-    # mailbox's partition run is launched as the UI's launchpad does (with the partition tags)
+    # --- the schedule and every sensor are on by default
+    assert api.schedule_state("email_fetch_schedule") == "RUNNING"
+    for sensor in ("haraka_spool_sensor", "mailbox_partitions_sensor",
+                   "fetch_run_failure_sensor", "fetch_run_canceled_sensor"):
+        assert api.sensor_state(sensor)["status"] == "RUNNING", sensor
+    dry = api.schedule_dry_run("email_fetch_schedule")  # no lease held: it would run
+    assert dry["error"] is None and len(dry["runRequests"]) == 1, dry
+
+    # --- email_fetch_job through GraphQL; beside it, the bad mailbox's partition run,
+    # launched as the UI's launchpad does (with the partition's tags) once the sensor made it
     fetch_run = api.launch_run("email_fetch_job")
-    keys = services.wait_for(
+    services.wait_for(
         lambda: set(api.partition_keys("fetch_mailbox_job")) >= {"good", "bad"} or None,
         120, "mailbox_partitions_sensor to add the partitions good and bad")
-    assert keys
     tags = api.partition_tags("fetch_mailbox_job", "bad")
     assert tags["dagster/partition"] == "bad"
     assert tags["dagster/partition_set"] == PARTITION_SET
     bad_run = api.launch_run("fetch_mailbox_job", tags=tags)
 
+    # Once the fetch run's spool step is over, mail through Haraka can only reach the store
+    # by the spool sensor's run.
+    services.wait_for(lambda: api.run(fetch_run)["steps"].get("ingest_spool") == "SUCCESS"
+                      or api.run_status(fetch_run) in TERMINAL, 120,
+                      f"the spool step of {fetch_run}")
+    assert haraka.send(_raw("smtp-1", address_of(store, good), "through haraka"),
+                       rcpt_to=[address_of(store, good)]) == {}
+
     fetched = services.wait_for_run(fetch_run)
     assert fetched["status"] == "SUCCESS", fetched
+    assert fetched["steps"]["ingest_spool"] == "SUCCESS"
     assert _message_ids(store, good) == ["imap-good-1@e2e.test", "imap-good-2@e2e.test"]
     assert _message_ids(store, bad) == []
     tasks = {t.email_source: t for t in store.tasks.recent(run_id=fetch_run)}
@@ -174,7 +204,9 @@ def _scenario(store: MailStore, services: DagsterServices, api: Any, haraka: Har
         imap_task.log
     assert imap_task.counters.saved == 2
     assert WRONG_PASSWORD not in str(imap_task.details)
+    assert tasks[EmailSource.HARAKA].counters.saved == 0
     assert store.locks.get(FETCH_LOCK) is None  # released by the run itself
+    mark("email_fetch_job succeeded; the bad mailbox recorded as failed")
 
     failed = services.wait_for_run(bad_run)
     assert failed["status"] == "FAILURE", failed
@@ -182,27 +214,9 @@ def _scenario(store: MailStore, services: DagsterServices, api: Any, haraka: Har
     (bad_task,) = store.tasks.recent(run_id=bad_run)
     assert bad_task.status is TaskStatus.FAILED
     assert "auth" in (bad_task.error_message or "").lower(), bad_task.error_message
+    mark("the bad mailbox's partition run failed")
 
-    mark("email_fetch_job and the failing partition run done")
-    # --- 3. schedule and sensors are on; mail through Haraka arrives by the spool sensor
-    assert api.schedule_state("email_fetch_schedule") == "RUNNING"
-    for sensor in ("haraka_spool_sensor", "mailbox_partitions_sensor",
-                   "fetch_run_failure_sensor", "fetch_run_canceled_sensor"):
-        assert api.sensor_state(sensor)["status"] == "RUNNING", sensor
-    dry = api.schedule_dry_run("email_fetch_schedule")  # the lease is free: it would run
-    assert dry["error"] is None and len(dry["runRequests"]) == 1, dry
-
-    refused = haraka.send(_raw("smtp-1", "good@example.test", "through haraka"),
-                          rcpt_to=["good@example.test"])
-    assert refused == {}
-
-    # The operator fixes the password and backfills only the failed partition, from failure.
-    manager = EmailConfigManager(store, SECRET)
-    fixed = manager.get_email_config(bad)
-    fixed["imap_config"]["password"] = dovecot.password_of(bad_login.username)
-    manager.update_fetch_config(bad, fixed)
-    backfill_id = api.launch_backfill(PARTITION_SET, ["bad"], from_failure=True)
-
+    # --- the mail sent through Haraka arrives by haraka_spool_sensor -> spool_ingest_job
     services.wait_for(lambda: "smtp-1@e2e.test" in _message_ids(store, good), 90,
                       "the mail sent through Haraka to reach the store (spool sensor)")
     (saving_task,) = [t for t in store.tasks.recent(source=EmailSource.HARAKA, limit=100)
@@ -210,30 +224,15 @@ def _scenario(store: MailStore, services: DagsterServices, api: Any, haraka: Har
     assert saving_task.run_id is not None
     spool_run = services.wait_for_run(saving_task.run_id)  # stored before the run ends
     assert spool_run["jobName"] == "spool_ingest_job" and spool_run["status"] == "SUCCESS"
-    assert spool_run["runId"] in {r["runId"] for r in api.runs("spool_ingest_job")}
+    assert "mail_pipeline/new_files" in spool_run["tags"]  # requested by the sensor
     assert haraka.files("inbox") == [] and len(_processed(haraka)) == 2
+    mark("mail through Haraka stored by the sensor's spool_ingest_job run")
 
-    mark("mail through Haraka stored by spool_ingest_job")
-    def backfill_done() -> dict[str, Any] | None:
-        backfill = api.backfill(backfill_id)
-        assert backfill["error"] is None, backfill["error"]
-        runs = backfill["runs"]
-        done = runs and all(r["status"] in {"SUCCESS", "FAILURE", "CANCELED"} for r in runs)
-        return backfill if done and backfill["status"] != "REQUESTED" else None
-
-    backfill = services.wait_for(backfill_done, 120, f"backfill {backfill_id} to finish")
-    (child,) = backfill["runs"]
-    assert child["status"] == "SUCCESS", (backfill, services.diagnostics())
-    assert child["parentRunId"] == bad_run and child["rootRunId"] == bad_run
-    assert child["tags"]["dagster/partition"] == "bad"
-    assert _message_ids(store, bad) == ["imap-bad-1@e2e.test"]
-
-    mark("from-failure backfill succeeded")
-    # --- 4. a run whose spool branch fails, its lease freed by the sensor, then re-executed
-    # The spool sensor is stopped (as from the UI) so that only the re-execution ingests.
+    # --- a fetch run whose spool branch fails. The spool sensor is stopped (as from the UI)
+    # so that only the re-execution can ingest what waits in the spool.
     assert api.stop_sensor("haraka_spool_sensor") == "STOPPED"
-    haraka.send(_raw("smtp-2", "good@example.test, bad@example.test", "for both"),
-                rcpt_to=["good@example.test", "bad@example.test"])
+    both = [address_of(store, good), address_of(store, bad)]
+    assert haraka.send(_raw("smtp-2", ", ".join(both), "for both"), rcpt_to=both) == {}
     assert len(haraka.messages()) == 1
     inbox = haraka.path("inbox")
     parked = haraka.spool_dir / "inbox.parked"
@@ -245,16 +244,36 @@ def _scenario(store: MailStore, services: DagsterServices, api: Any, haraka: Har
     assert broken["steps"]["ingest_spool"] == "FAILURE"
     assert broken["steps"]["close_imap_fetch"] == "SUCCESS"
     assert broken["steps"].get("release_fetch_lock") in (None, "SKIPPED")
+    mark("the fetch run with a broken spool failed")
+
+    # Three refused logins in a row (fetch run, partition run, this run): the circuit breaker
+    # has paused the mailbox. The operator fixes the password, resumes the mailbox as the
+    # failure message says, and backfills only the failed partition, from failure (its run
+    # fetches IMAP only: nothing it stores can come from the re-execution below).
+    paused = store.mailboxes.get(bad)
+    assert paused is not None and paused.paused, paused
+    manager = EmailConfigManager(store, SECRET)
+    fixed = manager.get_email_config(bad)
+    fixed["imap_config"]["password"] = dovecot.password_of(bad_login.username)
+    manager.update_fetch_config(bad, fixed)
+    resumed = subprocess.run(
+        [str(VENV_BIN / "mail-pipeline"), "mailbox", "resume", "bad"],
+        env={**services.env, "MAIL_PIPELINE_DATABASE_URL": store.url},
+        capture_output=True, text=True, timeout=120, check=False)
+    assert resumed.returncode == 0, resumed
+    backfill_id = api.launch_backfill(PARTITION_SET, ["bad"], from_failure=True)
+
     services.wait_for(lambda: store.locks.get(FETCH_LOCK) is None, 90,
                       "fetch_run_failure_sensor to free the lease of the failed run")
     broken_tasks = {t.email_source: t for t in store.tasks.recent(run_id=broken["runId"])}
-    assert broken_tasks[EmailSource.HARAKA].status is TaskStatus.FAILED
     spool_error = broken_tasks[EmailSource.HARAKA].error_message or ""
+    assert broken_tasks[EmailSource.HARAKA].status is TaskStatus.FAILED
     assert "SpoolError" in spool_error and "inbox" in spool_error, spool_error
     assert broken_tasks[EmailSource.IMAP].status is TaskStatus.COMPLETED
     assert all(t.status.is_final for t in broken_tasks.values())
+    mark("lease freed by fetch_run_failure_sensor")
 
-    mark("broken run failed, lease freed by the sensor")
+    # --- the spool repaired, re-execution from failure runs the spool branch only
     inbox.unlink()
     parked.rename(inbox)
     retry = services.wait_for_run(api.reexecute(broken["runId"], "FROM_FAILURE"))
@@ -263,10 +282,31 @@ def _scenario(store: MailStore, services: DagsterServices, api: Any, haraka: Har
     assert set(retry["steps"]) == {"ingest_spool", "release_fetch_lock"}
     assert _message_ids(store, good) == ["imap-good-1@e2e.test", "imap-good-2@e2e.test",
                                          "smtp-1@e2e.test", "smtp-2@e2e.test"]
-    assert _message_ids(store, bad) == ["imap-bad-1@e2e.test", "smtp-2@e2e.test"]
     (retry_task,) = store.tasks.recent(run_id=retry["runId"])
     assert retry_task.email_source is EmailSource.HARAKA
     assert retry_task.status is TaskStatus.COMPLETED and retry_task.counters.saved == 2
     assert haraka.files("inbox") == [] and len(_processed(haraka)) == 4
     assert store.locks.get(FETCH_LOCK) is None
     mark("re-execution from failure succeeded")
+
+    # --- the backfill's run re-executed the failed partition run and fetched the mailbox
+    def backfill_run() -> dict[str, Any] | None:
+        backfill = api.backfill(backfill_id)
+        assert backfill["error"] is None, backfill["error"]
+        runs = [r for r in backfill["runs"] if r["status"] in TERMINAL]
+        return runs[0] if runs else None
+
+    child = services.wait_for(backfill_run, 120, f"the run of backfill {backfill_id}")
+    assert child["status"] == "SUCCESS", (child, services.diagnostics())
+    assert child["parentRunId"] == bad_run and child["rootRunId"] == bad_run
+    assert child["tags"]["dagster/partition"] == "bad"
+    assert child["tags"]["dagster/backfill"] == backfill_id
+    (child_task,) = store.tasks.recent(run_id=child["runId"])
+    assert child_task.status is TaskStatus.COMPLETED and child_task.counters.saved == 1
+    assert _message_ids(store, bad) == ["imap-bad-1@e2e.test", "smtp-2@e2e.test"]
+    mark("from-failure backfill of the bad partition succeeded")
+
+
+def address_of(store: MailStore, user_id: int) -> str:
+    """The user's e-mail address (in the domain the test Haraka accepts)."""
+    return store.users.get(user_id).email

@@ -13,7 +13,7 @@ What it proves, against real Dovecot and Haraka servers:
    through ``haraka_spool_sensor`` → ``spool_ingest_job`` alone.
 3. ``mailbox_partitions_sensor`` creates the mailbox partitions; the bad mailbox's partition
    run fails; after three refused logins the circuit breaker pauses the mailbox; once the
-   password is fixed and the mailbox resumed (``mail-pipeline mailbox resume``), a
+   password is fixed and the mailbox resumed (``mail-pipeline imap resume``), a
    from-failure backfill of that partition re-executes it successfully.
 4. A run of ``email_fetch_job`` whose spool branch fails (the inbox replaced by a file) fails;
    ``fetch_run_failure_sensor`` frees its fetch lease; after the spool is repaired a
@@ -257,7 +257,7 @@ def _scenario(store: MailStore, services: DagsterServices, haraka: HarakaRig,
     fixed["imap_config"]["password"] = dovecot.password_of(bad_login.username)
     manager.update_fetch_config(bad, fixed)
     resumed = subprocess.run(
-        [str(VENV_BIN / "mail-pipeline"), "mailbox", "resume", "bad"],
+        [str(VENV_BIN / "mail-pipeline"), "imap", "resume", "bad"],
         env={**services.env, "MAIL_PIPELINE_DATABASE_URL": store.url},
         capture_output=True, text=True, timeout=120, check=False)
     assert resumed.returncode == 0, resumed

@@ -8,6 +8,9 @@ reads. Their output (and that of the code servers and run workers they spawn, wh
 it) goes to ``daemon.log`` and ``webserver.log`` beside the instance; the tails are printed when
 a test fails and included in every polling timeout's message.
 
+The instance's storage is created first by ``dagster instance migrate`` (see
+:meth:`DagsterServices.migrate`), as an operator would before starting both services.
+
 Stopping: SIGTERM to each process group, SIGKILL after a grace period, then a sweep of any
 process that still carries this rig's marker variable in its environment (a run worker or code
 server that left the group), killed by PID.
@@ -412,8 +415,26 @@ class DagsterServices:
                 argv, cwd=REPO_ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True)
 
+    def migrate(self, timeout: float = 180.0) -> None:
+        """Create the instance's storage once, before the services start.
+
+        A fresh instance is otherwise created by four processes at once (daemon, webserver
+        and their code servers): on SQLite that can stamp Dagster's ``alembic_version`` twice
+        and every later start then fails with "more than one head present" (seen here).
+        ``dagster dev`` avoids it by opening the instance in its parent first.
+        """
+        with open(self.log_path("migrate"), "wb") as log:
+            result = subprocess.run([str(VENV_BIN / "dagster"), "instance", "migrate"],
+                                    cwd=REPO_ROOT, env=self.env, stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
+                                    check=False)
+        if result.returncode != 0:
+            raise ServicesError(f"dagster instance migrate failed ({result.returncode}):\n"
+                                f"{_tail(self.log_path('migrate'), 60)}")
+
     def start(self, timeout: float = 240.0) -> None:
-        """Start the daemon and the webserver; return when the location and daemons are up."""
+        """Migrate, start the daemon and the webserver; return when both are up."""
+        self.migrate()
         self._spawn("daemon", [str(VENV_BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)])
         self._spawn("webserver", [str(VENV_BIN / "dagster-webserver"), "-h", "127.0.0.1",
                                   "-p", str(self.port), "-w", str(WORKSPACE)])
@@ -437,7 +458,10 @@ class DagsterServices:
 
         def guarded() -> T | None:
             self.check_alive()
-            return check()
+            try:
+                return check()
+            except ServicesError as exc:  # e.g. the code location failed to load
+                raise ServicesError(f"{exc}\n{self.diagnostics()}") from None
 
         return wait_for(guarded, timeout, what, interval=interval, context=self.diagnostics)
 

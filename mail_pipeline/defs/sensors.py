@@ -3,6 +3,7 @@
 
 import json
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,9 @@ from mail_pipeline.defs.resources import FETCH_LOCK, ImapResource, SpoolResource
 from mail_pipeline.task_cleanup import close_tasks_of_run
 
 MONITORED_JOBS = [email_fetch_job, spool_ingest_job, fetch_mailbox_job]
+
+#: Ready files still in ``inbox/`` this long after the last request are requested again.
+REQUEST_AGAIN_SECONDS = 120
 
 
 def ready_files(spool_dir: str | os.PathLike[str]) -> list[tuple[int, str]]:
@@ -44,22 +48,40 @@ def ready_files(spool_dir: str | os.PathLike[str]) -> list[tuple[int, str]]:
 def haraka_spool_sensor(
     context: dg.SensorEvaluationContext, spool: SpoolResource
 ) -> dg.RunRequest | dg.SkipReason:
-    """Request one ingest per new set of ready files; the cursor is the newest file requested."""
+    """Request an ingest for new ready files; re-request files still waiting after a while.
+
+    The cursor is the newest file requested (mtime, name) and when. Files that come back to
+    ``inbox/`` keep their old mtime (a crashed run's claims, ``spool retry-failed``,
+    ``reingest-unmatched``), so files that are still waiting :data:`REQUEST_AGAIN_SECONDS`
+    after the last request are requested again. Run keys are deterministic: the newest new
+    file, or the waiting set and the time slot of the repeat.
+    """
     files = ready_files(spool.directory)
     cursor: dict[str, Any] = json.loads(context.cursor) if context.cursor else {}
     last = (int(cursor.get("mtime_ns", 0)), str(cursor.get("name", "")))
+    requested_at = float(cursor.get("requested_at", 0.0))
+    now = time.time()
     new = [f for f in files if f > last]
-    if not new:
-        waiting = len(files)
-        return dg.SkipReason(
-            f"no new mail in the spool ({waiting} ready file(s) already requested)"
-            if waiting else "the spool inbox is empty"
+    if new:
+        newest = new[-1]
+        context.update_cursor(json.dumps(
+            {"mtime_ns": newest[0], "name": newest[1], "requested_at": now}))
+        return dg.RunRequest(
+            run_key=f"spool-{newest[0]}-{newest[1]}",
+            tags={"mail_pipeline/new_files": str(len(new))},
         )
-    newest = new[-1]
-    context.update_cursor(json.dumps({"mtime_ns": newest[0], "name": newest[1]}))
+    if not files:
+        return dg.SkipReason("the spool inbox is empty")
+    if now - requested_at < REQUEST_AGAIN_SECONDS:
+        return dg.SkipReason(
+            f"no new mail in the spool ({len(files)} ready file(s) already requested)")
+    slot = int(now // REQUEST_AGAIN_SECONDS)
+    context.update_cursor(json.dumps({**cursor, "mtime_ns": last[0], "name": last[1],
+                                      "requested_at": now}))
+    oldest = files[0]
     return dg.RunRequest(
-        run_key=f"spool-{newest[0]}-{newest[1]}",
-        tags={"mail_pipeline/new_files": str(len(new))},
+        run_key=f"spool-waiting-{oldest[0]}-{oldest[1]}-{len(files)}-{slot}",
+        tags={"mail_pipeline/waiting_files": str(len(files))},
     )
 
 

@@ -46,6 +46,15 @@ def test_spool_sensor_cursor_run_key_and_skip(rig: Rig) -> None:
     newer, _ = _tick(rig, cursor)
     assert isinstance(newer, dg.RunRequest) and newer.run_key != result.run_key
     assert newer.run_key is not None and second in newer.run_key
+    # Files still waiting long after the last request (a failed run, retry-failed) are
+    # requested again, once per slot.
+    stale = json.loads(cursor or "{}")
+    stale["requested_at"] = 0.0
+    repeat, cursor3 = _tick(rig, json.dumps({**stale, "mtime_ns": 2**62, "name": "z"}))
+    assert isinstance(repeat, dg.RunRequest)
+    assert repeat.run_key is not None and repeat.run_key.startswith("spool-waiting-")
+    soon, _ = _tick(rig, cursor3)
+    assert isinstance(soon, dg.SkipReason)
     # A symlink in the inbox is never taken for a ready file.
     (rig.spool_dir / "inbox" / "evil.meta").symlink_to("/etc/passwd")
     from mail_pipeline.defs.sensors import ready_files

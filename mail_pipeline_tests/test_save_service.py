@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from mail_pipeline.attachments import AttachmentStorage
 from mail_pipeline.errors import SaveError
-from mail_pipeline.parser import parse_message
+from mail_pipeline.parser import ParsedMessage, parse_message
 from mail_pipeline.save_service import Delivery, EmailSaveService, Outcome, dedup_key
 from mail_pipeline.store import EmailSource, MailStore, SyncUpdate
 
@@ -223,3 +223,37 @@ def test_find_users_by_recipients(service: EmailSaveService, store: MailStore) -
     assert service.find_users_by_recipients(["dave@example.org"]) == []
     assert dave not in service.find_users_by_recipients(["dave@example.org", "bob@example.org"])
     assert service.resolve_recipients(["TEAM@example.org"]) == {"team@example.org": {bob}}
+
+
+CORPUS = Path(__file__).parent / "data" / "corpus"
+
+
+def test_resaving_the_whole_corpus_twice_keeps_one_copy_per_user(
+    service: EmailSaveService, store: MailStore, alice: int
+) -> None:
+    """Every corpus message that parses, saved for two users, twice: one copy each."""
+    from mail_pipeline.errors import MessageParseError
+
+    bob = store.users.add("bob", "bob@example.org").id
+    parsed = []
+    for path in sorted(CORPUS.glob("*.eml")):
+        try:
+            parsed.append(parse_message(path.read_bytes()))
+        except MessageParseError:
+            continue
+    assert len(parsed) >= 40
+    distinct = {dedup_key(p) for p in parsed}
+    for _ in range(2):
+        batch = service.save_batch(
+            [Delivery(user, p, IMAP) for p in parsed for user in (alice, bob)])
+        assert batch.failed == 0
+    for user in (alice, bob):
+        stored = store.messages.summaries(user, limit=10_000)
+        assert len(stored) == len(distinct)
+        assert len({m.dedup_key for m in stored}) == len(stored)
+    files = list(service.attachments.iter_files())
+    first: dict[str, ParsedMessage] = {}
+    for p in parsed:
+        first.setdefault(dedup_key(p), p)  # the first of a key is the one stored
+    expected_files = 2 * sum(len(p.attachments) for p in first.values())
+    assert len(files) == expected_files

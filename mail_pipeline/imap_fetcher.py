@@ -447,7 +447,9 @@ class MailboxFetcher:
         except (ImapError, ConfigError) as exc:
             error_kind, error = error_kind_of(exc), str(exc)
 
-        if error_kind is ErrorKind.NONE:
+        if error_kind is ErrorKind.NONE and run is not None and run.counters.fetched:
+            # The seed's last_email_fetch_time marks the last fetch that brought mail; an idle
+            # tick writes nothing here (per-mailbox success times are the breaker's).
             self.configs.update_fetch_time(user_id, self._clock())
         result = MailboxResult(
             user_id=user_id,
@@ -665,6 +667,8 @@ class MailboxFetcher:
             log.warning("%s", result.summary())
         if task_id is None:
             return
+        if result.ok and not result.counters.fetched and not result.warnings:
+            return  # nothing new: counters say so, the log keeps what happened
         tasks = self.store.tasks
         step = f"imap_fetch:{result.username}"
         tasks.add_execution_log(task_id, step, result.summary(),

@@ -18,6 +18,7 @@ from sqlalchemy import Table, func, select, tuple_
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 
+from mail_pipeline.errors import NotFoundError
 from mail_pipeline.store.base import Repository
 from mail_pipeline.store.models import EmailAttachment, EmailMessage, ImapSyncState
 
@@ -103,6 +104,11 @@ class StoredMessage:
     origin: str
     size: int
     attachment_paths: tuple[str, ...]
+
+
+def _position(row: ImapSyncState) -> SyncPosition:
+    return SyncPosition(row.user_id, row.folder, row.uidvalidity, row.last_uid,
+                        row.last_fetch_at, list(row.failed_uids or []))
 
 
 class MessageRepository(Repository):
@@ -215,8 +221,7 @@ class MessageRepository(Repository):
             ).one_or_none()
             if row is None:
                 return None
-            return SyncPosition(row.user_id, row.folder, row.uidvalidity, row.last_uid,
-                                row.last_fetch_at, list(row.failed_uids or []))
+            return _position(row)
 
     def sync_positions(self, user_id: int) -> list[SyncPosition]:
         """Return every folder's sync position of ``user_id``, by folder name."""
@@ -225,8 +230,7 @@ class MessageRepository(Repository):
                 select(ImapSyncState).where(ImapSyncState.user_id == user_id)
                 .order_by(ImapSyncState.folder)
             )
-            return [SyncPosition(r.user_id, r.folder, r.uidvalidity, r.last_uid,
-                                 r.last_fetch_at, list(r.failed_uids or [])) for r in rows]
+            return [_position(r) for r in rows]
 
     def count(self, user_id: int | None = None) -> int:
         """Return how many messages are stored (for one user, or in all)."""
@@ -255,8 +259,6 @@ class MessageRepository(Repository):
         with self._transaction() as session:
             m = session.get(EmailMessage, message_pk)
             if m is None:
-                from mail_pipeline.errors import NotFoundError
-
                 raise NotFoundError(f"no message with id {message_pk}")
             return {
                 "raw_content": m.raw_content,

@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rss import peak_rss_kb  # bench/rss.py, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -196,21 +198,6 @@ def child_ingest(url: str, username: str, attachments: str, batch_size: int) -> 
             "duplicates": c.duplicate, "rss_before_kb": rss_before,
             "max_rss_kb": peak_rss_kb(),
             "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
-
-
-def peak_rss_kb() -> int:
-    """This process's peak RSS in KiB since its exec: ``VmHWM``.
-
-    ``ru_maxrss`` is not used for the comparison: Linux carries it over ``execve`` from the
-    forked copy of the parent, so every child would report at least the parent's RSS (this
-    script holds the whole 10,000-message corpus). ``VmHWM`` belongs to the new address space.
-    It is reported too, as ``ru_maxrss_kb``.
-    """
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def ingest_in_child(url: str, username: str, work: Path, batch_size: int,

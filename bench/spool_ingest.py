@@ -9,7 +9,7 @@ Generates N messages of about 20 KB (a third with one attachment) as Haraka spoo
 (b) full ingest throughput (claim + read + parse + route + save + move, durable defaults:
     attachment files and destination directories fsynced) on SQLite and on a throw-away
     PostgreSQL started like the test suite's (``mail_pipeline_tests.fixtures.postgres``);
-(c) peak RSS (``ru_maxrss`` of a child process that runs one ingest) for each size in
+(c) peak RSS (``VmHWM`` of a child process that runs one ingest) for each size in
     ``--rss-n``.
 
 Targets: full ingest >= 70 % of parse-only msgs/s on SQLite, >= 60 % on PostgreSQL, and
@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -31,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from rss import peak_rss_kb  # bench/rss.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -96,7 +97,7 @@ def run_ingest(url: str, spool: Path, attachments: Path, batch_size: int) -> dic
 def child(args: argparse.Namespace) -> None:
     """``--child``: one ingest, then print its figures and this process's peak RSS."""
     figures = run_ingest(args.url, Path(args.spool), Path(args.attachments), args.batch_size)
-    figures["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    figures["maxrss_kib"] = peak_rss_kb()  # VmHWM: ru_maxrss carries the parent's over exec
     print(json.dumps(figures))
 
 

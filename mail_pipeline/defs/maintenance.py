@@ -30,7 +30,7 @@ mail_metrics_spec = dg.AssetSpec(
     MAIL_METRICS,
     description=(
         "Task, throughput, spool and mailbox metrics of the mail pipeline, recorded by every "
-        "email_fetch_job and cleanup_tasks_job run (see the Plots tab)."
+        "email_fetch_job and cleanup_tasks_job run (Overview → Metadata → Plots)."
     ),
     group_name="monitoring",
     kinds={"python"},

@@ -12,7 +12,15 @@ from typing import Any
 
 from rich.table import Table
 
-from mail_pipeline.cli.app import EXIT_FAILED, EXIT_OK, Context, UsageError, command, group
+from mail_pipeline.cli.app import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Context,
+    UsageError,
+    command,
+    group,
+    positive_int,
+)
 from mail_pipeline.cli.ops import mailbox_state_line, resume_mailbox
 from mail_pipeline.email_config import EmailConfigManager, PostAction
 from mail_pipeline.errors import ImapError
@@ -61,7 +69,7 @@ def register(groups: Any) -> None:
     fetch = command(sub, "fetch", fetch_mail,
                     "fetch a user's new mail once (records an IMAP_EMAIL_FETCH task)")
     fetch.add_argument("username")
-    fetch.add_argument("--batch-size", type=_positive_int, default=100,
+    fetch.add_argument("--batch-size", type=positive_int, default=100,
                        help="messages per UID FETCH and per transaction (default 100)")
 
 
@@ -152,16 +160,6 @@ def test_login(ctx: Context, args: argparse.Namespace) -> int:
     ctx.out.print(f"logged in to {account.endpoint}")
     ctx.out.print(table)
     return EXIT_OK
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
-    return value
 
 
 def fetch_mail(ctx: Context, args: argparse.Namespace) -> int:

@@ -16,7 +16,15 @@ from typing import Any
 
 from rich.table import Table
 
-from mail_pipeline.cli.app import EXIT_FAILED, EXIT_OK, Context, UsageError, command, group
+from mail_pipeline.cli.app import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Context,
+    UsageError,
+    command,
+    group,
+    positive_int,
+)
 from mail_pipeline.health import HealthThresholds, evaluate
 from mail_pipeline.mailbox_circuit import MailboxCircuitBreaker
 from mail_pipeline.metrics import DEFAULT_RECENT_RUNS, Metrics, compute_metrics
@@ -30,7 +38,7 @@ def register(groups: Any) -> None:
     m = command(groups, "metrics", show_metrics,
                 "task, throughput, spool and mailbox metrics (a table, or --json)")
     m.add_argument("--json", action="store_true", help="print JSON for machines")
-    m.add_argument("--recent-runs", type=_positive_int, default=DEFAULT_RECENT_RUNS,
+    m.add_argument("--recent-runs", type=positive_int, default=DEFAULT_RECENT_RUNS,
                    help=f"throughput over this many recent runs (default {DEFAULT_RECENT_RUNS})")
 
     h = command(groups, "health", check_health,
@@ -68,9 +76,9 @@ def register(groups: Any) -> None:
                        help=f"keep {text} this long (default {default:g})")
     c.add_argument("--attachment-grace-seconds", type=float, default=p.attachment_grace_seconds,
                    help="never remove an unreferenced file younger than this (default 3600)")
-    c.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE,
+    c.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE,
                    help=f"tasks per transaction (default {DEFAULT_BATCH_SIZE})")
-    c.add_argument("--max-batches", type=_positive_int, default=None,
+    c.add_argument("--max-batches", type=positive_int, default=None,
                    help="stop after this many batches (the rest waits for the next pass)")
     c.add_argument("--no-spool", action="store_true", help="leave the spool alone")
     c.add_argument("--no-attachments", action="store_true", help="leave attachments alone")
@@ -97,16 +105,6 @@ def register(groups: Any) -> None:
 
 
 # --- argument types ------------------------------------------------------------------------
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
-    return value
 
 
 def _limit(text: str) -> float | None:

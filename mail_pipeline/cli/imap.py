@@ -25,6 +25,7 @@ from mail_pipeline.cli.ops import mailbox_state_line, resume_mailbox
 from mail_pipeline.email_config import EmailConfigManager, PostAction
 from mail_pipeline.errors import ImapError
 from mail_pipeline.imap_connection import ImapSecurity, imap_session, translate_imap_errors
+from mail_pipeline.mailbox_circuit import MailboxCircuitBreaker
 
 
 def register(groups: Any) -> None:
@@ -205,11 +206,17 @@ def fetch_mail(ctx: Context, args: argparse.Namespace) -> int:
         with contextlib.suppress(Exception):
             store.tasks.mark_failed(task.task_id, f"{type(exc).__name__}: {exc}"[:1000])
         raise
+    # A manual fetch counts for the circuit breaker like a scheduled one: a success lifts the
+    # failure streak, a refused login adds to it.
+    decision = MailboxCircuitBreaker.from_env(store).record(result)
     if not result.ok:
         store.tasks.mark_failed(task.task_id, f"{result.error_kind.value}: {result.error}")
-        line = " ".join(f"{result.error_kind.value} error: {result.error}".split())
-        ctx.err.print(f"mail-pipeline: {user.username}: {line}", markup=False,
-                      highlight=False, soft_wrap=True)
+        if decision is not None and decision.just_paused:  # the pause line names the error
+            line = " ".join(decision.log_line().split())
+        else:
+            line = f"{user.username}: " + " ".join(
+                f"{result.error_kind.value} error: {result.error}".split())
+        ctx.err.print(f"mail-pipeline: {line}", markup=False, highlight=False, soft_wrap=True)
         return EXIT_FAILED
     store.tasks.mark_completed(task.task_id, message=result.summary())
     ctx.out.print(f"{result.summary()} (task {task.task_id})", markup=False, highlight=False)

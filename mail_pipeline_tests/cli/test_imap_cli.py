@@ -78,6 +78,25 @@ def test_fetch_with_a_wrong_password_exits_1_with_one_line(
         store.dispose()
 
 
+def test_manual_fetches_feed_the_circuit_breaker(
+    cli: Run, dovecot: DovecotServer, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE", "2")
+    user = dovecot.new_user()
+    set_account(cli, dovecot, "Wrong-Password-7", user.username)
+    assert cli("imap", "fetch", user.username).code == 1
+    second = cli("imap", "fetch", user.username)
+    assert second.code == 1
+    lines = second.err.strip().splitlines()
+    assert len(lines) == 1 and "PAUSED" in lines[0] and "Wrong-Password-7" not in lines[0]
+    store = MailStore(store_url)
+    try:
+        (state,) = store.mailboxes.all(paused_only=True)
+        assert state.consecutive_auth_failures == 2
+    finally:
+        store.dispose()
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [(("imap", "fetch", "nobody"), "no user"),

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mail_pipeline.cli.app import EXIT_FAILED, EXIT_OK, Context, command, group
+from mail_pipeline.spool import Problem
 from mail_pipeline.spool_ingest import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_SIZE,
@@ -103,17 +104,16 @@ def spool_status(ctx: Context, _args: argparse.Namespace) -> int:
 
 def retry_failed(ctx: Context, _args: argparse.Namespace) -> int:
     """Move failed/ pairs back into the inbox."""
-    moved, problems = _service(ctx).retry_failed()
-    ctx.out.print(f"moved {moved} failed pairs back to the inbox")
-    for problem in problems:
-        ctx.out.print(f"  left {problem.path}: {problem.reason}", markup=False, highlight=False)
-    return EXIT_OK
+    return _report_requeue(ctx, "failed", *_service(ctx).retry_failed())
 
 
 def reingest_unmatched(ctx: Context, _args: argparse.Namespace) -> int:
     """Move unmatched/ pairs back into the inbox."""
-    moved, problems = _service(ctx).reingest_unmatched()
-    ctx.out.print(f"moved {moved} unmatched pairs back to the inbox")
+    return _report_requeue(ctx, "unmatched", *_service(ctx).reingest_unmatched())
+
+
+def _report_requeue(ctx: Context, folder: str, moved: int, problems: list[Problem]) -> int:
+    ctx.out.print(f"moved {moved} {folder} pairs back to the inbox")
     for problem in problems:
         ctx.out.print(f"  left {problem.path}: {problem.reason}", markup=False, highlight=False)
     return EXIT_OK

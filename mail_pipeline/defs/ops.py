@@ -164,6 +164,7 @@ def release_fetch_lock(
     Then record the ``mail_metrics`` asset (its numeric metadata is what the UI plots).
     """
     released = store.get().locks.release(lock.name, lock.token)
+    _renewed.pop((lock.token, context.run_id), None)
     if not released:
         context.log.warning("the fetch lease was no longer ours (expired and taken over?)")
     total = imap.counters + spool.counters

@@ -37,7 +37,7 @@ def test_acquire_yields_the_lease_or_nothing(rig: Rig) -> None:
     assert {t.email_source for t in skipped} == {EmailSource.IMAP, EmailSource.HARAKA}
 
 
-def test_cleanup_keeps_live_work(rig: Rig) -> None:
+def test_cleanup_cancels_tasks_of_runs_the_instance_does_not_know(rig: Rig) -> None:
     task = rig.store.tasks.create(EmailSource.IMAP, run_id="unknown-run",
                                   status=TaskStatus.RUNNING)
     grant = LockGrant(FETCH_LOCK, "t", 60)

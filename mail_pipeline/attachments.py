@@ -5,7 +5,8 @@ path unique, so two attachments called ``report.pdf`` never overwrite each other
 created with ``O_EXCL`` so even a clash of random names cannot overwrite. Files are made durable
 in one step per batch (:meth:`AttachmentStorage.sync`) before the database commit. A name from
 a message can never leave the root: path separators, ``..``, control characters and reserved
-device names are removed before it is used.
+device names are removed before it is used, and the name is short enough in UTF-8 bytes for
+the 255-byte name limit of common file systems whatever its script.
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ from pathlib import Path
 from mail_pipeline.errors import SaveError
 
 MAX_NAME_LENGTH = 150
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
+# File systems limit a name to 255 *bytes* (ext4, XFS, btrfs, ZFS, APFS), and 150 CJK
+# characters or emoji are 450-600 bytes of UTF-8. With the ``<16 hex>_`` prefix of
+# AttachmentStorage.write the name on disk is at most 17 + 200 = 217 bytes.
+MAX_NAME_BYTES = 200
+MAX_DISK_NAME_BYTES = 255
+# Lone surrogates (undecodable bytes smuggled through a str) cannot be encoded as UTF-8.
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*\ud800-\udfff]+')
 _SPACES = re.compile(r"\s+")
 _RESERVED = {
     "con", "prn", "aux", "nul",
@@ -39,8 +46,13 @@ def safe_filename(name: str | None, content_type: str = "application/octet-strea
 
     Keeps the readable part of ``name`` (Unicode letters stay), drops any directory part,
     path separators, control characters and leading dots, caps the length at 150 characters
-    while keeping the extension, and falls back to ``attachment`` plus an extension guessed
-    from ``content_type`` when nothing usable is left.
+    and :data:`MAX_NAME_BYTES` bytes of UTF-8 while keeping the extension (a cut never splits
+    a character, nor separates a base letter from its combining marks), and falls back to
+    ``attachment`` plus an extension guessed from ``content_type`` when nothing usable is left.
+    Applying it to its own result returns that result unchanged.
+
+    Returns:
+        The safe name; ``<16 hex>_<name>`` always fits in :data:`MAX_DISK_NAME_BYTES` bytes.
     """
     text = unicodedata.normalize("NFKC", name or "")
     text = text.replace("\\", "/").rsplit("/", 1)[-1]
@@ -56,10 +68,35 @@ def safe_filename(name: str | None, content_type: str = "application/octet-strea
         if not ext:
             guessed = mimetypes.guess_extension(content_type.split(";")[0].strip().lower())
             ext = (guessed or "").lstrip(".")
-    ext = ext[:16]
-    budget = MAX_NAME_LENGTH - (len(ext) + 1 if ext else 0)
-    stem = stem[:budget].rstrip(" .") or "attachment"
+    ext = _cut(ext, 16, 64)
+    reserved = len(ext.encode("utf-8")) + 1 if ext else 0
+    stem = _cut(stem, MAX_NAME_LENGTH - (len(ext) + 1 if ext else 0), MAX_NAME_BYTES - reserved)
+    stem = stem.rstrip(" .") or "attachment"
     return f"{stem}.{ext}" if ext else stem
+
+
+def _extends(char: str) -> bool:
+    """Whether ``char`` belongs to the character before it (combining mark, joiner, modifier)."""
+    return (
+        unicodedata.category(char) in ("Mn", "Mc", "Me")
+        or char in "\u200c\u200d"
+        or "\U0001f3fb" <= char <= "\U0001f3ff"  # emoji skin-tone modifiers
+    )
+
+
+def _cut(text: str, max_chars: int, max_bytes: int) -> str:
+    """Return the longest prefix of ``text`` within ``max_chars`` characters and ``max_bytes``
+    bytes of UTF-8 that ends on a whole character: never inside a multi-byte sequence, never
+    between a letter and its combining marks, never just after a zero-width joiner."""
+    cut = text[:max_chars]
+    encoded = cut.encode("utf-8")
+    if len(encoded) > max_bytes:
+        # the tail is valid UTF-8 cut short: "ignore" drops only the partial last character
+        cut = encoded[:max_bytes].decode("utf-8", "ignore")
+    n = len(cut)
+    while 0 < n < len(text) and (_extends(text[n]) or text[n - 1] == "\u200d"):
+        n -= 1
+    return text[:n]
 
 
 def _fsync_path(path: Path) -> None:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 import pytest
 
-from mail_pipeline.attachments import MAX_NAME_LENGTH, AttachmentStorage, safe_filename
+from mail_pipeline.attachments import (
+    MAX_DISK_NAME_BYTES,
+    MAX_NAME_BYTES,
+    MAX_NAME_LENGTH,
+    AttachmentStorage,
+    safe_filename,
+)
 
 
 @pytest.mark.parametrize(
@@ -35,6 +42,44 @@ def test_long_names_keep_their_extension() -> None:
     name = safe_filename("x" * 500 + ".pdf")
     assert len(name) == MAX_NAME_LENGTH
     assert name.endswith(".pdf")
+
+
+LONG_NAMES = {
+    "80 CJK characters": ("报告" * 40 + ".xlsx", "xlsx"),
+    "300 x é": ("é" * 300, ""),
+    "300 x letter + combining accent": ("x\u0301" * 300, ""),
+    "long Cyrillic name with extension": ("Отчёт о продажах за квартал " * 10 + ".docx", "docx"),
+    "300 bytes of 4-byte emoji": ("😀" * 75, ""),
+    "emoji with extension": ("📎" * 75 + ".pdf", "pdf"),
+    "ZWJ emoji sequences": ("👩\u200d💻" * 60 + ".png", "png"),
+    "CJK extension": ("한" * 100 + "." + "漢" * 30, "漢" * 16),
+}
+
+
+@pytest.mark.parametrize(("name", "ext"), LONG_NAMES.values(), ids=LONG_NAMES.keys())
+def test_long_non_ascii_names_fit_the_file_system_in_bytes(
+    name: str, ext: str, attachment_root: Path
+) -> None:
+    safe = safe_filename(name)
+    encoded = safe.encode("utf-8")  # a cut inside a character would fail here
+    assert len(encoded) <= MAX_NAME_BYTES
+    assert len(f"{'0' * 16}_{safe}".encode()) <= MAX_DISK_NAME_BYTES
+    assert safe == safe_filename(safe)  # what AttachmentStorage.write insists on
+    stem = safe.removesuffix(f".{ext}") if ext else safe
+    assert safe.endswith(f".{ext}") or not ext
+    normalised = unicodedata.normalize("NFKC", name)
+    assert normalised.startswith(stem) and len(stem) > 20
+    # whole characters only: never a base letter without its accent, never a dangling joiner
+    rest = normalised[len(stem):]
+    assert not rest.startswith("\u0301") and not stem.endswith("\u200d")
+    # and the file system takes it
+    relative = AttachmentStorage(attachment_root).write(1, safe, b"data")
+    assert Path(relative).name.endswith(f"_{safe}")
+    assert (attachment_root / relative).read_bytes() == b"data"
+
+
+def test_lone_surrogates_are_replaced() -> None:
+    assert safe_filename("a\udcffb.txt") == "a_b.txt"
 
 
 def test_same_name_never_overwrites(attachment_root: Path) -> None:

@@ -184,6 +184,160 @@ def test_headers_of_a_helo_client_are_not_double_encoded(haraka: HarakaRig) -> N
     assert msg.meta["helo"] == "old-client.example"
 
 
+# --- bare line feeds (raw socket: smtplib would fix the line ends) -----------------------------
+
+
+class RawSmtp:
+    """A byte-exact SMTP client: sends exactly the bytes given, reads whole replies."""
+
+    def __init__(self, haraka: HarakaRig) -> None:
+        self.sock = socket.create_connection((haraka.host, haraka.port), timeout=30)
+        self.buffer = b""
+        assert self.reply()[0] == 220
+
+    def reply(self) -> tuple[int, str]:
+        """Return (code, text of all lines) of the next reply; (0, "") if the server closed."""
+        lines: list[bytes] = []
+        while True:
+            while b"\r\n" not in self.buffer:
+                try:
+                    chunk = self.sock.recv(65536)
+                except ConnectionResetError:
+                    chunk = b""
+                if not chunk:
+                    return 0, b" ".join(lines).decode()
+                self.buffer += chunk
+            line, self.buffer = self.buffer.split(b"\r\n", 1)
+            lines.append(line[4:])
+            if line[3:4] != b"-":
+                return int(line[:3]), b" ".join(lines).decode()
+
+    def command(self, data: bytes) -> tuple[int, str]:
+        """Send ``data`` as it is and return the reply."""
+        self.sock.sendall(data)
+        return self.reply()
+
+    def start_data(self, rcpt: str = "alice@example.test") -> None:
+        """EHLO, MAIL FROM, RCPT TO and DATA, each expected to succeed."""
+        assert self.command(b"EHLO raw.example\r\n")[0] == 250
+        assert self.command(f"MAIL FROM:<{SENDER}>\r\n".encode())[0] == 250
+        assert self.command(f"RCPT TO:<{rcpt}>\r\n".encode())[0] == 250
+        assert self.command(b"DATA\r\n")[0] == 354
+
+    def closed(self) -> bool:
+        """Return whether the server has closed the connection (nothing more to read)."""
+        code, _ = self.reply()
+        return code == 0
+
+    def close(self) -> None:
+        """Close the socket."""
+        self.sock.close()
+
+
+@pytest.fixture
+def raw_smtp(haraka: HarakaRig) -> Iterator[Callable[[], RawSmtp]]:
+    clients: list[RawSmtp] = []
+
+    def connect() -> RawSmtp:
+        clients.append(RawSmtp(haraka))
+        return clients[-1]
+
+    yield connect
+    for client in clients:
+        client.close()
+
+
+BARE_LF_MESSAGE = (
+    b"From: Sender <sender@remote.example>\n"
+    b"To: alice@example.test\n"
+    b"Subject: sent by a script with bare LF\n"
+    b"Message-ID: <bare-lf@remote.example>\n"
+    b"\n"
+    b"First line.\n"
+    b"..a dot-stuffed line\n"
+    b"a line with CRLF among them\r\n"
+    b"a bare CR then a dot is body text\r.\r\n"
+    b"last line.\n"
+)
+
+
+def test_bare_lf_message_is_accepted_and_spooled_with_crlf(
+    haraka: HarakaRig, raw_smtp: Callable[[], RawSmtp]
+) -> None:
+    client = raw_smtp()
+    client.start_data()
+
+    code, text = client.command(BARE_LF_MESSAGE + b"\r\n.\r\n")
+
+    assert code == 250, text  # never 451: a temporary refusal would be retried for days
+    [msg] = haraka.messages()
+    expected = (
+        b"From: Sender <sender@remote.example>\r\n"
+        b"To: alice@example.test\r\n"
+        b"Subject: sent by a script with bare LF\r\n"
+        b"Message-ID: <bare-lf@remote.example>\r\n"
+        b"\r\n"
+        b"First line.\r\n"
+        b".a dot-stuffed line\r\n"
+        b"a line with CRLF among them\r\n"
+        b"a bare CR then a dot is body text\r.\r\n"
+        b"last line.\r\n"
+        b"\r\n"
+    )
+    assert_sent_bytes_preserved(msg.data, expected)
+    assert b"\n" not in msg.data.replace(b"\r\n", b"")  # no bare LF left anywhere
+    assert msg.meta["size"] == len(msg.data)
+    # the connection goes on normally
+    assert client.command(b"QUIT\r\n")[0] == 221
+
+
+# Ways a "." line can follow a bare LF. Only CRLF "." CRLF ends DATA: a server that took any
+# of these for the end would let the rest, hidden as body text by a CRLF-only relay, run as
+# commands of a second, forged transaction (SMTP smuggling).
+AMBIGUOUS_ENDS = {
+    "LF dot LF": b"\n.\n",
+    "LF dot CRLF": b"\n.\r\n",
+    "CRLF dot LF": b"\r\n.\n",
+}
+SMUGGLED = (
+    b"MAIL FROM:<ceo@example.test>\r\n"
+    b"RCPT TO:<alice@example.test>\r\n"
+    b"DATA\r\n"
+    b"From: ceo@example.test\r\nSubject: smuggled\r\n\r\nWire the money.\r\n"
+    b"\r\n.\r\n"
+)
+
+
+@pytest.mark.parametrize("end", AMBIGUOUS_ENDS.values(), ids=AMBIGUOUS_ENDS.keys())
+def test_dot_line_after_a_bare_lf_is_refused_for_good_and_smuggles_nothing(
+    haraka: HarakaRig, raw_smtp: Callable[[], RawSmtp], end: bytes
+) -> None:
+    client = raw_smtp()
+    client.start_data()
+
+    code, text = client.command(b"Subject: first\r\n\r\nbody" + end + SMUGGLED)
+
+    assert 500 <= code < 600, (code, text)  # permanent: never 4xx
+    assert "CRLF" in text or "<CR><LF>" in text  # says what to fix
+    assert client.closed()  # the rest of the stream is not read as commands
+    assert haraka.all_files() == []  # neither the first message nor a smuggled one
+    # the server itself is fine
+    haraka.send(simple_message(subject="afterwards"))
+    [msg] = haraka.messages()
+    assert b"Subject: afterwards" in msg.data
+
+
+def test_bare_lf_dot_line_that_ends_a_script_message_gets_5xx_not_a_hang(
+    haraka: HarakaRig, raw_smtp: Callable[[], RawSmtp]
+) -> None:
+    # A script writing "\n" everywhere ends with LF "." LF and waits for the answer.
+    client = raw_smtp()
+    client.start_data()
+    code, text = client.command(BARE_LF_MESSAGE + b".\n")
+    assert 500 <= code < 600, (code, text)
+    assert haraka.all_files() == []
+
+
 # --- refused mail ----------------------------------------------------------------------------
 
 

@@ -14,9 +14,10 @@
 //   <id> is a fresh UUID4; .meta is JSON: id, mail_from, rcpt_to, received_at,
 //   size, remote_ip, helo, haraka_uuid.
 //
-// The plugin also keeps Haraka offline (lookup_rdns answered locally) and
+// The plugin also keeps Haraka offline (lookup_rdns answered locally),
 // enforces the size limit itself so that it can answer 552 (Haraka's core
-// size check can only answer 550).
+// size check can only answer 550), and accepts bare LF line ends in DATA
+// (stored as CRLF) where the core would answer 451 (see guard_bare_lf).
 
 const crypto = require('node:crypto')
 const fs = require('node:fs')
@@ -39,6 +40,7 @@ exports.register = function () {
     this.register_hook('capabilities', 'advertise_size')
     this.register_hook('mail', 'check_declared_size')
     this.register_hook('data', 'guard_size')
+    this.register_hook('data', 'guard_bare_lf')
     this.register_hook('data_post', 'check_size')
     this.register_hook('queue', 'write_to_spool')
 }
@@ -138,6 +140,65 @@ exports.too_big = function () {
     return DSN.create(552, `Message size exceeds fixed maximum message size (${this.max_bytes} bytes)`, 3, 4)
 }
 
+// --- bare line feeds ----------------------------------------------------------------------
+
+const CRLF = Buffer.from('\r\n')
+
+// Haraka 3.3.4 answers any DATA line ending in a bare LF (no CR) with a fixed
+// "451 Bare line-feed" and has no setting for it. 451 is temporary: the
+// sender retries the same bytes for days, then bounces. Instead, per message:
+//  - a line ending in a bare LF is body or header text: its LF becomes CRLF;
+//  - only CRLF "." CRLF ends DATA. A "." line that is itself ended by a bare
+//    LF, or that follows a line ended by one, is refused with a permanent
+//    554 and the connection is closed: the client may believe the message
+//    ended there, but a CRLF-only relay would have passed the same bytes on
+//    as body text, so taking it as the end would let what follows run as a
+//    second, smuggled transaction; reading on as body would leave a client
+//    that ends with LF "." LF waiting for an answer until it times out.
+// The wrapper stands in for the core's accumulate_data on this connection
+// (installed afresh at every DATA, after the core's own Received line); the
+// core still sees every line, now CRLF-ended, and keeps all its other checks.
+exports.guard_bare_lf = function (next, connection) {
+    const core = Object.getPrototypeOf(connection).accumulate_data
+    if (typeof core !== 'function') {
+        connection.logerror(this, 'Haraka core has no accumulate_data: bare LF handling is off')
+        return next()
+    }
+    const plugin = this
+    let after_bare_lf = false
+    let refused = false
+    connection.accumulate_data = function (line) {
+        if (refused) return
+        if (!Buffer.isBuffer(line)) return core.call(this, line)
+        const n = line.length
+        const bare = line[n - 1] === 0x0a && (n < 2 || line[n - 2] !== 0x0d)
+        const dot = line[0] === 0x2e && (bare ? n === 2 : n === 3 && line[1] === 0x0d)
+        if (dot && (bare || after_bare_lf)) {
+            refused = true
+            this.lognotice(plugin, 'refused: "." line after a bare LF in DATA')
+            this.respond(
+                554,
+                DSN.create(
+                    554,
+                    'Bare line feed (LF without CR) next to a "." line: only <CR><LF>.<CR><LF> ends a message. Message refused; send it with CRLF line ends.',
+                    5,
+                    2,
+                ),
+                () => this.disconnect(),
+            )
+            return
+        }
+        after_bare_lf = bare
+        if (bare) {
+            const txn = this.transaction
+            if (txn) txn.notes.bare_lf_lines = (txn.notes.bare_lf_lines || 0) + 1
+            line = Buffer.concat([line.subarray(0, n - 1), CRLF])
+        }
+        return core.call(this, line)
+    }
+    next()
+}
+
 // --- the spool queue -----------------------------------------------------------------------
 
 exports.write_to_spool = function (next, connection) {
@@ -145,7 +206,8 @@ exports.write_to_spool = function (next, connection) {
     const id = crypto.randomUUID()
     this.spool(connection, txn, id).then(
         () => {
-            connection.loginfo(this, `spooled ${id}`)
+            const bare = txn.notes.bare_lf_lines
+            connection.loginfo(this, `spooled ${id}${bare ? ` (${bare} bare LF line ends stored as CRLF)` : ''}`)
             next(OK, `Message queued as ${id}`)
         },
         (err) => {

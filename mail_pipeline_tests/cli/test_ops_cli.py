@@ -43,7 +43,7 @@ def test_health_exit_codes_and_flags(cli: Run, store_url: str) -> None:
     store = MailStore(store_url)
     seed(store, [task_row(TaskStatus.RUNNING, _now() - timedelta(seconds=700))])
     warn = cli("health")
-    assert warn.code == 1 and warn.out.startswith("WARNING: warning: 1 task(s) running past")
+    assert warn.code == 1 and warn.out.startswith("WARNING: warning: 1 stale task(s)")
     assert len(warn.out.strip().splitlines()) == 1
     assert cli("health", "--timed-out", "off").code == 0
     seed(store, [task_row(TaskStatus.FAILED, _now() - timedelta(hours=1)) for _ in range(11)])

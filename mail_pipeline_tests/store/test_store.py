@@ -12,7 +12,7 @@ TABLES = {
     "users", "email_aliases", "settings", "email_tasks", "email_messages",
     "email_attachments", "task_locks", "imap_sync_state", "email_task_audit", "mailbox_state",
 }
-HEAD = "0002"
+HEAD = "0003"
 
 
 def test_migration_creates_every_table(store: MailStore) -> None:

@@ -50,6 +50,10 @@ class InvalidTransitionError(StoreError):
         )
 
 
+class LeaseLostError(StoreError):
+    """Another owner holds the live lease a run needs (it expired and was taken over)."""
+
+
 # --- parsing and saving --------------------------------------------------------------------
 
 

@@ -5,7 +5,7 @@ Levels and exit codes (``mail-pipeline health``, for cron or a container health 
 
 | check | default | level |
 | --- | --- | --- |
-| a task RUNNING past its ``timeout_seconds`` | at least 1 | warning |
+| a stale task: open, no heartbeat for longer than its ``timeout_seconds`` | at least 1 | warning |
 | FAILED tasks in the last 24 h | more than 10 | critical |
 | mailboxes paused by the circuit breaker | at least 1 | warning |
 | the oldest spool inbox file (ingest not keeping up) | older than 30 min | warning |
@@ -39,7 +39,7 @@ class HealthLevel(IntEnum):
 class HealthThresholds:
     """When a check fires. ``None`` turns a check off."""
 
-    #: warning when at least this many tasks run past their timeout
+    #: warning when at least this many open tasks are stale (heartbeat older than the timeout)
     timed_out_warning: int | None = 1
     #: critical when MORE than this many tasks failed in the last 24 hours
     failed_24h_critical: int | None = 10
@@ -82,8 +82,8 @@ def evaluate(metrics: Metrics, thresholds: HealthThresholds | None = None) -> He
                         f"last 24 h (more than {t.failed_24h_critical})"))
     if t.timed_out_warning is not None and t.timed_out_warning > 0 \
             and metrics.timed_out >= t.timed_out_warning:
-        reasons.append((HealthLevel.WARNING, f"{metrics.timed_out} task(s) running past their "
-                        "timeout (see: mail-pipeline cleanup-stale)"))
+        reasons.append((HealthLevel.WARNING, f"{metrics.timed_out} stale task(s): no heartbeat "
+                        "within their timeout (see: mail-pipeline cleanup-stale)"))
     paused = metrics.paused_mailboxes
     if t.paused_warning is not None and t.paused_warning > 0 and len(paused) >= t.paused_warning:
         names = ", ".join(m.username for m in paused[:10])

@@ -65,11 +65,13 @@ from mail_pipeline.spool import (
 )
 from mail_pipeline.store import (
     EmailSource,
+    LockGrant,
     MailStore,
     TaskCounters,
     TaskStatus,
     normalize_address,
 )
+from mail_pipeline.task_heartbeat import TaskHeartbeat
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,8 @@ class IngestResult:
         recovered: pairs returned to the inbox from stale claim folders.
         problems: per-file problems (capped at MAX_PROBLEMS; ``problems_dropped`` counts the
             rest).
+        task_closed: set by :meth:`SpoolIngestService.ingest_as_task` when its task was
+            closed under the pass (e.g. by stale-task cleanup): how it was closed.
     """
 
     task_id: str | None = None
@@ -113,6 +117,7 @@ class IngestResult:
     duration_seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
     problems_dropped: int = 0
+    task_closed: str = ""
 
     def add_problem(self, problem: Problem) -> None:
         """Record a problem (only the first MAX_PROBLEMS are kept)."""
@@ -256,21 +261,32 @@ class SpoolIngestService:
         *,
         run_id: str | None = None,
         progress: Callable[[IngestResult], None] | None = None,
+        lease: LockGrant | None = None,
     ) -> IngestResult:
         """Run :meth:`ingest` inside a new HARAKA_EMAIL_FETCH task of its own.
 
         The task is created RUNNING, gets the counters, and is marked COMPLETED, or FAILED
-        with the error when the pass raises (the error is re-raised).
+        with the error when the pass raises (the error is re-raised). While the pass runs,
+        the task's heartbeat (and ``lease``, for run ``run_id``) is kept fresh. A task closed
+        under the pass keeps its state; ``task_closed`` of the result says how it was closed.
+
+        Raises:
+            LeaseLostError: another owner holds ``lease`` (the task is marked FAILED).
+            SpoolError, SQLAlchemyError: as :meth:`ingest`.
         """
         task = self.store.tasks.create(EmailSource.HARAKA, run_id=run_id,
                                        status=TaskStatus.RUNNING, message="spool ingest started")
         try:
-            result = self.ingest(task_id=task.task_id, progress=progress)
+            with TaskHeartbeat(self.store, task.task_id, lease=lease, run_id=run_id):
+                result = self.ingest(task_id=task.task_id, progress=progress)
         except BaseException as exc:
             with contextlib.suppress(Exception):
-                self.store.tasks.mark_failed(task.task_id, f"{type(exc).__name__}: {exc}"[:2000])
+                self.store.tasks.finish(task.task_id, error=f"{type(exc).__name__}: {exc}"[:2000])
             raise
-        self.store.tasks.mark_completed(task.task_id, message=result.summary())
+        done = self.store.tasks.finish(task.task_id, message=result.summary())
+        if done.already_closed:
+            result.task_closed = done.note()
+            log.warning("%s when the spool ingest finished", result.task_closed)
         return result
 
     def _absorb(self, stats: ClaimStats, result: IngestResult) -> None:

@@ -1,32 +1,38 @@
 """Stale-task cleanup: the seed's ``cleanup_stale_tasks`` and ``startup_cleanup``, done right.
 
 The seed cancelled EVERY PENDING/RUNNING task, including the fresh ones of a run still working.
-Here a task is cancelled only when its work can no longer finish:
+Here staleness is decided by the task's heartbeat, which the live run renews
+(:class:`mail_pipeline.task_heartbeat.TaskHeartbeat`): a task is cancelled exactly when it is
+open and its heartbeat is older than its ``timeout_seconds``. Neither its age nor what Dagster
+says about its run counts: a run killed with ``kill -9`` that Dagster still shows STARTED stops
+beating and its tasks are closed; a run blocked on a silent IMAP server keeps beating and its
+tasks are kept, however old. The check is repeated in the transaction that cancels the task,
+so a heartbeat renewed meanwhile keeps it. The reason goes into the task's log.
 
-* its Dagster run is known and no longer alive (failed, cancelled, finished, or gone), or
-* it has run past its ``timeout_seconds`` and no live run owns it (a task without a run id,
-  made by the CLI, is judged by its timeout alone).
-
-A task of a live run is never touched. The reason goes into the task's ``details`` log.
+When a run is left with no open task with a fresh heartbeat, the leases it holds are freed too,
+so the next run need not wait for the lease's ttl. A live run that was only between two steps
+re-takes its lease with its token at its next heartbeat.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mail_pipeline.errors import InvalidTransitionError
 from mail_pipeline.store import MailStore
 
-RunAliveCheck = Callable[[str], bool]
-
 
 @dataclass(frozen=True)
 class CleanupReport:
-    """What a cleanup pass did: (task id, reason) of each cancelled task, and what it kept."""
+    """What a cleanup pass did.
+
+    ``cancelled``: (task id, reason) of each cancelled task; ``kept``: open tasks left open;
+    ``released_runs``: the runs whose leases were freed.
+    """
 
     cancelled: list[tuple[str, str]] = field(default_factory=list)
     kept: int = 0
+    released_runs: list[str] = field(default_factory=list)
 
     @property
     def count(self) -> int:
@@ -34,45 +40,40 @@ class CleanupReport:
         return len(self.cancelled)
 
 
-def cleanup_stale_tasks(
-    store: MailStore,
-    *,
-    is_run_alive: RunAliveCheck | None = None,
-    current_run_id: str | None = None,
-) -> CleanupReport:
-    """Cancel the PENDING/RUNNING tasks whose work can no longer finish.
-
-    Args:
-        is_run_alive: answers whether a Dagster run id is still queued or running; None when
-            no Dagster instance is at hand (then only timeouts count).
-        current_run_id: the run doing the cleanup; its own tasks are never touched.
+def cleanup_stale_tasks(store: MailStore) -> CleanupReport:
+    """Cancel the open tasks whose heartbeat is older than their timeout; free dead runs' leases.
 
     Returns:
-        The tasks cancelled, with reasons, and how many open tasks were kept.
+        The tasks cancelled, with reasons, how many open tasks were kept, and the runs whose
+        leases were released.
+
+    Raises:
+        SQLAlchemyError: the store is unreachable (what was cancelled stays cancelled).
     """
     now = store.clock()
     cancelled: list[tuple[str, str]] = []
     kept = 0
+    touched_runs: set[str] = set()
     for task in store.tasks.open_tasks():
-        if task.run_id is not None and task.run_id == current_run_id:
+        if not task.is_stale(now):
             kept += 1
             continue
-        reason = None
-        run_known = task.run_id is not None and is_run_alive is not None
-        if run_known and not is_run_alive(task.run_id):  # type: ignore[misc, arg-type]
-            reason = f"its Dagster run {task.run_id} is no longer alive"
-        elif not run_known and task.is_timeout(now):
-            reason = f"timed out: RUNNING longer than {task.timeout_seconds} s"
-        if reason is None:
-            kept += 1
-            continue
-        try:
-            store.tasks.mark_cancelled(task.task_id, f"stale task cleanup: {reason}")
-        except InvalidTransitionError:
-            kept += 1  # closed meanwhile by its own run: nothing to do
+        age = task.heartbeat_age(now).total_seconds()
+        reason = f"no heartbeat for {age:.0f} s (timeout {task.timeout_seconds} s)"
+        if store.tasks.cancel_if_stale(task.task_id, f"stale task cleanup: {reason}") is None:
+            kept += 1  # renewed or closed by its own run meanwhile
             continue
         cancelled.append((task.task_id, reason))
-    return CleanupReport(cancelled, kept)
+        if task.run_id is not None:
+            touched_runs.add(task.run_id)
+    released: list[str] = []
+    if touched_runs:
+        later = store.clock()
+        alive = {t.run_id for t in store.tasks.open_tasks() if not t.is_stale(later)}
+        for run_id in sorted(touched_runs - alive):
+            if store.locks.release_for_run(None, run_id):
+                released.append(run_id)
+    return CleanupReport(cancelled, kept, released)
 
 
 def close_tasks_of_run(

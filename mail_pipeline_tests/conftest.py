@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mail_pipeline_tests.fixtures.postgres import PostgresServer
 
 pytest_plugins = [
+    "mail_pipeline_tests.fixtures.servers",
     "mail_pipeline_tests.fixtures.postgres",
     "mail_pipeline_tests.fixtures.haraka",
     "mail_pipeline_tests.fixtures.dovecot",

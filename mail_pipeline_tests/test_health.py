@@ -48,10 +48,10 @@ def test_each_threshold_in_turn(clocked: MailStore, tmp_path: Path) -> None:
         HealthLevel.HEALTHY
     relaxed = HealthThresholds(failed_24h_critical=None)
 
-    # A task running past its timeout: warning.
+    # A stale task (no heartbeat within its timeout): warning.
     seed(clocked, [task_row(TaskStatus.RUNNING, NOW - timedelta(seconds=601))])
     level, line = _health(clocked, spool, relaxed)
-    assert level is HealthLevel.WARNING and "1 task(s) running past their timeout" in line
+    assert level is HealthLevel.WARNING and "1 stale task(s): no heartbeat within" in line
     relaxed = HealthThresholds(failed_24h_critical=None, timed_out_warning=None)
     assert _health(clocked, spool, relaxed)[0] is HealthLevel.HEALTHY
 

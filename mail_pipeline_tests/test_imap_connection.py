@@ -40,6 +40,7 @@ from mail_pipeline.imap_connection import (
     translate_imap_errors,
 )
 from mail_pipeline_tests.fixtures.dovecot import DovecotServer, MailUser
+from mail_pipeline_tests.fixtures.servers import SilentServer
 
 pytestmark = pytest.mark.dovecot
 
@@ -287,19 +288,11 @@ def test_unresolvable_host_is_a_connect_error() -> None:
         connect(account)
 
 
-@pytest.fixture
-def silent_server() -> Iterator[int]:
-    """A port that accepts TCP connections but never says anything."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(8)
-        yield int(sock.getsockname()[1])
-
-
-def test_silent_server_times_out_as_a_connect_error(silent_server: int) -> None:
+def test_silent_server_times_out_as_a_connect_error(silent_server: SilentServer) -> None:
     for security in ImapSecurity:
         account = ImapAccount(
-            "127.0.0.1", silent_server, "u", password="p", security=security, connect_timeout=0.3
+            "127.0.0.1", silent_server.port, "u", password="p", security=security,
+            connect_timeout=0.3,
         )
         started = time.monotonic()
         with pytest.raises(ImapConnectError, match="timed out"):

@@ -1,4 +1,8 @@
-"""Stale-task cleanup cancels only what can no longer finish, never a live run's task."""
+"""Stale-task cleanup closes exactly the tasks whose heartbeat expired, never a live run's task.
+
+The real-process proofs (a killed run Dagster still shows STARTED, a live run stuck on a
+silent IMAP server) are in mail_pipeline_tests/defs/test_stale_runs.py.
+"""
 
 from __future__ import annotations
 
@@ -16,49 +20,53 @@ class Clock:
         return self.now
 
 
-def test_only_dead_runs_and_timeouts_are_cancelled(store_url: str) -> None:
+def test_cleanup_closes_exactly_the_tasks_whose_heartbeat_expired(store_url: str) -> None:
     clock = Clock()
     store = MailStore(store_url, clock=clock)
-    live_fresh = store.tasks.create(EmailSource.IMAP, run_id="live", status=TaskStatus.RUNNING)
-    live_old = store.tasks.create(EmailSource.IMAP, run_id="live", status=TaskStatus.RUNNING,
-                                  timeout_seconds=60)
-    live_pending = store.tasks.create(EmailSource.HARAKA, run_id="live")
-    dead = store.tasks.create(EmailSource.HARAKA, run_id="dead", status=TaskStatus.RUNNING)
-    dead_pending = store.tasks.create(EmailSource.IMAP, run_id="dead")
-    cli_old = store.tasks.create(EmailSource.HARAKA, status=TaskStatus.RUNNING,
+    tasks = store.tasks
+    # Old, but its run kept beating: kept, however old.
+    beating = tasks.create(EmailSource.IMAP, run_id="live", status=TaskStatus.RUNNING,
+                           timeout_seconds=60)
+    # Its run died (no heartbeat since it started), Dagster or not.
+    dead = tasks.create(EmailSource.IMAP, run_id="dead", status=TaskStatus.RUNNING,
+                        timeout_seconds=60)
+    dead_pending = tasks.create(EmailSource.HARAKA, run_id="dead", timeout_seconds=60)
+    # A run with one task still beating and one that stopped: only the silent one goes.
+    mixed_beating = tasks.create(EmailSource.IMAP, run_id="mixed", status=TaskStatus.RUNNING,
                                  timeout_seconds=60)
-    cli_fresh = store.tasks.create(EmailSource.HARAKA, status=TaskStatus.RUNNING)
-    mine = store.tasks.create(EmailSource.IMAP, run_id="me", status=TaskStatus.RUNNING)
-    done = store.tasks.create(EmailSource.IMAP, run_id="dead", status=TaskStatus.RUNNING)
-    store.tasks.mark_completed(done.task_id)
-    clock.now += timedelta(seconds=120)
+    mixed_silent = tasks.create(EmailSource.HARAKA, run_id="mixed", status=TaskStatus.RUNNING,
+                                timeout_seconds=60)
+    # Made by the CLI (no run id): the same rule.
+    cli_dead = tasks.create(EmailSource.HARAKA, status=TaskStatus.RUNNING, timeout_seconds=60)
+    young = tasks.create(EmailSource.HARAKA, status=TaskStatus.RUNNING)  # timeout 600
+    done = tasks.create(EmailSource.IMAP, run_id="dead", status=TaskStatus.RUNNING,
+                        timeout_seconds=60)
+    tasks.mark_completed(done.task_id)
+    store.locks.acquire("email_fetch", 3600, run_id="dead")
+    store.locks.acquire("other", 3600, run_id="mixed")
+    for _ in range(4):
+        clock.now += timedelta(seconds=50)
+        tasks.heartbeat(beating.task_id)
+        tasks.heartbeat(mixed_beating.task_id)
+    clock.now += timedelta(seconds=1)  # 201 s after creation
 
-    report = cleanup_stale_tasks(store, is_run_alive=lambda run: run in {"live", "me"},
-                                 current_run_id="me")
+    report = cleanup_stale_tasks(store)
 
     assert {t for t, _ in report.cancelled} == {dead.task_id, dead_pending.task_id,
-                                                cli_old.task_id}
-    assert report.kept == 5
-    for task in (live_fresh, live_old, live_pending, cli_fresh, mine):
-        assert store.tasks.get(task.task_id).status in (TaskStatus.PENDING, TaskStatus.RUNNING)
-    cancelled = store.tasks.get(dead.task_id)
+                                                mixed_silent.task_id, cli_dead.task_id}
+    assert report.kept == 3
+    for task in (beating, mixed_beating, young):
+        assert tasks.get(task.task_id).status is TaskStatus.RUNNING
+    cancelled = tasks.get(dead.task_id)
     assert cancelled.status is TaskStatus.CANCELLED
-    assert "no longer alive" in cancelled.log[-1]["message"]
-    assert "timed out" in store.tasks.get(cli_old.task_id).error_message
-    assert store.tasks.get(done.task_id).status is TaskStatus.COMPLETED
-    store.dispose()
-
-
-def test_without_an_instance_only_timeouts_count(store_url: str) -> None:
-    clock = Clock()
-    store = MailStore(store_url, clock=clock)
-    fresh = store.tasks.create(EmailSource.IMAP, run_id="r", status=TaskStatus.RUNNING)
-    old = store.tasks.create(EmailSource.IMAP, run_id="r", status=TaskStatus.RUNNING,
-                             timeout_seconds=10)
-    clock.now += timedelta(seconds=11)
-    report = cleanup_stale_tasks(store)
-    assert [t for t, _ in report.cancelled] == [old.task_id]
-    assert store.tasks.get(fresh.task_id).status is TaskStatus.RUNNING
+    assert "no heartbeat for 201 s (timeout 60 s)" in cancelled.error_message
+    assert tasks.get(dead_pending.task_id).status is TaskStatus.CANCELLED
+    assert tasks.get(done.task_id).status is TaskStatus.COMPLETED
+    # The dead run's lease is freed; the run that still beats keeps its lease.
+    assert report.released_runs == ["dead"]
+    assert store.locks.get("email_fetch") is None
+    assert store.locks.get("other") is not None
+    assert cleanup_stale_tasks(store).count == 0
     store.dispose()
 
 

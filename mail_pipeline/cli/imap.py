@@ -26,6 +26,7 @@ from mail_pipeline.email_config import EmailConfigManager, PostAction
 from mail_pipeline.errors import ImapError
 from mail_pipeline.imap_connection import ImapSecurity, imap_session, translate_imap_errors
 from mail_pipeline.mailbox_circuit import MailboxCircuitBreaker
+from mail_pipeline.store import TaskFinish
 
 
 def register(groups: Any) -> None:
@@ -176,6 +177,7 @@ def fetch_mail(ctx: Context, args: argparse.Namespace) -> int:
     from mail_pipeline.imap_fetcher import MailboxFetcher
     from mail_pipeline.save_service import EmailSaveService
     from mail_pipeline.store import EmailSource, TaskStatus
+    from mail_pipeline.task_heartbeat import TaskHeartbeat
 
     store = ctx.store
     user = store.users.get(args.username)
@@ -189,6 +191,7 @@ def fetch_mail(ctx: Context, args: argparse.Namespace) -> int:
         EmailSource.IMAP, user_id=user.id, status=TaskStatus.RUNNING,
         message=f"imap fetch {user.username} from the command line",
     )
+    beat = TaskHeartbeat(store, task.task_id).start()  # keeps stale-task cleanup off the task
     try:
         if ctx.out.is_terminal:
             with Progress("[progress.description]{task.description}", BarColumn(),
@@ -204,13 +207,16 @@ def fetch_mail(ctx: Context, args: argparse.Namespace) -> int:
     except BaseException as exc:  # store outage, a bug, Ctrl-C: the task must not stay RUNNING
         # The store may be what is down; then stale-task cleanup closes the task later.
         with contextlib.suppress(Exception):
-            store.tasks.mark_failed(task.task_id, f"{type(exc).__name__}: {exc}"[:1000])
+            store.tasks.finish(task.task_id, error=f"{type(exc).__name__}: {exc}"[:1000])
         raise
+    finally:
+        beat.stop()
     # A manual fetch counts for the circuit breaker like a scheduled one: a success lifts the
     # failure streak, a refused login adds to it.
     decision = MailboxCircuitBreaker.from_env(store).record(result)
     if not result.ok:
-        store.tasks.mark_failed(task.task_id, f"{result.error_kind.value}: {result.error}")
+        _note_closed(ctx, store.tasks.finish(
+            task.task_id, error=f"{result.error_kind.value}: {result.error}"))
         if decision is not None and decision.just_paused:  # the pause line names the error
             line = " ".join(decision.log_line().split())
         else:
@@ -218,7 +224,7 @@ def fetch_mail(ctx: Context, args: argparse.Namespace) -> int:
                 f"{result.error_kind.value} error: {result.error}".split())
         ctx.err.print(f"mail-pipeline: {line}", markup=False, highlight=False, soft_wrap=True)
         return EXIT_FAILED
-    store.tasks.mark_completed(task.task_id, message=result.summary())
+    _note_closed(ctx, store.tasks.finish(task.task_id, message=result.summary()))
     ctx.out.print(f"{result.summary()} (task {task.task_id})", markup=False, highlight=False)
     for folder, uid, reason in result.failed_uids:
         ctx.out.print(f"  failed: folder {folder!r} UID {uid}: {reason}", markup=False,
@@ -226,3 +232,10 @@ def fetch_mail(ctx: Context, args: argparse.Namespace) -> int:
     for warning in result.warnings:
         ctx.out.print(f"  warning: {warning}", markup=False, highlight=False)
     return EXIT_OK
+
+
+def _note_closed(ctx: Context, done: TaskFinish) -> None:
+    """Say so when the fetch's task had been closed under it."""
+    if done.already_closed:
+        ctx.err.print(f"mail-pipeline: note: {done.note()}; the fetch was done all the same",
+                      markup=False, highlight=False, soft_wrap=True)

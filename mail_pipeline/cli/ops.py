@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from datetime import datetime
 from typing import Any
@@ -49,7 +48,8 @@ def register(groups: Any) -> None:
                    metavar="N|off",
                    help=f"critical above N failed tasks in 24 h (default {d.failed_24h_critical})")
     h.add_argument("--timed-out", type=_limit, default=d.timed_out_warning, metavar="N|off",
-                   help="warning from N tasks running past their timeout (default 1)")
+                   help="warning from N stale tasks: no heartbeat within their timeout "
+                        "(default 1)")
     h.add_argument("--paused", type=_limit, default=d.paused_warning, metavar="N|off",
                    help="warning from N paused mailboxes (default 1)")
     h.add_argument("--inbox-age", type=_limit, default=d.inbox_age_warning_seconds,
@@ -85,7 +85,8 @@ def register(groups: Any) -> None:
     c.add_argument("--json", action="store_true", help="print the report as JSON")
 
     command(groups, "cleanup-stale", cleanup_stale,
-            "cancel PENDING/RUNNING tasks whose Dagster run is gone or that timed out")
+            "cancel PENDING/RUNNING tasks whose heartbeat is older than their timeout "
+            "(their run is dead) and free those runs' leases")
 
     mb = group(groups, "mailbox", "IMAP mailbox state and the circuit breaker")
     command(mb, "list", list_mailboxes, "every mailbox: last success, failures, paused")
@@ -147,7 +148,7 @@ def show_metrics(ctx: Context, args: argparse.Namespace) -> int:
     numbers = metrics.numeric()
     tasks = Table("tasks", "count", title=f"mail_pipeline metrics at {_iso(metrics.generated_at)}")
     for key, label in (("total_tasks", "total"), ("pending_tasks", "pending"),
-                       ("running_tasks", "running"), ("timeout_tasks", "running past timeout"),
+                       ("running_tasks", "running"), ("timeout_tasks", "stale (no heartbeat)"),
                        ("completed_tasks", "completed"), ("failed_tasks", "failed"),
                        ("recent_failed_tasks", "failed in the last hour"),
                        ("failed_tasks_24h", "failed in the last 24 h"),
@@ -235,33 +236,19 @@ def cleanup(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _dagster_run_check() -> Any:
-    """Return a run-alive check over the Dagster instance of ``DAGSTER_HOME``, or None."""
-    if not os.environ.get("DAGSTER_HOME"):
-        return None
-    import dagster as dg
-
-    alive = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-             dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
-             dg.DagsterRunStatus.CANCELING}
-    instance = dg.DagsterInstance.get()
-
-    def is_alive(run_id: str) -> bool:
-        run = instance.get_run_by_id(run_id)
-        return run is not None and run.status in alive
-
-    return is_alive
-
-
 def cleanup_stale(ctx: Context, _args: argparse.Namespace) -> int:
-    """Cancel open tasks whose run is gone (asks Dagster when DAGSTER_HOME is set) or timed out."""
-    check = _dagster_run_check()
-    report = cleanup_stale_tasks(ctx.store, is_run_alive=check)
-    how = "Dagster run status and timeouts" if check else "timeouts only (DAGSTER_HOME not set)"
-    ctx.out.print(f"cancelled {report.count} stale task(s), kept {report.kept} open ({how})",
-                  markup=False, highlight=False)
+    """Cancel open tasks whose heartbeat is older than their timeout; free their runs' leases.
+
+    Needs no Dagster instance: the heartbeat alone decides (see :mod:`mail_pipeline.task_cleanup`).
+    """
+    report = cleanup_stale_tasks(ctx.store)
+    ctx.out.print(f"cancelled {report.count} stale task(s), kept {report.kept} open "
+                  "(stale: no heartbeat within the task's timeout)", markup=False,
+                  highlight=False)
     for task_id, reason in report.cancelled:
         ctx.out.print(f"  {task_id}: {reason}", markup=False, highlight=False)
+    for run_id in report.released_runs:
+        ctx.out.print(f"  released the lease(s) of run {run_id}", markup=False, highlight=False)
     return EXIT_OK
 
 

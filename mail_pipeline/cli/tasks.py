@@ -39,7 +39,7 @@ def list_tasks(ctx: Context, args: argparse.Namespace) -> int:
     table = Table("task", "source", "status", "fetched", "saved", "dup", "failed", "age",
                   "error")
     for task in ctx.store.tasks.recent(status=args.status, source=args.source, limit=args.limit):
-        flag = " (timed out)" if task.is_timeout(now) else ""
+        flag = " (stale)" if task.is_stale(now) else ""
         c = task.counters
         table.add_row(task.task_id, task.email_source.value, task.status.value + flag,
                       str(c.fetched), str(c.saved), str(c.duplicate), str(c.failed),
@@ -54,6 +54,8 @@ def show_task(ctx: Context, args: argparse.Namespace) -> int:
     c = task.counters
     ctx.out.print(f"task {task.task_id}: {task.email_source.value} {task.status.value}")
     ctx.out.print(f"  run: {task.run_id or '-'}  created: {task.created_at.isoformat()}")
+    ctx.out.print(f"  heartbeat: {task.heartbeat_at.isoformat()} (stale after "
+                  f"{task.timeout_seconds} s without one)")
     ctx.out.print(f"  fetched {c.fetched}, saved {c.saved}, duplicates {c.duplicate}, "
                   f"failed {c.failed}")
     if task.error_message:

@@ -11,7 +11,11 @@ Failure model (what an operator sees):
 * an error of a whole branch (the database is down, the spool is unreadable) fails that op:
   its EmailTask is marked FAILED, the run fails, and the run-status sensor frees the fetch
   lease. Re-executing the run from failure re-runs just that branch; the store's dedup and
-  the lease re-take by token make that safe.
+  the lease re-take by token make that safe;
+* while an op works on an EmailTask it keeps the task's heartbeat and the fetch lease fresh
+  (:class:`~mail_pipeline.task_heartbeat.TaskHeartbeat`), so stale-task cleanup never closes
+  the task of a live run; a task closed under a live op anyway (an operator, a sensor) is
+  recorded in the op's log and metadata, and the op still finishes and the lease is released.
 """
 
 
@@ -33,28 +37,16 @@ from mail_pipeline.defs.resources import (
     StoreResource,
     save_service,
 )
+from mail_pipeline.errors import LeaseLostError
 from mail_pipeline.imap_fetcher import MailboxFetcher, MailboxResult
 from mail_pipeline.mailbox_circuit import MailboxCircuitBreaker
 from mail_pipeline.metrics import SpoolMetrics, spool_metrics
 from mail_pipeline.spool_ingest import IngestResult, SpoolIngestService
-from mail_pipeline.store import EmailSource, TaskCounters, TaskStatus
+from mail_pipeline.store import EmailSource, LockGrant, TaskCounters, TaskFinish, TaskStatus
 from mail_pipeline.task_cleanup import cleanup_stale_tasks
+from mail_pipeline.task_heartbeat import TaskHeartbeat
 
 IMAP_RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
-
-_ALIVE = frozenset({
-    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING,
-})
-
-
-@dataclass(frozen=True)
-class LockGrant:
-    """The fetch lease a run holds."""
-
-    name: str
-    token: str
-    ttl_seconds: int
 
 
 @dataclass(frozen=True)
@@ -84,30 +76,21 @@ def mapping_key(username: str, user_id: int) -> str:
     return f"{re.sub(r'[^A-Za-z0-9_]', '_', username)[:60]}_{user_id}"
 
 
-def run_is_alive(instance: dg.DagsterInstance, run_id: str) -> bool:
-    """True while the Dagster run ``run_id`` is queued, starting, running or being cancelled."""
-    run = instance.get_run_by_id(run_id)
-    return run is not None and run.status in _ALIVE
+def _closed_under_run(context: dg.OpExecutionContext, done: TaskFinish) -> dict[str, Any]:
+    """Log a task that was closed under this run; return the metadata that records it."""
+    if done.already_closed:
+        context.log.warning(f"{done.note()} when this op finished it: the work was done and "
+                            "is recorded in the task's log")
+    return {"task_status": done.task.status.value, "task_closed_under_run": done.already_closed}
 
 
-#: When this process last renewed each (lease token, run) (monotonic seconds).
-_renewed: dict[tuple[str, str], float] = {}
-
-
-def _hold(context: dg.OpExecutionContext, store: StoreResource, lock: LockGrant) -> None:
-    """Renew the lease (or re-take it, in a re-executed run); fail if another run has it.
-
-    Renewed at most every tenth of its lifetime per process: 200 mailbox steps of one run
-    need a handful of renewals, not 200.
-    """
-    now = time.monotonic()
-    key = (lock.token, context.run_id)  # a re-executed run must re-take the lease itself
-    if now - _renewed.get(key, float("-inf")) < lock.ttl_seconds / 10:
-        return
-    if not store.get().locks.ensure(lock.name, lock.token, lock.ttl_seconds,
-                                    run_id=context.run_id):
-        raise dg.Failure(f"lost the {lock.name} lease to another run", allow_retries=False)
-    _renewed[key] = now
+def _heartbeat_metadata(context: dg.OpExecutionContext, beat: TaskHeartbeat) -> dict[str, Any]:
+    """Log what the heartbeat saw (task closed, lease lost); return it as metadata."""
+    if beat.task_closed:
+        context.log.warning(f"task {beat.task_id} was closed while this op worked on it")
+    if beat.lease_lost:
+        context.log.warning("the fetch lease was taken by another run during this op")
+    return {"task_closed_under_run": beat.task_closed, "lease_lost": beat.lease_lost}
 
 
 # --- lock and cleanup ----------------------------------------------------------------------
@@ -139,15 +122,17 @@ def acquire_fetch_lock(
 def cleanup_stale_tasks_op(
     context: dg.OpExecutionContext, store: StoreResource, lock: LockGrant
 ) -> LockGrant:
-    """Cancel tasks whose run is gone or that timed out; tasks of live runs are kept."""
-    report = cleanup_stale_tasks(
-        store.get(),
-        is_run_alive=lambda run_id: run_is_alive(context.instance, run_id),
-        current_run_id=context.run_id,
-    )
+    """Cancel the tasks whose heartbeat is older than their timeout (their run is dead).
+
+    Tasks whose run still renews their heartbeat are kept, whatever Dagster says of the run.
+    """
+    report = cleanup_stale_tasks(store.get())
     for task_id, reason in report.cancelled:
         context.log.warning(f"cancelled stale task {task_id}: {reason}")
-    context.add_output_metadata({"cancelled": report.count, "kept_open": report.kept})
+    for run_id in report.released_runs:
+        context.log.warning(f"released the lease(s) of dead run {run_id}")
+    context.add_output_metadata({"cancelled": report.count, "kept_open": report.kept,
+                                 "leases_released": len(report.released_runs)})
     return lock
 
 
@@ -164,7 +149,6 @@ def release_fetch_lock(
     Then record the ``mail_metrics`` asset (its numeric metadata is what the UI plots).
     """
     released = store.get().locks.release(lock.name, lock.token)
-    _renewed.pop((lock.token, context.run_id), None)
     if not released:
         context.log.warning("the fetch lease was no longer ours (expired and taken over?)")
     total = imap.counters + spool.counters
@@ -224,14 +208,24 @@ def _fetch(
     imap: ImapResource,
     user: int | str,
     task_id: str,
-) -> MailboxResult:
+    lock: LockGrant | None = None,
+) -> tuple[MailboxResult, TaskHeartbeat]:
+    """Fetch one mailbox while keeping the task's heartbeat (and ``lock``) fresh.
+
+    Raises:
+        dg.Failure: another run holds the lease (not retried).
+    """
     mail = store.get()
     fetcher = MailboxFetcher(
         mail, save_service(store, attachments), imap.config_manager(mail),
         batch_size=imap.batch_size, connect_timeout=imap.connect_timeout,
         read_timeout=imap.read_timeout,
     )
-    return fetcher.fetch_user(user, task_id=task_id)
+    try:
+        with TaskHeartbeat(mail, task_id, lease=lock, run_id=context.run_id) as beat:
+            return fetcher.fetch_user(user, task_id=task_id), beat
+    except LeaseLostError as exc:
+        raise dg.Failure(str(exc), allow_retries=False) from exc
 
 
 def _mailbox_metadata(result: MailboxResult) -> dict[str, Any]:
@@ -256,15 +250,16 @@ def fetch_mailbox(
     work: MailboxWork,
 ) -> MailboxResult:
     """Fetch one user's mailbox. A failed mailbox is recorded, not raised (see module doc)."""
-    _hold(context, store, work.lock)
-    result = _fetch(context, store, attachments, imap, work.user_id, work.task_id)
+    result, beat = _fetch(context, store, attachments, imap, work.user_id, work.task_id,
+                          work.lock)
     if result.transient and context.retry_number < IMAP_RETRY_POLICY.max_retries:
         raise dg.Failure(f"{work.username}: {result.error} (will retry)",
                          metadata=_mailbox_metadata(result))
     if not result.ok:
         context.log.error(f"{work.username}: {result.error_kind.value}: {result.error}")
     _record_outcome(context, store, result)
-    context.add_output_metadata(_mailbox_metadata(result))
+    context.add_output_metadata({**_mailbox_metadata(result),
+                                 **_heartbeat_metadata(context, beat)})
     return result
 
 
@@ -284,7 +279,11 @@ def close_imap_fetch(
     task: str,
     results: list[MailboxResult],
 ) -> BranchSummary:
-    """Close the IMAP EmailTask with the totals (counters were added by each mailbox)."""
+    """Close the IMAP EmailTask with the totals (counters were added by each mailbox).
+
+    A task closed under the run (e.g. by stale-task cleanup) keeps its state; the op records
+    that in its log and metadata and returns as usual, so the lease is still released.
+    """
     mail = store.get()
     failed = tuple(r.username for r in results if not r.ok)
     total = sum((r.counters for r in results), TaskCounters())
@@ -295,13 +294,14 @@ def close_imap_fetch(
                 f"{r.username} ({r.error_kind.value}: {r.error})"[:300]
                 for r in results if not r.ok)))
     if results and len(failed) == len(results):
-        mail.tasks.mark_failed(task, f"every mailbox failed: {', '.join(failed)}")
+        done = mail.tasks.finish(task, error=f"every mailbox failed: {', '.join(failed)}")
     else:
         if failed:
             mail.tasks.add_execution_log(task, "close", f"failed mailboxes: {', '.join(failed)}",
                                          "WARNING")
-        mail.tasks.mark_completed(task, message=message)
+        done = mail.tasks.finish(task, message=message)
     context.add_output_metadata({
+        **_closed_under_run(context, done),
         "mailboxes": len(results),
         "failed_mailboxes": len(failed),
         "messages_saved": total.saved,
@@ -320,14 +320,27 @@ def _ingest(
     store: StoreResource,
     attachments: AttachmentsResource,
     spool: SpoolResource,
+    lock: LockGrant | None = None,
 ) -> IngestResult:
+    """Ingest the spool under a task of its own, keeping its heartbeat (and ``lock``) fresh.
+
+    Raises:
+        dg.Failure: another run holds the lease (not retried).
+    """
     service = SpoolIngestService(
         store.get(), spool.directory, attachments.storage(), batch_size=spool.batch_size,
         max_size=spool.max_message_bytes,
     )
     started = time.monotonic()
-    result = service.ingest_as_task(run_id=context.run_id)
+    try:
+        result = service.ingest_as_task(run_id=context.run_id, lease=lock)
+    except LeaseLostError as exc:
+        raise dg.Failure(str(exc), allow_retries=False) from exc
+    if result.task_closed:
+        context.log.warning(f"{result.task_closed} when the ingest finished: the work was done "
+                            "and is recorded in the task's log")
     context.add_output_metadata({
+        "task_closed_under_run": bool(result.task_closed),
         "found": result.found,
         "messages_saved": result.saved,
         "duplicates": result.duplicates,
@@ -351,8 +364,7 @@ def ingest_spool(
     lock: LockGrant,
 ) -> BranchSummary:
     """Ingest the Haraka spool under a HARAKA_EMAIL_FETCH task of its own."""
-    _hold(context, store, lock)
-    result = _ingest(context, store, attachments, spool)
+    result = _ingest(context, store, attachments, spool, lock)
     try:
         status: SpoolMetrics | None = spool_metrics(spool.directory)
     except Exception as exc:  # only a report: the ingest itself succeeded
@@ -394,16 +406,16 @@ def fetch_mailbox_partition(
     task = mail.tasks.create(EmailSource.IMAP, run_id=context.run_id, status=TaskStatus.RUNNING,
                              timeout_seconds=fetch_settings.task_timeout_seconds,
                              message=f"fetch of mailbox {username}")
-    result = _fetch(context, store, attachments, imap, username, task.task_id)
+    result, _beat = _fetch(context, store, attachments, imap, username, task.task_id)
     if result.ok or not result.transient or context.retry_number >= IMAP_RETRY_POLICY.max_retries:
         _record_outcome(context, store, result)
     if not result.ok:
-        mail.tasks.mark_failed(task.task_id, f"{username}: {result.error}")
+        done = mail.tasks.finish(task.task_id, error=f"{username}: {result.error}")
         raise dg.Failure(
             f"{username}: {result.error_kind.value}: {result.error}",
-            metadata=_mailbox_metadata(result),
+            metadata={**_mailbox_metadata(result), **_closed_under_run(context, done)},
             allow_retries=result.transient,
         )
-    mail.tasks.mark_completed(task.task_id)
-    context.add_output_metadata(_mailbox_metadata(result))
+    done = mail.tasks.finish(task.task_id)
+    context.add_output_metadata({**_mailbox_metadata(result), **_closed_under_run(context, done)})
     return result

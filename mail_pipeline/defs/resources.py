@@ -78,7 +78,9 @@ class FetchSettingsResource(dg.ConfigurableResource):
     """How the fetch job guards itself."""
 
     lock_ttl_seconds: int = Field(default=600, description="lease of the fetch lock")
-    task_timeout_seconds: int = Field(default=600, description="EmailTask timeout_seconds")
+    task_timeout_seconds: int = Field(
+        default=600, description="EmailTask timeout_seconds: stale after this long without a "
+                                 "heartbeat (the live run renews it)")
 
 
 def save_service(store: StoreResource, attachments: AttachmentsResource) -> EmailSaveService:

@@ -5,7 +5,7 @@ machine), :mod:`.locks` (lease locks), :mod:`.messages` (messages, attachments, 
 :mod:`.maintenance` (retention with audit, task statistics), :mod:`.mailbox_state` (mailboxes).
 """
 
-from mail_pipeline.store.locks import Lease
+from mail_pipeline.store.locks import Lease, LockGrant
 from mail_pipeline.store.mailbox_state import MailboxStatus
 from mail_pipeline.store.maintenance import AuditRecord, SourceStats, TaskStats
 from mail_pipeline.store.messages import (
@@ -20,6 +20,7 @@ from mail_pipeline.store.tasks import (
     ALLOWED_TRANSITIONS,
     EmailSource,
     TaskCounters,
+    TaskFinish,
     TaskSnapshot,
     TaskStatus,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "AuditRecord",
     "EmailSource",
     "Lease",
+    "LockGrant",
     "MailStore",
     "MailboxStatus",
     "NewAttachment",
@@ -40,6 +42,7 @@ __all__ = [
     "SyncPosition",
     "SyncUpdate",
     "TaskCounters",
+    "TaskFinish",
     "TaskSnapshot",
     "TaskStats",
     "TaskStatus",

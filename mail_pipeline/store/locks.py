@@ -35,6 +35,15 @@ class Lease:
         return self.expires_at > now
 
 
+@dataclass(frozen=True)
+class LockGrant:
+    """A lease a run holds: its name, the owner token and the lease's length in seconds."""
+
+    name: str
+    token: str
+    ttl_seconds: int
+
+
 def _check(name: str, ttl_seconds: float) -> None:
     if not name or len(name) > 200:
         raise ValueError("a lock name is 1 to 200 characters")
@@ -178,19 +187,20 @@ class LockRepository(Repository):
         lease = self.get(name)
         return lease if lease is not None and lease.is_live(self._now()) else None
 
-    def release_for_run(self, name: str, run_id: str) -> bool:
-        """Release the lease ``name`` if it is held on behalf of Dagster run ``run_id``.
+    def release_for_run(self, name: str | None, run_id: str) -> bool:
+        """Release the lease ``name`` (every lease when None) held on behalf of run ``run_id``.
 
-        For a run-status sensor cleaning up after a run that failed or was cancelled.
+        For a run-status sensor cleaning up after a run that failed or was cancelled, and for
+        stale-task cleanup after a run that stopped renewing its heartbeat.
 
         Returns:
             True if a lease was released.
         """
+        stmt = delete(TaskLock).where(TaskLock.run_id == run_id)
+        if name is not None:
+            stmt = stmt.where(TaskLock.name == name)
         with self._transaction() as session:
-            result = session.execute(
-                delete(TaskLock).where(TaskLock.name == name, TaskLock.run_id == run_id)
-            )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
 
     def force_release(self, name: str) -> bool:
         """Release the lease ``name`` whoever holds it (an operator's command).

@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select
 
 from mail_pipeline.store.base import Repository
 from mail_pipeline.store.models import EmailTask, EmailTaskAudit
-from mail_pipeline.store.tasks import EmailSource, TaskStatus
+from mail_pipeline.store.tasks import EmailSource, TaskStatus, heartbeat_expired
 
 #: The only states retention may delete.
 FINAL_STATUSES = frozenset(s for s in TaskStatus if s.is_final)
@@ -207,7 +207,8 @@ class MaintenanceRepository(Repository):
     def task_stats(self, *, recent_runs: int = 50) -> TaskStats:
         """Return the task counts the metrics are made of, as of the store's clock.
 
-        ``timed_out``: RUNNING tasks past their ``timeout_seconds``. ``failed_last_hour`` /
+        ``timed_out``: open tasks whose heartbeat is older than their ``timeout_seconds``
+        (stale: their run stopped renewing it). ``failed_last_hour`` /
         ``failed_last_day``: FAILED tasks that finished in the last hour / 24 hours.
         ``throughput``: per source, over its last ``recent_runs`` COMPLETED tasks.
 
@@ -223,14 +224,13 @@ class MaintenanceRepository(Repository):
         with self._transaction() as session:
             by_status = {s: int(n) for s, n in session.execute(
                 select(EmailTask.status, func.count()).group_by(EmailTask.status)).all()}
-            running = session.execute(
-                select(EmailTask.started_at, EmailTask.timeout_seconds)
-                .where(EmailTask.status == TaskStatus.RUNNING.value,
-                       EmailTask.started_at.is_not(None))
+            open_ = session.execute(
+                select(EmailTask.heartbeat_at, EmailTask.timeout_seconds)
+                .where(EmailTask.status.in_([TaskStatus.PENDING.value,
+                                             TaskStatus.RUNNING.value]))
             ).all()
-            timed_out = sum(1 for started, timeout in running
-                            if started is not None
-                            and (now - started).total_seconds() > timeout)
+            timed_out = sum(1 for beat, timeout in open_
+                            if heartbeat_expired(beat, timeout, now))
             failed_hour = int(session.scalar(
                 select(func.count()).where(failed, finished >= hour)) or 0)
             failed_day = int(session.scalar(

@@ -128,6 +128,8 @@ class EmailTask(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Renewed by the live run; the task is stale once it is older than timeout_seconds.
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
     timeout_seconds: Mapped[int] = mapped_column(Integer, default=600)
     emails_fetched: Mapped[int] = mapped_column(Integer, default=0)
     emails_saved: Mapped[int] = mapped_column(Integer, default=0)

@@ -5,6 +5,11 @@ PENDING -> RUNNING | CANCELLED | SKIPPED; RUNNING -> COMPLETED | FAILED | CANCEL
 Every other move raises :class:`~mail_pipeline.errors.InvalidTransitionError`. Moves are checked
 inside the transaction that makes them (the row is locked on PostgreSQL), so two workers can
 never both close a task.
+
+Liveness: an open task has a heartbeat (``heartbeat_at``), set when it is created or started
+and renewed by the live run (:meth:`TaskRepository.heartbeat`, driven by
+:class:`mail_pipeline.task_heartbeat.TaskHeartbeat`). A task is *stale* when it is open and its
+heartbeat is older than its ``timeout_seconds`` (:func:`heartbeat_expired`), whatever its age.
 """
 
 from __future__ import annotations
@@ -59,6 +64,14 @@ ALLOWED_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
 }
 
 
+def heartbeat_expired(heartbeat_at: datetime, timeout_seconds: int, now: datetime) -> bool:
+    """Return True when a heartbeat taken at ``heartbeat_at`` is older than ``timeout_seconds``.
+
+    The one staleness rule of the pipeline (cleanup, metrics and ``tasks list`` use it).
+    """
+    return now - heartbeat_at > timedelta(seconds=timeout_seconds)
+
+
 def check_transition(task_id: str, current: str, requested: str) -> TaskStatus:
     """Return ``requested`` as a :class:`TaskStatus` if the move from ``current`` is allowed.
 
@@ -107,6 +120,7 @@ class TaskSnapshot:
     updated_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    heartbeat_at: datetime
     timeout_seconds: int
     counters: TaskCounters
     details: dict[str, Any] = field(repr=False)
@@ -117,11 +131,14 @@ class TaskSnapshot:
         """The execution log: dicts with ``timestamp``, ``step``, ``message``, ``level``."""
         return list(self.details.get("log", []))
 
-    def is_timeout(self, now: datetime) -> bool:
-        """True when the task is RUNNING and has run longer than its ``timeout_seconds``."""
-        if self.status is not TaskStatus.RUNNING or self.started_at is None:
-            return False
-        return now - self.started_at > timedelta(seconds=self.timeout_seconds)
+    def is_stale(self, now: datetime) -> bool:
+        """True when the task is open and its heartbeat is older than its ``timeout_seconds``."""
+        return not self.status.is_final and heartbeat_expired(
+            self.heartbeat_at, self.timeout_seconds, now)
+
+    def heartbeat_age(self, now: datetime) -> timedelta:
+        """How long ago the task's heartbeat was last renewed."""
+        return now - self.heartbeat_at
 
     def age(self, now: datetime) -> timedelta:
         """How long ago the task was created."""
@@ -139,6 +156,7 @@ def _snapshot(row: EmailTask) -> TaskSnapshot:
         updated_at=row.updated_at,
         started_at=row.started_at,
         completed_at=row.completed_at,
+        heartbeat_at=row.heartbeat_at,
         timeout_seconds=row.timeout_seconds,
         counters=TaskCounters(
             row.emails_fetched, row.emails_saved, row.emails_failed, row.emails_duplicate
@@ -146,6 +164,24 @@ def _snapshot(row: EmailTask) -> TaskSnapshot:
         details=dict(row.details or {}),
         error_message=row.error_message or "",
     )
+
+
+@dataclass(frozen=True)
+class TaskFinish:
+    """What :meth:`TaskRepository.finish` did.
+
+    ``already_closed`` is True when the task had been closed under its run (by stale-task
+    cleanup, a run-status sensor or an operator) before the run finished it: the task then
+    keeps that state and the run's outcome is only logged.
+    """
+
+    task: TaskSnapshot
+    already_closed: bool
+
+    def note(self) -> str:
+        """Return one line saying how the task was closed before its run finished it."""
+        reason = f" ({self.task.error_message})" if self.task.error_message else ""
+        return f"task {self.task.task_id} was already {self.task.status.value}{reason}"
 
 
 def _log_entry(now: datetime, step: str, message: str, level: str) -> dict[str, Any]:
@@ -199,6 +235,7 @@ class TaskRepository(Repository):
             created_at=now,
             updated_at=now,
             started_at=now if status is TaskStatus.RUNNING else None,
+            heartbeat_at=now,
             timeout_seconds=timeout_seconds,
             emails_fetched=0,
             emails_saved=0,
@@ -268,8 +305,8 @@ class TaskRepository(Repository):
     ) -> TaskSnapshot:
         """Move a task to ``status``, logging the move, and return the task.
 
-        RUNNING sets ``started_at``; a final state sets ``completed_at``; ``error`` (if given)
-        becomes ``error_message``.
+        RUNNING sets ``started_at`` and renews the heartbeat; a final state sets
+        ``completed_at``; ``error`` (if given) becomes ``error_message``.
 
         Raises:
             NotFoundError: no such task.
@@ -277,20 +314,108 @@ class TaskRepository(Repository):
         """
         with self._transaction() as session:
             row = self._locked(session, task_id)
-            target = check_transition(task_id, row.status, str(status))
-            now = self._now()
-            previous = row.status
-            row.status = target.value
-            row.updated_at = now
-            if target is TaskStatus.RUNNING and row.started_at is None:
-                row.started_at = now
-            if target.is_final:
-                row.completed_at = now
-            if error is not None:
-                row.error_message = error
-            text = f"{previous} -> {target.value}" + (f": {message}" if message else "")
-            _append_log(row, _log_entry(now, step, text, level))
+            self._move(row, str(status), message=message, error=error, step=step, level=level)
             return _snapshot(row)
+
+    def _move(
+        self, row: EmailTask, status: str, *, message: str, error: str | None, step: str,
+        level: str,
+    ) -> None:
+        """Apply a checked state move to the locked ``row`` (raises InvalidTransitionError)."""
+        target = check_transition(row.task_id, row.status, status)
+        now = self._now()
+        previous = row.status
+        row.status = target.value
+        row.updated_at = now
+        if target is TaskStatus.RUNNING:
+            row.heartbeat_at = now
+            if row.started_at is None:
+                row.started_at = now
+        if target.is_final:
+            row.completed_at = now
+        if error is not None:
+            row.error_message = error
+        text = f"{previous} -> {target.value}" + (f": {message}" if message else "")
+        _append_log(row, _log_entry(now, step, text, level))
+
+    def heartbeat(self, task_id: str) -> bool:
+        """Renew the heartbeat of the open task ``task_id`` (one conditional UPDATE).
+
+        Returns:
+            True if renewed; False if the task is closed already (it is left as it is).
+
+        Raises:
+            NotFoundError: no such task.
+        """
+        stmt = (
+            update(EmailTask)
+            .where(EmailTask.task_id == task_id,
+                   EmailTask.status.in_([TaskStatus.PENDING.value, TaskStatus.RUNNING.value]))
+            .values(heartbeat_at=self._now())
+        )
+        with self._transaction() as session:
+            if session.execute(stmt).rowcount:  # type: ignore[attr-defined]
+                return True
+            if session.scalar(select(EmailTask.id).where(EmailTask.task_id == task_id)) is None:
+                raise NotFoundError(f"no email task {task_id!r}")
+            return False
+
+    def cancel_if_stale(self, task_id: str, reason: str) -> TaskSnapshot | None:
+        """Cancel the task if it is stale, checked in the transaction that cancels it.
+
+        A heartbeat renewed after the caller looked keeps the task open: the row is locked
+        (PostgreSQL) or the write serialised (SQLite) before staleness is re-checked.
+
+        Returns:
+            The cancelled task, or None when it is closed already or its heartbeat is fresh.
+
+        Raises:
+            NotFoundError: no such task.
+        """
+        with self._transaction() as session:
+            row = self._locked(session, task_id)
+            if TaskStatus(row.status).is_final or not heartbeat_expired(
+                    row.heartbeat_at, row.timeout_seconds, self._now()):
+                return None
+            self._move(row, TaskStatus.CANCELLED.value, message=reason, error=reason,
+                       step="cancel", level="WARNING")
+            return _snapshot(row)
+
+    def finish(
+        self, task_id: str, *, error: str | None = None, message: str = "",
+        step: str | None = None,
+    ) -> TaskFinish:
+        """Close the task its run is done with: COMPLETED, or FAILED with ``error``.
+
+        A run can find its task closed under it (stale-task cleanup, a run-status sensor, an
+        operator): the task then keeps its final state, the outcome is appended to its log as
+        a WARNING, and ``already_closed`` is set, so finishing never raises for that.
+
+        Returns:
+            The task as left, and whether it had been closed already.
+
+        Raises:
+            NotFoundError: no such task.
+            InvalidTransitionError: the task is still PENDING (it never started).
+        """
+        with self._transaction() as session:
+            row = self._locked(session, task_id)
+            if TaskStatus(row.status).is_final:
+                outcome = f"FAILED: {error}" if error is not None else "COMPLETED" + (
+                    f": {message}" if message else "")
+                now = self._now()
+                _append_log(row, _log_entry(
+                    now, step or "finish", f"the run finished after the task was closed "
+                    f"({row.status}); its outcome was {outcome}", "WARNING"))
+                row.updated_at = now
+                return TaskFinish(_snapshot(row), already_closed=True)
+            if error is not None:
+                self._move(row, TaskStatus.FAILED.value, message=error, error=error,
+                           step=step or "fail", level="ERROR")
+            else:
+                self._move(row, TaskStatus.COMPLETED.value, message=message, error=None,
+                           step=step or "complete", level="INFO")
+            return TaskFinish(_snapshot(row), already_closed=False)
 
     def start(self, task_id: str, message: str = "") -> TaskSnapshot:
         """PENDING -> RUNNING. Raises as :meth:`transition`."""

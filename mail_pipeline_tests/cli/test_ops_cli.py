@@ -43,7 +43,7 @@ def test_health_exit_codes_and_flags(cli: Run, store_url: str) -> None:
     store = MailStore(store_url)
     seed(store, [task_row(TaskStatus.RUNNING, _now() - timedelta(seconds=700))])
     warn = cli("health")
-    assert warn.code == 1 and warn.out.startswith("WARNING: warning: 1 task(s) running past")
+    assert warn.code == 1 and warn.out.startswith("WARNING: warning: 1 stale task(s)")
     assert len(warn.out.strip().splitlines()) == 1
     assert cli("health", "--timed-out", "off").code == 0
     seed(store, [task_row(TaskStatus.FAILED, _now() - timedelta(hours=1)) for _ in range(11)])
@@ -83,31 +83,27 @@ def test_cleanup_dry_run_then_for_real(cli: Run, store_url: str, tmp_path: Path)
     store.dispose()
 
 
-def test_cleanup_stale_by_timeout(cli: Run, store_url: str,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    store = MailStore(store_url)
-    seed(store, [task_row(TaskStatus.RUNNING, _now() - timedelta(seconds=900)),
-                 task_row(TaskStatus.RUNNING, _now() - timedelta(seconds=10))])
-    result = cli("cleanup-stale")
-    assert result.code == 0
-    assert "cancelled 1 stale task(s), kept 1 open (timeouts only" in result.out
-    assert store.tasks.count_by_status() == {"CANCELLED": 1, "RUNNING": 1}
-    store.dispose()
-
-
-def test_cleanup_stale_asks_dagster_when_dagster_home_is_set(
+@pytest.mark.parametrize("dagster_home", [False, True])
+def test_cleanup_stale_by_heartbeat_alone(
     cli: Run, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    dagster_home: bool,
 ) -> None:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    """With or without a Dagster instance the heartbeat decides (the instance knows no run)."""
+    if dagster_home:
+        (tmp_path / "dagster_home").mkdir()
+        monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    else:
+        monkeypatch.delenv("DAGSTER_HOME", raising=False)
     store = MailStore(store_url)
-    # A fresh task of a run this instance has never heard of: its run is not alive.
-    seed(store, [task_row(TaskStatus.RUNNING, _now(), run_id="gone-run")])
+    seed(store, [task_row(TaskStatus.RUNNING, _now() - timedelta(seconds=900), run_id="dead"),
+                 task_row(TaskStatus.RUNNING, _now() - timedelta(seconds=10), run_id="live")])
+    store.locks.acquire("email_fetch", 3600, run_id="dead")
     result = cli("cleanup-stale")
     assert result.code == 0, result.err
-    assert "Dagster run status" in result.out and "gone-run is no longer alive" in result.out
+    assert "cancelled 1 stale task(s), kept 1 open (stale: no heartbeat" in result.out
+    assert "released the lease(s) of run dead" in result.out
+    assert store.tasks.count_by_status() == {"CANCELLED": 1, "RUNNING": 1}
+    assert store.locks.get("email_fetch") is None
     store.dispose()
 
 

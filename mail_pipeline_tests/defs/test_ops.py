@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -11,11 +12,12 @@ from mail_pipeline.defs.ops import (
     LockGrant,
     acquire_fetch_lock,
     cleanup_stale_tasks_op,
+    close_imap_fetch,
     mapping_key,
     release_fetch_lock,
 )
 from mail_pipeline.defs.resources import FETCH_LOCK
-from mail_pipeline.store import EmailSource, TaskStatus
+from mail_pipeline.store import EmailSource, MailStore, TaskStatus
 from mail_pipeline_tests.defs.conftest import Rig
 
 
@@ -37,14 +39,18 @@ def test_acquire_yields_the_lease_or_nothing(rig: Rig) -> None:
     assert {t.email_source for t in skipped} == {EmailSource.IMAP, EmailSource.HARAKA}
 
 
-def test_cleanup_cancels_tasks_of_runs_the_instance_does_not_know(rig: Rig) -> None:
-    task = rig.store.tasks.create(EmailSource.IMAP, run_id="unknown-run",
-                                  status=TaskStatus.RUNNING)
+def test_cleanup_op_goes_by_the_heartbeat_not_the_instance(rig: Rig) -> None:
+    past = MailStore(rig.store.url, clock=lambda: datetime.now(UTC) - timedelta(hours=1))
+    silent = past.tasks.create(EmailSource.IMAP, run_id="killed", status=TaskStatus.RUNNING)
+    past.dispose()
+    # Unknown to the instance, but its run beats: kept.
+    beating = rig.store.tasks.create(EmailSource.IMAP, run_id="unknown-run",
+                                     status=TaskStatus.RUNNING)
     grant = LockGrant(FETCH_LOCK, "t", 60)
     with _context(rig, "store", instance=dg.DagsterInstance.ephemeral()) as context:
         assert cleanup_stale_tasks_op(context, lock=grant) == grant
-    # The run is unknown to this instance: the task can never finish.
-    assert rig.store.tasks.get(task.task_id).status is TaskStatus.CANCELLED
+    assert rig.store.tasks.get(silent.task_id).status is TaskStatus.CANCELLED
+    assert rig.store.tasks.get(beating.task_id).status is TaskStatus.RUNNING
 
 
 def test_release_only_with_the_token(rig: Rig) -> None:
@@ -64,3 +70,26 @@ def test_release_only_with_the_token(rig: Rig) -> None:
 def test_mapping_keys_are_readable_and_valid() -> None:
     assert mapping_key("alice", 1) == "alice_1"
     assert mapping_key("bob.smith@example.org", 22) == "bob_smith_example_org_22"
+
+
+def test_a_task_closed_under_the_run_is_recorded_and_the_lease_still_released(
+    rig: Rig,
+) -> None:
+    """(c) cleanup (or anyone) closed the IMAP task while the run still worked on it."""
+    token = rig.store.locks.acquire(FETCH_LOCK, 60, run_id="r")
+    assert token
+    task = rig.store.tasks.create(EmailSource.IMAP, run_id="r", status=TaskStatus.RUNNING)
+    rig.store.tasks.mark_cancelled(task.task_id, "stale task cleanup: no heartbeat for 700 s")
+    with _context(rig, "store") as context:
+        summary = close_imap_fetch(context, task=task.task_id, results=[])
+        meta = context.get_output_metadata("result")
+    assert meta is not None
+    assert meta["task_closed_under_run"] is True and meta["task_status"] == "CANCELLED"
+    closed = rig.store.tasks.get(task.task_id)
+    assert closed.status is TaskStatus.CANCELLED  # left as cleanup made it
+    assert closed.log[-1]["level"] == "WARNING"
+    assert "after the task was closed" in closed.log[-1]["message"]
+    with _context(rig, "store") as context:
+        release_fetch_lock(context, lock=LockGrant(FETCH_LOCK, token, 60), imap=summary,
+                           spool=BranchSummary("haraka", ""))
+    assert rig.store.locks.get(FETCH_LOCK) is None

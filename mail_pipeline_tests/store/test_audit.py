@@ -111,6 +111,7 @@ def test_migration_0002_downgrades_and_upgrades(store: MailStore) -> None:
         command.downgrade(config, "0001")
     assert store.schema_revision() == "0001"
     assert not {"email_task_audit", "mailbox_state"} & set(store.table_names())
-    store.upgrade()
+    store.upgrade("0002")
     assert store.schema_revision() == "0002"
     assert {"email_task_audit", "mailbox_state"} <= set(store.table_names())
+    store.upgrade()

@@ -80,6 +80,12 @@ def test_release_for_run_and_force(store: MailStore) -> None:
     store.locks.acquire("fetch", 60)
     assert store.locks.force_release("fetch") is True
     assert store.locks.all() == []
+    # No name: every lease of that run, and only that run's.
+    for name in ("a", "b"):
+        store.locks.acquire(name, 60, run_id="run-a")
+    store.locks.acquire("c", 60, run_id="run-b")
+    assert store.locks.release_for_run(None, "run-a") is True
+    assert [lease.name for lease in store.locks.all()] == ["c"]
 
 
 def test_bad_arguments(store: MailStore) -> None:

@@ -88,13 +88,84 @@ def test_mark_failed_keeps_the_error(store: MailStore) -> None:
     assert failed.log[-1]["level"] == "ERROR"
 
 
-def test_is_timeout(store: MailStore) -> None:
-    task = store.tasks.create(EmailSource.IMAP, timeout_seconds=600, status=TaskStatus.RUNNING)
-    assert task.started_at is not None
-    assert not task.is_timeout(task.started_at + timedelta(seconds=600))
-    assert task.is_timeout(task.started_at + timedelta(seconds=601))
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_staleness_is_the_heartbeat_not_the_age(store_url: str) -> None:
+    clock = Clock()
+    store = MailStore(store_url, clock=clock)
+    task = store.tasks.create(EmailSource.IMAP, timeout_seconds=60, status=TaskStatus.RUNNING)
+    pending = store.tasks.create(EmailSource.HARAKA, timeout_seconds=60)
+    assert task.heartbeat_at == clock.now == pending.heartbeat_at  # set at creation
+    clock.now += timedelta(seconds=50)
+    assert store.tasks.heartbeat(task.task_id) is True
+    clock.now += timedelta(seconds=50)  # 100 s old, heartbeat 50 s old: alive
+    fresh = store.tasks.get(task.task_id)
+    assert fresh.age(clock.now) > timedelta(seconds=60) and not fresh.is_stale(clock.now)
+    assert store.tasks.get(pending.task_id).is_stale(clock.now)  # never renewed
+    clock.now += timedelta(seconds=10)
+    assert not store.tasks.get(task.task_id).is_stale(clock.now)  # exactly the timeout
+    clock.now += timedelta(seconds=1)
+    assert store.tasks.get(task.task_id).is_stale(clock.now)
+    # Starting a task renews its heartbeat.
+    assert not store.tasks.start(pending.task_id).is_stale(clock.now)
+    # A closed task is never stale and its heartbeat is not renewed.
+    store.tasks.mark_completed(task.task_id)
+    assert store.tasks.heartbeat(task.task_id) is False
+    clock.now += timedelta(days=1)
+    done = store.tasks.get(task.task_id)
+    assert not done.is_stale(clock.now) and done.heartbeat_at < clock.now - timedelta(hours=1)
+    with pytest.raises(NotFoundError):
+        store.tasks.heartbeat("no-such-task")
+    store.dispose()
+
+
+def test_cancel_if_stale_rechecks_in_its_transaction(store_url: str) -> None:
+    clock = Clock()
+    store = MailStore(store_url, clock=clock)
+    task = store.tasks.create(EmailSource.IMAP, timeout_seconds=60, status=TaskStatus.RUNNING)
+    clock.now += timedelta(seconds=61)
+    seen = store.tasks.get(task.task_id)
+    assert seen.is_stale(clock.now)
+    store.tasks.heartbeat(task.task_id)  # the run beats after the cleanup looked
+    assert store.tasks.cancel_if_stale(task.task_id, "stale") is None
+    assert store.tasks.get(task.task_id).status is TaskStatus.RUNNING
+    clock.now += timedelta(seconds=61)
+    cancelled = store.tasks.cancel_if_stale(task.task_id, "stale task cleanup: no heartbeat")
+    assert cancelled is not None and cancelled.status is TaskStatus.CANCELLED
+    assert cancelled.error_message == "stale task cleanup: no heartbeat"
+    assert store.tasks.cancel_if_stale(task.task_id, "again") is None  # closed already
+    store.dispose()
+
+
+def test_finish_survives_a_task_closed_under_its_run(store: MailStore) -> None:
+    ok = store.tasks.create(EmailSource.IMAP, status=TaskStatus.RUNNING)
+    done = store.tasks.finish(ok.task_id, message="2 mailboxes")
+    assert not done.already_closed and done.task.status is TaskStatus.COMPLETED
+    bad = store.tasks.create(EmailSource.IMAP, status=TaskStatus.RUNNING)
+    failed = store.tasks.finish(bad.task_id, error="every mailbox failed")
+    assert failed.task.status is TaskStatus.FAILED
+    assert failed.task.error_message == "every mailbox failed"
+
+    closed = store.tasks.create(EmailSource.IMAP, status=TaskStatus.RUNNING)
+    store.tasks.mark_cancelled(closed.task_id, "stale task cleanup: no heartbeat")
+    late = store.tasks.finish(closed.task_id, message="2 mailboxes")
+    assert late.already_closed and late.task.status is TaskStatus.CANCELLED
+    assert "was already CANCELLED (stale task cleanup: no heartbeat)" in late.note()
+    entry = late.task.log[-1]
+    assert entry["level"] == "WARNING" and "COMPLETED: 2 mailboxes" in entry["message"]
+    assert store.tasks.finish(closed.task_id, error="x").already_closed  # never raises
+
     pending = store.tasks.create(EmailSource.IMAP)
-    assert not pending.is_timeout(datetime.now(UTC) + timedelta(days=1))
+    with pytest.raises(InvalidTransitionError):
+        store.tasks.finish(pending.task_id)  # it never started: a bug, not a late close
 
 
 def test_the_log_is_bounded(store: MailStore) -> None:

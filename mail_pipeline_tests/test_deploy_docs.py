@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from mail_pipeline.store import MailStore
 from mail_pipeline_tests.fixtures.postgres import PostgresServer
+from mail_pipeline_tests.store.test_store import HEAD
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "deploy" / "README.md"
@@ -89,7 +90,7 @@ def test_the_move_to_postgresql_walkthrough_runs(
     # ... and the mail store is migrated to the newest schema, owned by the new role.
     store = MailStore(f"postgresql://mp_docs@127.0.0.1:{postgres_server.port}/mail_pipeline")
     try:
-        assert store.schema_revision() == "0002"
+        assert store.schema_revision() == HEAD
         assert {"email_tasks", "email_task_audit", "mailbox_state"} <= set(store.table_names())
     finally:
         store.dispose()

@@ -134,10 +134,6 @@ def show_config(ctx: Context, args: argparse.Namespace) -> int:
     if not config:
         raise UsageError(f"user {args.username} has no email_config")
     ctx.out.print_json(json.dumps(manager.masked_config(config)))
-    limit = (config.get("imap_config") or {}).get("max_message_bytes")
-    ctx.out.print(f"messages over {limit or DEFAULT_MAX_MESSAGE_BYTES} bytes are left on the "
-                  f"server{'' if limit else ' (the default limit)'}", markup=False,
-                  highlight=False)
     state = ctx.store.mailboxes.get(ctx.store.users.get(args.username).id)
     if state is not None:
         ctx.out.print(mailbox_state_line(state), markup=False, highlight=False)

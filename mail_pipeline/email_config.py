@@ -13,7 +13,8 @@ The stored shape follows the seed system (``settings`` row, key ``email_config``
         "verify_tls": true, "ca_file": null,
         "oauth2_token": null, "oauth2_token_command": null,
         "post_action": "none",            # "mark_seen" | "move" | "delete"
-        "move_to": null, "delete_after_fetch": false
+        "move_to": null, "delete_after_fetch": false,
+        "max_message_bytes": 26214400     # optional; larger messages stay on the server
       },
       "filter_config": {
         "folders": ["INBOX"],             # or the seed's single "folder"
@@ -35,6 +36,7 @@ from typing import Any
 
 from mail_pipeline.errors import ConfigError
 from mail_pipeline.imap_connection import ImapAccount, ImapSecurity
+from mail_pipeline.limits import DEFAULT_MAX_MESSAGE_BYTES
 from mail_pipeline.secrets_box import SecretBox, is_encrypted, mask
 from mail_pipeline.store import EmailSource, MailStore
 
@@ -79,12 +81,17 @@ class FetchFilters:
 
 @dataclass(frozen=True)
 class ImapFetchConfig:
-    """Everything the mailbox fetcher needs for one user (credentials decrypted)."""
+    """Everything the mailbox fetcher needs for one user (credentials decrypted).
+
+    ``max_message_bytes``: a message whose ``RFC822.SIZE`` is larger is not fetched; it stays
+    on the server and its UID is recorded as ``too_large``.
+    """
 
     account: ImapAccount
     filters: FetchFilters
     post_action: PostAction = PostAction.NONE
     move_to: str | None = None
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 
 
 def _first(mapping: dict[str, Any], *names: str) -> Any:
@@ -143,6 +150,9 @@ def _problems(config: dict[str, Any]) -> list[str]:
             problems.append("post_action 'move' needs move_to (a folder)")
     except ValueError:
         problems.append(f"post_action must be one of {', '.join(PostAction)}")
+    limit = imap.get("max_message_bytes")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        problems.append(f"max_message_bytes must be a whole number of bytes >= 1, not {limit!r}")
     filters = config.get("filter_config") or {}
     if not isinstance(filters, dict):
         problems.append("filter_config must be an object")
@@ -330,6 +340,8 @@ class EmailConfigManager:
             ),
             post_action=PostAction(imap.get("post_action") or "none"),
             move_to=imap.get("move_to"),
+            max_message_bytes=(DEFAULT_MAX_MESSAGE_BYTES if imap.get("max_message_bytes") is None
+                               else int(imap["max_message_bytes"])),
         )
 
     def imap_users(self) -> list[tuple[int, str, bool, str]]:

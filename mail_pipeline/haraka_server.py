@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from mail_pipeline.errors import ConfigError, MailPipelineError, SpoolError
+from mail_pipeline.limits import DEFAULT_MAX_MESSAGE_BYTES
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
@@ -46,7 +47,6 @@ __all__ = [
     "stop",
 ]
 
-DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 SPOOL_SUBDIRS = ("inbox", "processed", "failed", "unmatched", "tmp")
 HARAKA_DIR_ENV = "MAIL_PIPELINE_HARAKA_DIR"
 NODE_ENV = "MAIL_PIPELINE_NODE"

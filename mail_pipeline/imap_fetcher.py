@@ -9,12 +9,17 @@ configured folder:
    new UIDVALIDITY), the first-sync filters (``SINCE`` the window, ``UNSEEN``, ``FROM``,
    ``SUBJECT``). ``n+1:*`` always matches the last message even when its UID is ≤ n, so the
    answer is filtered;
-3. ``UID FETCH`` the new UIDs in batches of ``batch_size`` with ``BODY.PEEK[]`` and
+3. ``UID FETCH`` the new UIDs' ``RFC822.SIZE`` first. A message larger than the account's
+   ``max_message_bytes`` (default :data:`~mail_pipeline.limits.DEFAULT_MAX_MESSAGE_BYTES`, the
+   spool's limit) is never fetched: its UID is recorded as ``too_large`` with its size and the
+   limit, the cursor moves past it, and it stays on the server untouched (no post-action);
+4. ``UID FETCH`` the others in batches of at most ``batch_size`` UIDs and ``batch_max_bytes``
+   bytes (by ``RFC822.SIZE``; a batch holds at least one message) with ``BODY.PEEK[]`` and
    ``INTERNALDATE`` (never ``RFC822``, which sets ``\\Seen``), parse each message, and store the
    batch with the folder's new cursor in ONE transaction (:meth:`EmailSaveService.save_batch`
    with ``sync=``). A message that does not parse is recorded (UID and reason) in the sync
    state and on the result, and the cursor moves past it;
-4. only after that commit, run the configured post-action on the batch's stored UIDs (mark
+5. only after that commit, run the configured post-action on the batch's stored UIDs (mark
    ``\\Seen``, MOVE, or DELETE = ``\\Deleted`` + ``UID EXPUNGE`` of exactly those UIDs), on a
    read-write SELECT made for that purpose only.
 
@@ -66,6 +71,7 @@ from mail_pipeline.errors import (
     ImapProtocolError,
     ImapTLSError,
     MessageParseError,
+    MessageTooLargeError,
     NotFoundError,
 )
 from mail_pipeline.imap_connection import imap_session, translate_imap_errors
@@ -74,6 +80,7 @@ from mail_pipeline.save_service import Delivery, EmailSaveService, Outcome
 from mail_pipeline.store import EmailSource, MailStore, SyncUpdate, TaskCounters
 
 __all__ = [
+    "DEFAULT_BATCH_MAX_BYTES",
     "TEST_PAUSE_ENV",
     "ErrorKind",
     "FolderResult",
@@ -90,7 +97,16 @@ TEST_PAUSE_ENV = "MAIL_PIPELINE_IMAP_TEST_PAUSE_AFTER_BATCH"
 #: counted in one summary line; every one is on the result and in the sync state).
 _MAX_LOGGED_FAILURES = 20
 
+#: Default bound of one batch's bytes (by RFC822.SIZE). With prefetching, two batches are in
+#: memory at once, each also parsed.
+DEFAULT_BATCH_MAX_BYTES = 32 * 1024 * 1024
+
+#: UIDs per ``UID FETCH ... RFC822.SIZE`` command (keeps the command line short).
+_SIZES_PER_COMMAND = 1000
+
 _FETCH_ITEMS = "(UID INTERNALDATE BODY.PEEK[])"
+_SIZE_ITEMS = "(UID RFC822.SIZE)"
+_RFC822_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)", re.IGNORECASE)
 _FETCH_START = re.compile(rb"^\d+ FETCH ", re.IGNORECASE)
 _BODY_LITERAL = re.compile(rb"BODY\[\] \{\d+\+?\}$", re.IGNORECASE)
 _UID = re.compile(rb"\bUID (\d+)", re.IGNORECASE)
@@ -110,7 +126,10 @@ class ErrorKind(StrEnum):
 
 @dataclass(frozen=True)
 class FolderResult:
-    """What one folder's sync did. ``reset``: its UIDVALIDITY changed since the last sync."""
+    """What one folder's sync did. ``reset``: its UIDVALIDITY changed since the last sync.
+
+    ``too_large``: messages left on the server for their size (also counted in ``failed``).
+    """
 
     folder: str
     uidvalidity: int
@@ -120,6 +139,7 @@ class FolderResult:
     failed: int
     last_uid: int
     reset: bool
+    too_large: int = 0
 
 
 @dataclass(frozen=True)
@@ -128,8 +148,10 @@ class MailboxResult:
 
     ``error`` is "" when the fetch succeeded and never contains a password or token.
     ``warnings`` lists problems that did not fail the fetch (a post-action the server refused).
-    ``failed_uids`` holds (folder, uid, reason) for each message that was fetched but not
-    stored (unparseable, or refused by the store).
+    ``failed_uids`` holds (folder, uid, reason) for each message that was not stored:
+    unparseable, refused by the store, or larger than the account's ``max_message_bytes``
+    (reason ``too_large: ...``, not fetched at all, left on the server). ``too_large`` counts
+    the last kind; ``counters.failed`` counts them all.
     """
 
     user_id: int
@@ -141,6 +163,7 @@ class MailboxResult:
     seconds: float
     failed_uids: tuple[tuple[str, int, str], ...]
     warnings: tuple[str, ...] = ()
+    too_large: int = 0
 
     @property
     def ok(self) -> bool:
@@ -157,7 +180,9 @@ class MailboxResult:
         c = self.counters
         text = (
             f"{self.username}: fetched {c.fetched}, saved {c.saved}, duplicates {c.duplicate}, "
-            f"failed {c.failed} in {len(self.folders)} folder(s), {self.seconds:.2f} s"
+            f"failed {c.failed}"
+            + (f" ({self.too_large} too large, left on the server)" if self.too_large else "")
+            + f" in {len(self.folders)} folder(s), {self.seconds:.2f} s"
         )
         if not self.ok:
             text += f"; {self.error_kind.value} error: {self.error}"
@@ -283,6 +308,102 @@ def _fetch_raw(client: imapclient.IMAPClient, uids: Sequence[int]) -> list[RawMe
     return parse_fetch_response(data)
 
 
+def parse_size_response(data: Sequence[Any]) -> dict[int, int]:
+    """Turn imaplib's data of a ``UID FETCH ... (UID RFC822.SIZE)`` into {uid: size}.
+
+    Untagged FETCH responses without both a UID and an RFC822.SIZE (flag updates from other
+    sessions) are ignored.
+
+    Returns:
+        The size in bytes of each UID the server answered for.
+    """
+    sizes: dict[int, int] = {}
+    for item in data:
+        line = bytes(item[0]) if isinstance(item, tuple) else item
+        if not isinstance(line, bytes):
+            continue
+        uid, size = _UID.search(line), _RFC822_SIZE.search(line)
+        if uid is not None and size is not None:
+            sizes[int(uid.group(1))] = int(size.group(1))
+    return sizes
+
+
+def _fetch_sizes(client: imapclient.IMAPClient, uids: Sequence[int]) -> dict[int, int]:
+    """Return {uid: RFC822.SIZE} of ``uids`` (ascending), asked in commands of at most
+    :data:`_SIZES_PER_COMMAND` UIDs. A UID missing from the answer was expunged meanwhile.
+
+    Like :func:`_fetch_raw`, this goes through imaplib (one short line per message).
+
+    Raises:
+        ImapProtocolError: the server answered NO.
+        imaplib errors and OSError: translated by the caller's :func:`translate_imap_errors`.
+    """
+    conn = client._imap
+    sizes: dict[int, int] = {}
+    for start in range(0, len(uids), _SIZES_PER_COMMAND):
+        typ, data = conn.uid("FETCH", uid_set(uids[start : start + _SIZES_PER_COMMAND]),
+                             _SIZE_ITEMS)
+        if typ != "OK":
+            detail = b" ".join(d for d in data if isinstance(d, bytes)).decode("ascii", "replace")
+            raise ImapProtocolError(f"UID FETCH RFC822.SIZE answered {typ}: {detail}")
+        sizes.update(parse_size_response(data))
+    return sizes
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch of a folder's new UIDs (ascending): ``uids`` is every UID it covers (the
+    cursor moves past all of them), ``fetch`` the ones to fetch, ``too_large`` (uid, size)
+    of the ones over the limit. UIDs in none of the two were gone before their size was read.
+    """
+
+    uids: tuple[int, ...]
+    fetch: tuple[int, ...]
+    too_large: tuple[tuple[int, int], ...]
+
+
+def plan_batches(
+    uids: Sequence[int], sizes: dict[int, int], *, limit: int, batch_size: int,
+    batch_max_bytes: int,
+) -> list[Batch]:
+    """Split ascending ``uids`` into batches of at most ``batch_size`` UIDs whose messages to
+    fetch add up to at most ``batch_max_bytes`` (a batch always takes at least one message, so
+    a message bigger than the bound is a batch of its own). A UID whose size is over ``limit``
+    goes into the batch it falls in, to be recorded, not fetched.
+
+    Returns:
+        The batches, in UID order; together they cover every UID of ``uids``.
+    """
+    batches: list[Batch] = []
+    covered: list[int] = []
+    fetch: list[int] = []
+    oversized: list[tuple[int, int]] = []
+    total = 0
+
+    def close() -> None:
+        nonlocal covered, fetch, oversized, total
+        if covered:
+            batches.append(Batch(tuple(covered), tuple(fetch), tuple(oversized)))
+        covered, fetch, oversized, total = [], [], [], 0
+
+    for uid in uids:
+        size = sizes.get(uid)
+        takes = size is not None and size <= limit
+        if covered and (len(covered) >= batch_size
+                        or (takes and fetch and total + (size or 0) > batch_max_bytes)):
+            close()
+        covered.append(uid)
+        if size is None:
+            continue
+        if takes:
+            fetch.append(uid)
+            total += size
+        else:
+            oversized.append((uid, size))
+    close()
+    return batches
+
+
 def _search_criteria(filters: FetchFilters, today: date) -> tuple[list[Any], str | None]:
     """Return the SEARCH criteria of a first sync and the charset they need (None: ASCII)."""
     criteria: list[Any] = []
@@ -325,10 +446,12 @@ class _FolderState:
     failed: int = 0
     last_uid: int = 0
     reset: bool = False
+    too_large: int = 0
 
     def result(self) -> FolderResult:
         return FolderResult(self.folder, self.uidvalidity, self.fetched, self.saved,
-                            self.duplicates, self.failed, self.last_uid, self.reset)
+                            self.duplicates, self.failed, self.last_uid, self.reset,
+                            self.too_large)
 
 
 @dataclass
@@ -349,6 +472,7 @@ class _Run:
     total: int = 0
     done: int = 0
     batches: int = 0
+    too_large: int = 0
 
     @contextmanager
     def imap(self, action: str) -> Iterator[None]:
@@ -375,13 +499,16 @@ class MailboxFetcher:
         configs: EmailConfigManager,
         *,
         batch_size: int = 100,
+        batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES,
         connect_timeout: float = 15.0,
         read_timeout: float = 60.0,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        """Raises ValueError on a ``batch_size`` < 1 or a timeout that is not positive."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        """Raises ValueError on a ``batch_size`` or ``batch_max_bytes`` < 1 or a timeout that
+        is not positive."""
+        for name, count in (("batch_size", batch_size), ("batch_max_bytes", batch_max_bytes)):
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise ValueError(f"{name} must be a positive integer, got {count!r}")
         for name, value in (("connect_timeout", connect_timeout), ("read_timeout", read_timeout)):
             if not value > 0:
                 raise ValueError(f"{name} must be positive, got {value!r}")
@@ -389,6 +516,7 @@ class MailboxFetcher:
         self.save_service = save_service
         self.configs = configs
         self.batch_size = batch_size
+        self.batch_max_bytes = batch_max_bytes
         self.connect_timeout = float(connect_timeout)
         self.read_timeout = float(read_timeout)
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -461,6 +589,7 @@ class MailboxFetcher:
             seconds=time.monotonic() - started,
             failed_uids=tuple(run.failed) if run else (),
             warnings=tuple(run.warnings) if run else (),
+            too_large=run.too_large if run else 0,
         )
         self._log_result(task_id, result)
         return result
@@ -513,7 +642,10 @@ class MailboxFetcher:
             state.last_uid = floor
             return
 
-        batches = [uids[i : i + self.batch_size] for i in range(0, len(uids), self.batch_size)]
+        with run.imap(f"reading message sizes in folder {folder!r}"):
+            sizes = _fetch_sizes(client, uids)
+        batches = plan_batches(uids, sizes, limit=run.config.max_message_bytes,
+                               batch_size=self.batch_size, batch_max_bytes=self.batch_max_bytes)
         # Without a post-action the connection is only used to FETCH, so the next batch is
         # fetched in a worker thread while this one is parsed and committed (the socket
         # reads and TLS release the GIL). With a post-action, commands must stay in order.
@@ -532,7 +664,8 @@ class MailboxFetcher:
                     )
                 else:
                     messages = self._fetch_batch(run, folder, chunk)
-                last = chunk[-1] if index + 1 < len(batches) else max(chunk[-1], floor)
+                last = (chunk.uids[-1] if index + 1 < len(batches)
+                        else max(chunk.uids[-1], floor))
                 stored = self._store_batch(run, state, chunk, messages, last)
                 if stored and run.config.post_action is not PostAction.NONE:
                     writable = self._post_action(run, state, stored, writable)
@@ -541,21 +674,30 @@ class MailboxFetcher:
                 run.report()
 
     @staticmethod
-    def _fetch_batch(run: _Run, folder: str, chunk: list[int]) -> list[RawMessage]:
-        """``UID FETCH`` one batch (typed errors, see :func:`_fetch_raw`)."""
-        with run.imap(f"fetching {len(chunk)} message(s) from folder {folder!r}"):
-            return _fetch_raw(run.client, chunk)
+    def _fetch_batch(run: _Run, folder: str, chunk: Batch) -> list[RawMessage]:
+        """``UID FETCH`` one batch's messages within the limit (typed errors, see
+        :func:`_fetch_raw`); return [] without a command when there are none."""
+        if not chunk.fetch:
+            return []
+        with run.imap(f"fetching {len(chunk.fetch)} message(s) from folder {folder!r}"):
+            return _fetch_raw(run.client, chunk.fetch)
 
     def _store_batch(
-        self, run: _Run, state: _FolderState, chunk: list[int], messages: list[RawMessage],
+        self, run: _Run, state: _FolderState, chunk: Batch, messages: list[RawMessage],
         last: int,
     ) -> list[int]:
-        """Parse and commit one fetched batch with its cursor; return the UIDs now stored."""
+        """Parse and commit one fetched batch with its cursor and its too-large UIDs; return
+        the UIDs now stored."""
         folder, uidvalidity = state.folder, state.uidvalidity
+        limit = run.config.max_message_bytes
         deliveries: list[Delivery] = []
         delivered_uids: list[int] = []
         failures: list[tuple[int, str]] = []
+        too_large = list(chunk.too_large)
         for message in messages:
+            if len(message.raw) > limit:  # RFC822.SIZE understated it: still not stored
+                too_large.append((message.uid, len(message.raw)))
+                continue
             try:
                 parsed = parse_message(message.raw)
             except MessageParseError as exc:
@@ -569,11 +711,18 @@ class MailboxFetcher:
                 received_at=message.internaldate,
             ))
             delivered_uids.append(message.uid)
-        if len(messages) < len(chunk):  # expunged between SEARCH and FETCH: nothing to keep
+        gone = len(chunk.uids) - len(chunk.too_large) - len(messages)
+        if gone:  # expunged between SEARCH and FETCH: nothing to keep
             log.info("%s: folder %r: %d of %d UIDs were gone at FETCH", run.username, folder,
-                     len(chunk) - len(messages), len(chunk))
+                     gone, len(chunk.uids))
+        too_large.sort()
+        if too_large:
+            log.warning("%s: folder %r: %d message(s) over the limit of %d bytes left on the "
+                        "server: UIDs %s", run.username, folder, len(too_large), limit,
+                        uid_set([uid for uid, _size in too_large]))
 
-        sync = SyncUpdate(run.user_id, folder, uidvalidity, last, run.now, tuple(failures))
+        sync = SyncUpdate(run.user_id, folder, uidvalidity, last, run.now, tuple(failures),
+                          tuple((uid, size, limit) for uid, size in too_large))
         outcome = self.save_service.save_batch(deliveries, sync=[sync])
         stored: list[int] = []
         refused: list[tuple[int, str]] = []
@@ -589,7 +738,7 @@ class MailboxFetcher:
         increment = TaskCounters(
             fetched=len(messages),
             saved=outcome.saved,
-            failed=outcome.failed + len(failures),
+            failed=outcome.failed + len(failures) + len(too_large),
             duplicate=outcome.duplicates,
         )
         run.counters += increment
@@ -597,9 +746,13 @@ class MailboxFetcher:
         state.saved += increment.saved
         state.duplicates += increment.duplicate
         state.failed += increment.failed
+        state.too_large += len(too_large)
+        run.too_large += len(too_large)
         state.last_uid = last
-        run.failed += [(folder, uid, reason) for uid, reason in (*failures, *refused)]
-        run.done += len(chunk)
+        oversized = [(uid, str(MessageTooLargeError(size, limit))) for uid, size in too_large]
+        run.failed += [(folder, uid, reason)
+                       for uid, reason in sorted((*failures, *refused, *oversized))]
+        run.done += len(chunk.uids)
         if run.task_id is not None:
             self.store.tasks.add_counters(run.task_id, increment)
         return stored
@@ -667,7 +820,8 @@ class MailboxFetcher:
             log.warning("%s", result.summary())
         if task_id is None:
             return
-        if result.ok and not result.counters.fetched and not result.warnings:
+        if (result.ok and not result.counters.fetched and not result.warnings
+                and not result.failed_uids):
             return  # nothing new: counters say so, the log keeps what happened
         tasks = self.store.tasks
         step = f"imap_fetch:{result.username}"

@@ -49,6 +49,7 @@ from typing import Any
 
 from mail_pipeline.attachments import AttachmentStorage
 from mail_pipeline.errors import MessageParseError, MessageTooLargeError, SpoolError
+from mail_pipeline.limits import DEFAULT_MAX_MESSAGE_BYTES
 from mail_pipeline.parser import ParsedMessage, parse_message
 from mail_pipeline.save_service import Delivery, EmailSaveService, Outcome
 from mail_pipeline.spool import (
@@ -76,7 +77,7 @@ from mail_pipeline.task_heartbeat import TaskHeartbeat
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 200
-DEFAULT_MAX_SIZE = 25 * 1024 * 1024
+DEFAULT_MAX_SIZE = DEFAULT_MAX_MESSAGE_BYTES
 DEFAULT_BATCH_MAX_BYTES = 64 * 1024 * 1024
 #: At most this many problems are kept in a result (the rest are only counted).
 MAX_PROBLEMS = 1000

@@ -115,3 +115,18 @@ def test_auto_assign_is_haraka(manager: EmailConfigManager, store: MailStore) ->
     with pytest.raises(ConfigError):
         manager.imap_fetch_config("alice")
     assert manager.imap_users() == []
+
+
+def test_max_message_bytes_is_per_account_validated_and_defaults_to_the_spools(
+    manager: EmailConfigManager,
+) -> None:
+    from mail_pipeline.spool_ingest import DEFAULT_MAX_SIZE
+
+    manager.update_fetch_config("alice", seed_style())
+    assert manager.imap_fetch_config("alice").max_message_bytes == DEFAULT_MAX_SIZE
+    manager.update_fetch_config("alice", seed_style(max_message_bytes=102400))
+    assert manager.imap_fetch_config("alice").max_message_bytes == 102400
+    for bad in (0, -5, "100k", True, 1.5):
+        with pytest.raises(ConfigError, match="max_message_bytes"):
+            manager.update_fetch_config("alice", seed_style(max_message_bytes=bad))
+    assert manager.imap_fetch_config("alice").max_message_bytes == 102400  # kept

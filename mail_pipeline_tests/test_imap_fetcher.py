@@ -21,16 +21,21 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from mail_pipeline import imap_fetcher
 from mail_pipeline.attachments import AttachmentStorage
 from mail_pipeline.email_config import EmailConfigManager
 from mail_pipeline.errors import ImapProtocolError
 from mail_pipeline.imap_fetcher import (
+    Batch,
     ErrorKind,
     MailboxFetcher,
     MailboxResult,
     parse_fetch_response,
+    parse_size_response,
+    plan_batches,
     uid_set,
 )
+from mail_pipeline.limits import DEFAULT_MAX_MESSAGE_BYTES
 from mail_pipeline.save_service import EmailSaveService
 from mail_pipeline.store import EmailSource, MailStore, TaskStatus
 from mail_pipeline_tests.fixtures.dovecot import DovecotServer, MailUser
@@ -69,18 +74,21 @@ class Mailbox:
                   port: int | None = None, ca_file: str | None = None,
                   folders: tuple[str, ...] = ("INBOX",), max_age_days: int | None = 7,
                   filters: tuple[str, ...] = (), post_action: str = "none",
-                  move_to: str | None = None) -> None:
+                  move_to: str | None = None, max_message_bytes: int | None = None) -> None:
+        imap: dict[str, Any] = {
+            "imap_host": self.server.host,
+            "imap_ssl_port": port or self.server.imaps_port,
+            "security": "ssl",
+            "username": self.name,
+            "password": password or self.mail_user.password,
+            "ca_file": ca_file or str(self.server.ca_cert_path),
+            "post_action": post_action,
+            "move_to": move_to,
+        }
+        if max_message_bytes is not None:
+            imap["max_message_bytes"] = max_message_bytes
         configs.update_fetch_config(self.id, {
-            "imap_config": {
-                "imap_host": self.server.host,
-                "imap_ssl_port": port or self.server.imaps_port,
-                "security": "ssl",
-                "username": self.name,
-                "password": password or self.mail_user.password,
-                "ca_file": ca_file or str(self.server.ca_cert_path),
-                "post_action": post_action,
-                "move_to": move_to,
-            },
+            "imap_config": imap,
             "filter_config": {"folders": list(folders), "max_age_days": max_age_days,
                               "filters": list(filters)},
         })
@@ -177,10 +185,37 @@ def test_parse_fetch_response_handles_literal_first_and_unsolicited_fetches() ->
         parse_fetch_response([(b"1 FETCH (BODY[] {1}", b"x"), b")"])
 
 
+def test_parse_size_response_ignores_unsolicited_fetches() -> None:
+    data: list[Any] = [
+        b"1 FETCH (UID 10 RFC822.SIZE 5120)",
+        b"2 FETCH (FLAGS (\\Seen))",  # an unsolicited flag update: ignored
+        b"3 FETCH (RFC822.SIZE 307200 UID 12)",  # any order
+        None,
+    ]
+    assert parse_size_response(data) == {10: 5120, 12: 307200}
+
+
+def test_plan_batches_bounds_uids_and_bytes_and_sets_aside_the_oversized() -> None:
+    sizes = {1: 40, 2: 40, 3: 500, 4: 40, 5: 40, 6: 40, 8: 90}  # 7: gone before its size
+    batches = plan_batches([1, 2, 3, 4, 5, 6, 7, 8], sizes, limit=100, batch_size=3,
+                           batch_max_bytes=100)
+    assert batches == [
+        Batch((1, 2, 3), (1, 2), ((3, 500),)),  # 3 UIDs; the oversized one is not fetched
+        Batch((4, 5), (4, 5), ()),  # 40 + 40 + 40 would pass 100 bytes
+        Batch((6, 7), (6,), ()),  # 7 is covered (the cursor passes it) but not fetched
+        Batch((8,), (8,), ()),
+    ]
+    # a message bigger than the byte bound (but within the limit) is a batch of its own
+    assert plan_batches([1, 2], {1: 90, 2: 90}, limit=100, batch_size=10,
+                        batch_max_bytes=50) == [Batch((1,), (1,), ()), Batch((2,), (2,), ())]
+    assert plan_batches([], {}, limit=1, batch_size=1, batch_max_bytes=1) == []
+
+
 def test_constructor_checks_arguments(store: MailStore, configs: EmailConfigManager,
                                       attachment_root: Path) -> None:
     save = EmailSaveService(store, AttachmentStorage(attachment_root))
-    for bad in ({"batch_size": 0}, {"batch_size": True}, {"read_timeout": 0}):
+    for bad in ({"batch_size": 0}, {"batch_size": True}, {"read_timeout": 0},
+                {"batch_max_bytes": 0}):
         with pytest.raises(ValueError):
             MailboxFetcher(store, save, configs, **bad)
 
@@ -343,6 +378,152 @@ def test_garbage_message_is_recorded_and_the_cursor_moves_past_it(
     assert [f["uid"] for f in position.failed_uids] == [bad]
     again = fetcher.fetch_user(box.id)  # not retried forever
     assert again.counters.fetched == 0 and again.failed_uids == ()
+
+
+# --- the size limit --------------------------------------------------------------------------
+
+
+LIMIT = 100 * 1024
+
+
+def big_message(n: int, size: int = 300 * 1024) -> bytes:
+    """A message of exactly ``size`` bytes (CRLF lines, as IMAP counts RFC822.SIZE)."""
+    head = message(n, subject=f"big {n}")
+    line = b"x" * 998 + b"\r\n"
+    body = line * ((size - len(head)) // len(line))
+    tail = b"y" * (size - len(head) - len(body) - 2) + b"\r\n"
+    raw = head + body + tail
+    assert len(raw) == size
+    return raw
+
+
+@pytest.fixture
+def body_fetches(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
+    """The UIDs of every body ``UID FETCH`` the fetcher sends."""
+    seen: list[list[int]] = []
+    original = imap_fetcher._fetch_raw
+
+    def spy(client: Any, uids: list[int]) -> list[Any]:
+        seen.append(list(uids))
+        return original(client, uids)
+
+    monkeypatch.setattr(imap_fetcher, "_fetch_raw", spy)
+    return seen
+
+
+@pytest.mark.parametrize("action", ["none", "delete"])
+def test_a_message_over_the_limit_is_recorded_too_large_and_left_on_the_server(
+    fetcher: MailboxFetcher, mailbox: Callable[..., Mailbox], store: MailStore,
+    dovecot: DovecotServer, body_fetches: list[list[int]], action: str,
+) -> None:
+    box = mailbox(max_message_bytes=LIMIT, post_action=action)
+    small = [box.append(message(n)) for n in range(3)]
+    big_raw = big_message(9)
+    big = box.append(big_raw)
+    small += [box.append(message(n)) for n in range(3, 5)]
+    task = store.tasks.create(EmailSource.IMAP, status=TaskStatus.RUNNING)
+
+    result = fetcher.fetch_user(box.id, task_id=task.task_id)
+
+    assert_ok(result)
+    assert stored_subjects(store, box.id) == [f"message {n}" for n in range(5)]
+    assert (result.counters.fetched, result.counters.saved, result.counters.failed) == (5, 5, 1)
+    assert result.too_large == 1 and result.folders[0].too_large == 1
+    assert result.failed_uids == (
+        ("INBOX", big,
+         f"too_large: message is {len(big_raw)} bytes, the limit is {LIMIT} bytes"),)
+    assert "1 too large" in result.summary()
+    assert all(big not in uids for uids in body_fetches)  # its body was never downloaded
+    position = store.messages.sync_position(box.id, "INBOX")
+    assert position is not None and position.last_uid == small[-1]
+    assert position.failed_uids == [
+        {"uid": big, "reason": "too_large", "size": len(big_raw), "limit": LIMIT}]
+    # still on the server, untouched by the post-action
+    assert dovecot.uids(box.name) == ([big] if action == "delete" else sorted([*small, big]))
+    assert not {"\\Seen", "\\Deleted"} & dovecot.flags(box.name)[big]
+    snapshot = store.tasks.get(task.task_id)
+    assert snapshot.counters.failed == 1
+    assert any(f"UID {big}: too_large" in e["message"] and str(LIMIT) in e["message"]
+               for e in snapshot.log)
+
+    again = fetcher.fetch_user(box.id)  # not retried
+    assert_ok(again)
+    assert again.counters.fetched == 0 and again.failed_uids == () and again.too_large == 0
+    position = store.messages.sync_position(box.id, "INBOX")
+    assert position is not None and [f["uid"] for f in position.failed_uids] == [big]
+    assert big in dovecot.uids(box.name)
+
+
+def test_only_too_large_mail_is_still_logged_on_the_task(
+    fetcher: MailboxFetcher, mailbox: Callable[..., Mailbox], store: MailStore
+) -> None:
+    box = mailbox(max_message_bytes=LIMIT)
+    big = box.append(big_message(1))
+    task = store.tasks.create(EmailSource.IMAP, status=TaskStatus.RUNNING)
+    result = fetcher.fetch_user(box.id, task_id=task.task_id)
+    assert_ok(result)
+    assert result.counters.fetched == 0 and result.too_large == 1
+    position = store.messages.sync_position(box.id, "INBOX")
+    assert position is not None and position.last_uid == big
+    assert any(f"UID {big}: too_large" in e["message"]
+               for e in store.tasks.get(task.task_id).log)
+
+
+def test_the_limit_is_per_account_and_defaults_to_the_spools(
+    fetcher: MailboxFetcher, mailbox: Callable[..., Mailbox], store: MailStore,
+    configs: EmailConfigManager,
+) -> None:
+    from mail_pipeline.spool_ingest import DEFAULT_MAX_SIZE
+
+    strict = mailbox(max_message_bytes=LIMIT)
+    roomy = mailbox(max_message_bytes=400 * 1024)
+    default = mailbox()
+    assert configs.imap_fetch_config(default.id).max_message_bytes == DEFAULT_MAX_SIZE
+    assert DEFAULT_MAX_MESSAGE_BYTES == DEFAULT_MAX_SIZE == 25 * 1024 * 1024
+    for box in (strict, roomy, default):
+        box.append(big_message(1))
+
+    results = [fetcher.fetch_user(box.id) for box in (strict, roomy, default)]
+
+    assert [r.too_large for r in results] == [1, 0, 0]
+    assert [store.messages.count(box.id) for box in (strict, roomy, default)] == [0, 1, 1]
+
+
+def test_a_message_bigger_than_its_rfc822_size_is_still_not_stored(
+    fetcher: MailboxFetcher, mailbox: Callable[..., Mailbox], store: MailStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    box = mailbox(max_message_bytes=LIMIT)
+    big_raw = big_message(1)
+    big = box.append(big_raw)
+    box.append(message(2))
+    understated = imap_fetcher._fetch_sizes
+    monkeypatch.setattr(imap_fetcher, "_fetch_sizes", lambda client, uids: {
+        uid: 10 for uid in understated(client, uids)})
+    result = fetcher.fetch_user(box.id)
+    assert_ok(result)
+    assert stored_subjects(store, box.id) == ["message 2"]
+    assert result.failed_uids == (
+        ("INBOX", big,
+         f"too_large: message is {len(big_raw)} bytes, the limit is {LIMIT} bytes"),)
+    position = store.messages.sync_position(box.id, "INBOX")
+    assert position is not None and position.failed_uids == [
+        {"uid": big, "reason": "too_large", "size": len(big_raw), "limit": LIMIT}]
+
+
+def test_batches_are_bounded_by_bytes(
+    store: MailStore, configs: EmailConfigManager, attachment_root: Path,
+    mailbox: Callable[..., Mailbox], body_fetches: list[list[int]],
+) -> None:
+    box = mailbox()
+    uids = [box.append(big_message(n, size=30 * 1024)) for n in range(5)]
+    save = EmailSaveService(store, AttachmentStorage(attachment_root, fsync=False))
+    fetcher = MailboxFetcher(store, save, configs, batch_size=100,
+                             batch_max_bytes=70 * 1024, connect_timeout=5, read_timeout=10)
+    result = fetcher.fetch_user(box.id)
+    assert_ok(result)
+    assert result.counters.saved == 5
+    assert body_fetches == [uids[0:2], uids[2:4], uids[4:]]
 
 
 # --- post-actions ----------------------------------------------------------------------------

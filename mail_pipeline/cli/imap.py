@@ -25,6 +25,7 @@ from mail_pipeline.cli.ops import mailbox_state_line, resume_mailbox
 from mail_pipeline.email_config import EmailConfigManager, PostAction
 from mail_pipeline.errors import ImapError
 from mail_pipeline.imap_connection import ImapSecurity, imap_session, translate_imap_errors
+from mail_pipeline.limits import DEFAULT_MAX_MESSAGE_BYTES
 from mail_pipeline.mailbox_circuit import MailboxCircuitBreaker
 from mail_pipeline.store import TaskFinish
 
@@ -58,6 +59,10 @@ def register(groups: Any) -> None:
     s.add_argument("--post-action", choices=[p.value for p in PostAction], default="none",
                    help="what to do on the server after a message is stored (default none)")
     s.add_argument("--move-to", help="folder for --post-action move")
+    s.add_argument("--max-message-bytes", type=positive_int, metavar="BYTES",
+                   help="larger messages are not fetched: they stay on the server and their "
+                        f"UIDs are recorded as too_large (default {DEFAULT_MAX_MESSAGE_BYTES}, "
+                        "the spool's limit)")
     show = command(sub, "show", show_config,
                    "show a user's IMAP config (secrets masked) and its mailbox state")
     show.add_argument("username")
@@ -92,6 +97,8 @@ def set_config(ctx: Context, args: argparse.Namespace) -> int:
         "post_action": args.post_action,
         "move_to": args.move_to,
     }
+    if args.max_message_bytes is not None:
+        imap["max_message_bytes"] = args.max_message_bytes
     if args.oauth2_token_command:
         imap["oauth2_token_command"] = args.oauth2_token_command
     elif args.password_env:

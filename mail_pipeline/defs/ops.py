@@ -236,6 +236,7 @@ def _mailbox_metadata(result: MailboxResult) -> dict[str, Any]:
         "messages_saved": c.saved,
         "duplicates": c.duplicate,
         "failures": c.failed,
+        "too_large": result.too_large,
         "seconds": round(result.seconds, 3),
         "error": result.error or "none",
     }
@@ -288,6 +289,9 @@ def close_imap_fetch(
     failed = tuple(r.username for r in results if not r.ok)
     total = sum((r.counters for r in results), TaskCounters())
     message = f"{len(results)} mailboxes, {len(failed)} failed"
+    too_large = sum(r.too_large for r in results)
+    if too_large:
+        message += f", {too_large} message(s) over the size limit left on the server"
     if failed:
         context.log.error("IMAP fetch: {} of {} mailbox(es) failed: {}".format(
             len(failed), len(results), "; ".join(
@@ -307,6 +311,7 @@ def close_imap_fetch(
         "messages_saved": total.saved,
         "duplicates": total.duplicate,
         "failures": total.failed,
+        "too_large": too_large,
         "seconds": round(sum(r.seconds for r in results), 3),
     })
     return BranchSummary("imap", task, total, failed)

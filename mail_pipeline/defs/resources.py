@@ -13,6 +13,7 @@ from pydantic import Field, PrivateAttr
 
 from mail_pipeline.attachments import AttachmentStorage
 from mail_pipeline.email_config import EmailConfigManager
+from mail_pipeline.limits import DEFAULT_MAX_MESSAGE_BYTES
 from mail_pipeline.save_service import EmailSaveService
 from mail_pipeline.store import MailStore
 
@@ -56,7 +57,7 @@ class SpoolResource(dg.ConfigurableResource):
 
     directory: str = Field(description="spool root (inbox/, processed/, failed/, ...)")
     batch_size: int = Field(default=200, description="messages per database transaction")
-    max_message_bytes: int = Field(default=25 * 1024 * 1024,
+    max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES,
                                       description="larger files go to failed/")
 
 

@@ -66,7 +66,13 @@ class NewMessage:
 
 @dataclass(frozen=True)
 class SyncUpdate:
-    """The new sync position of one IMAP folder, stored with the messages it covers."""
+    """The new sync position of one IMAP folder, stored with the messages it covers.
+
+    ``failed_uids`` are (uid, reason) of messages fetched but not stored; ``too_large`` are
+    (uid, size, limit) of messages left on the server for their size. Both are kept in the
+    row's ``failed_uids`` list, the latter as ``{"uid", "reason": "too_large", "size",
+    "limit"}``.
+    """
 
     user_id: int
     folder: str
@@ -74,6 +80,7 @@ class SyncUpdate:
     last_uid: int
     fetched_at: datetime
     failed_uids: tuple[tuple[int, str], ...] = ()
+    too_large: tuple[tuple[int, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -294,7 +301,11 @@ class MessageRepository(Repository):
             .where(ImapSyncState.user_id == update.user_id, ImapSyncState.folder == update.folder)
             .with_for_update()
         ).one_or_none()
-        failed = [{"uid": uid, "reason": reason[:500]} for uid, reason in update.failed_uids]
+        failed: list[dict[str, Any]] = [
+            {"uid": uid, "reason": reason[:500]} for uid, reason in update.failed_uids]
+        failed += [{"uid": uid, "reason": "too_large", "size": size, "limit": limit}
+                   for uid, size, limit in update.too_large]
+        failed.sort(key=lambda entry: int(entry["uid"]))
         if row is None:
             session.add(ImapSyncState(
                 user_id=update.user_id, folder=update.folder, uidvalidity=update.uidvalidity,

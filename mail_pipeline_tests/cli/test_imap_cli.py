@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 
 import pytest
@@ -95,6 +96,37 @@ def test_manual_fetches_feed_the_circuit_breaker(
         assert state.consecutive_auth_failures == 2
     finally:
         store.dispose()
+
+
+def test_set_max_message_bytes_leaves_a_larger_message_on_the_server(
+    cli: Run, dovecot: DovecotServer, store_url: str
+) -> None:
+    user = dovecot.new_user()
+    name = user.username
+    dovecot.append(name, raw(1), internaldate=dt.datetime.now(dt.UTC))
+    big = raw(2) + (b"x" * 998 + b"\r\n") * 200  # ~200 kB
+    big_uid = dovecot.append(name, big, internaldate=dt.datetime.now(dt.UTC))
+    assert cli("users", "add", name, f"{name}@example.org").code == 0
+    result = cli("imap", "set", name, "--host", dovecot.host, "--port", str(dovecot.imaps_port),
+                 "--login", name, "--ca-file", str(dovecot.ca_cert_path), "--password-stdin",
+                 "--max-message-bytes", "102400", stdin=user.password + "\n")
+    assert result.code == 0, result.err
+    shown = cli("imap", "show", name)
+    assert json.loads(shown.out)["imap_config"]["max_message_bytes"] == 102400
+
+    fetched = cli("imap", "fetch", name)
+
+    assert fetched.code == 0, fetched.err
+    assert "saved 1" in fetched.out and "1 too large" in fetched.out
+    assert (f"failed: folder 'INBOX' UID {big_uid}: too_large: message is {len(big)} bytes, "
+            "the limit is 102400 bytes") in " ".join(fetched.out.split())
+    assert dovecot.uids(name)[-1] == big_uid
+    store = MailStore(store_url)
+    try:
+        assert store.messages.count() == 1
+    finally:
+        store.dispose()
+    assert cli("imap", "set", name, "--host", "h", "--max-message-bytes", "0").code == 2
 
 
 @pytest.mark.parametrize(

@@ -33,8 +33,8 @@ class Rig:
     attachment_root: Path
     resources: dict[str, Any]
 
-    def add_imap_user(self, dovecot: DovecotServer, name: str, *, password: str | None = None
-                      ) -> tuple[int, str]:
+    def add_imap_user(self, dovecot: DovecotServer, name: str, *, password: str | None = None,
+                      **imap_options: Any) -> tuple[int, str]:
         """Create a user whose mailbox is a fresh Dovecot user; return (user id, imap login)."""
         mail_user = dovecot.new_user()
         user = self.store.users.add(name, f"{name}@example.org")
@@ -46,6 +46,7 @@ class Rig:
                 "password": password or mail_user.password,
                 "use_ssl": True,
                 "ca_file": str(dovecot.ca_cert_path),
+                **imap_options,
             },
             "filter_config": {"folders": ["INBOX"], "max_age_days": None},
         })

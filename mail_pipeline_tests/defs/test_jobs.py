@@ -74,6 +74,28 @@ def test_fetches_imap_and_spool_then_only_duplicates(rig: Rig, dovecot: DovecotS
     assert retask.counters.saved == 0
 
 
+def test_too_large_imap_mail_is_counted_in_the_metadata_and_the_task(
+    rig: Rig, dovecot: DovecotServer
+) -> None:
+    carol, carol_login = rig.add_imap_user(dovecot, "carol", max_message_bytes=100 * 1024)
+    dovecot.append(carol_login, _imap_message(1, "carol@example.org"))
+    big = _imap_message(2, "carol@example.org") + (b"x" * 998 + b"\r\n") * 300
+    dovecot.append(carol_login, big)
+
+    result = _run(rig)
+
+    assert result.success
+    assert rig.store.messages.count(carol) == 1
+    mailbox = output_metadata(result, f"fetch_mailbox[carol_{carol}]")
+    assert (mailbox["too_large"], mailbox["failures"], mailbox["messages_saved"]) == (1, 1, 1)
+    assert output_metadata(result, "close_imap_fetch")["too_large"] == 1
+    imap_task = next(t for t in rig.store.tasks.recent(run_id=result.run_id)
+                     if t.email_source is EmailSource.IMAP)
+    assert imap_task.counters.failed == 1
+    assert any("too_large" in e["message"] and "102400" in e["message"] for e in imap_task.log)
+    assert any("1 message(s) over the size limit" in e["message"] for e in imap_task.log)
+
+
 def test_a_wrong_password_fails_only_that_mailbox(rig: Rig, dovecot: DovecotServer) -> None:
     good, good_login = rig.add_imap_user(dovecot, "good")
     rig.add_imap_user(dovecot, "bad", password="not-the-password")

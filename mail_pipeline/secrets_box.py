@@ -1,15 +1,19 @@
 """Encryption of secrets at rest (IMAP passwords, OAuth2 tokens) with Fernet.
 
-Stored secrets look like ``fernet:v1:<token>``. The key comes from ``MAIL_PIPELINE_SECRET_KEY``:
-either a Fernet key (``SecretBox.generate_key()``) or any passphrase of 16+ characters, which is
-stretched with HKDF-SHA256. Fernet authenticates as well as encrypts, so a wrong key is reported
-as such instead of producing garbage.
+Stored secrets look like ``fernet:v1:<token>``. The key is found by
+:func:`mail_pipeline.settings.load_settings` (``MAIL_PIPELINE_SECRET_KEY``, then
+``MAIL_PIPELINE_SECRET_KEY_FILE``, then ``$MAIL_PIPELINE_HOME/secret.key``): either a Fernet key
+(``SecretBox.generate_key()``, what ``mail-pipeline secret-key`` writes) or any passphrase of 16+
+characters, which is stretched with HKDF-SHA256. Fernet authenticates as well as encrypts, so a
+wrong key is reported as such instead of producing garbage.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import os
+from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
@@ -42,8 +46,9 @@ class SecretBox:
         """
         if not key:
             raise SecretKeyError(
-                "MAIL_PIPELINE_SECRET_KEY is not set: it is needed to encrypt IMAP passwords "
-                "(make one with: mail-pipeline secret-key)"
+                "no secret key is set (MAIL_PIPELINE_SECRET_KEY, MAIL_PIPELINE_SECRET_KEY_FILE "
+                "or $MAIL_PIPELINE_HOME/secret.key): it is needed to seal and open IMAP "
+                "passwords; create the key file with: mail-pipeline secret-key"
             )
         self._fernet = Fernet(_fernet_key(key))
 
@@ -70,9 +75,45 @@ class SecretBox:
             return self._fernet.decrypt(sealed[len(PREFIX):].encode()).decode()
         except (InvalidToken, ValueError):
             raise SecretKeyError(
-                "cannot decrypt a stored secret: MAIL_PIPELINE_SECRET_KEY is not the key it "
-                "was encrypted with"
+                "cannot decrypt a stored secret: the secret key is not the key it was "
+                "encrypted with (see where the key comes from with: mail-pipeline secret-key)"
             ) from None
+
+
+def create_key_file(path: Path) -> bool:
+    """Write a new Fernet key to ``path`` (mode 0600, parents created) unless it has a key.
+
+    An existing file is never overwritten: the passwords sealed with its key would be lost.
+
+    Returns:
+        True when the file was created, False when it already held a key.
+
+    Raises:
+        SecretKeyError: the file exists but is empty or unreadable, or cannot be written.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        try:
+            has_key = bool(path.read_text().strip())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SecretKeyError(f"key file {path} exists but cannot be read: {exc}") from None
+        if not has_key:
+            raise SecretKeyError(f"key file {path} exists but is empty: remove it first"
+                                 ) from None
+        return False
+    except OSError as exc:
+        raise SecretKeyError(f"cannot create key file {path}: {exc}") from None
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(SecretBox.generate_key() + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        raise SecretKeyError(f"cannot write key file {path}: {exc}") from None
+    return True
 
 
 def _fernet_key(key: str) -> bytes:
@@ -83,7 +124,7 @@ def _fernet_key(key: str) -> bytes:
     except (binascii.Error, ValueError):
         pass
     if len(key) < 16:
-        raise SecretKeyError("MAIL_PIPELINE_SECRET_KEY is too short: use 16 or more characters")
+        raise SecretKeyError("the secret key is too short: use 16 or more characters")
     derived = HKDF(
         algorithm=hashes.SHA256(), length=32, salt=b"mail_pipeline/secret-key/v1", info=b"fernet"
     ).derive(raw)

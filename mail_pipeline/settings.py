@@ -1,4 +1,8 @@
-"""Process settings read from the environment, on demand (never at import time).
+"""The one settings loader: every ``MAIL_PIPELINE_*`` setting, read when asked (never at import).
+
+The CLI (``mail_pipeline.cli.app``) and the Dagster resources (``mail_pipeline.defs.resources``)
+both call :func:`load_settings`, so a command and a run started with the same environment see
+the same store, files and secret key.
 
 | variable | default | meaning |
 | --- | --- | --- |
@@ -7,65 +11,145 @@
 | ``MAIL_PIPELINE_ATTACHMENT_ROOT`` | ``$HOME/attachments`` | attachment files |
 | ``MAIL_PIPELINE_SPOOL_DIR`` | ``$HOME/spool`` | the Haraka spool |
 | ``MAIL_PIPELINE_SECRET_KEY`` | (none) | key that encrypts IMAP passwords at rest |
-| ``MAIL_PIPELINE_SECRET_KEY_FILE`` | (none) | a file holding that key, instead |
+| ``MAIL_PIPELINE_SECRET_KEY_FILE`` | (none) | a file holding that key |
+| ``MAIL_PIPELINE_FETCH_CRON`` | (the schedule's: every 5 min) | the fetch schedule |
+| ``MAIL_PIPELINE_CLEANUP_CRON`` | (the schedule's: 03:30 daily) | the retention schedule |
+
+(``$HOME`` is ``MAIL_PIPELINE_HOME``; relative paths are taken from the current directory.)
+
+**Where the secret key comes from** — the first of these that is set wins:
+
+1. ``MAIL_PIPELINE_SECRET_KEY``: the key itself;
+2. ``MAIL_PIPELINE_SECRET_KEY_FILE``: a file holding the key (it must be readable and not
+   empty: there is no falling back to 3 when it is not);
+3. the home's key file ``$MAIL_PIPELINE_HOME/secret.key``, when it exists (``scripts/demo.sh``
+   and ``mail-pipeline secret-key`` create it).
+
+With none of them there is no key: whatever has to seal or open an IMAP password fails with an
+error that says how to make one (``mail-pipeline secret-key``).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mail_pipeline.errors import SecretKeyError
+
+ENV_PREFIX = "MAIL_PIPELINE_"
+#: The name of the home's key file (precedence step 3).
+HOME_KEY_FILE = "secret.key"
+
+
+class _Environment(BaseSettings):
+    """The raw ``MAIL_PIPELINE_*`` variables (empty counts as unset); see the module table."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True,
+                                      extra="ignore")
+
+    home: Path = Path("var")
+    database_url: str | None = None
+    attachment_root: Path | None = None
+    spool_dir: Path | None = None
+    secret_key: SecretStr | None = None
+    secret_key_file: Path | None = None
+    fetch_cron: str | None = None
+    cleanup_cron: str | None = None
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Where the store, attachments and spool live, and the secret key."""
+    """Where the store, attachments and spool live, the crons (None: the schedule's default),
+    and where the secret key comes from.
+
+    The key itself is read by :attr:`secret_key` when it is needed, so a command that never
+    touches a password works without access to the key file.
+    """
 
     home: Path
     database_url: str
     attachment_root: Path
     spool_dir: Path
-    secret_key: str | None = field(default=None, repr=False)
+    fetch_cron: str | None = None
+    cleanup_cron: str | None = None
+    secret_key_env: str | None = field(default=None, repr=False)
+    secret_key_file: Path | None = None
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``environ`` (default: ``os.environ``) with the defaults above.
+    @property
+    def home_key_file(self) -> Path:
+        """The home's key file, ``$MAIL_PIPELINE_HOME/secret.key`` (precedence step 3)."""
+        return self.home / HOME_KEY_FILE
+
+    @property
+    def key_file(self) -> Path:
+        """The file the key is read from when ``MAIL_PIPELINE_SECRET_KEY`` is not set: the
+        ``MAIL_PIPELINE_SECRET_KEY_FILE`` if set, else the home's key file."""
+        return self.secret_key_file or self.home_key_file
+
+    def secret_key_source(self) -> str | None:
+        """Return where the key comes from, in words (for messages), or None when nowhere."""
+        if self.secret_key_env:
+            return f"{ENV_PREFIX}SECRET_KEY"
+        if self.secret_key_file is not None:
+            return f"{ENV_PREFIX}SECRET_KEY_FILE ({self.secret_key_file})"
+        if self.home_key_file.exists():
+            return f"the home's key file {self.home_key_file}"
+        return None
+
+    @property
+    def secret_key(self) -> str | None:
+        """The key that seals IMAP passwords, by the precedence of the module docstring.
+
+        Returns:
+            The key (stripped), or None when none of the three places has one.
 
         Raises:
-            ConfigError: ``MAIL_PIPELINE_SECRET_KEY_FILE`` names a file that cannot be read.
+            SecretKeyError: the key file to use exists (or is named) but cannot be read or is
+                empty.
         """
-        env = os.environ if environ is None else environ
-        home = Path(env.get("MAIL_PIPELINE_HOME") or "var").expanduser().absolute()
-        url = env.get("MAIL_PIPELINE_DATABASE_URL") or f"sqlite:///{home / 'mail_pipeline.db'}"
-        attachments = Path(env.get("MAIL_PIPELINE_ATTACHMENT_ROOT") or home / "attachments")
-        spool = Path(env.get("MAIL_PIPELINE_SPOOL_DIR") or home / "spool")
-        return cls(
-            home=home,
-            database_url=url,
-            attachment_root=attachments.expanduser().absolute(),
-            spool_dir=spool.expanduser().absolute(),
-            secret_key=read_secret_key(env),
-        )
+        if self.secret_key_env:
+            return self.secret_key_env
+        if self.secret_key_file is not None:
+            return _read_key_file(self.secret_key_file, f"{ENV_PREFIX}SECRET_KEY_FILE ")
+        if self.home_key_file.exists():
+            return _read_key_file(self.home_key_file, "the home's key file ")
+        return None
 
 
-def read_secret_key(env: Mapping[str, str]) -> str | None:
-    """Return the secret key from ``MAIL_PIPELINE_SECRET_KEY`` or ``..._KEY_FILE``, or None.
+def load_settings() -> Settings:
+    """Read the settings from the environment now, with the defaults of the module table.
 
-    Raises:
-        ConfigError: the key file cannot be read.
+    Returns:
+        The settings; paths are absolute (relative ones are taken from the current directory).
     """
-    from mail_pipeline.errors import SecretKeyError
+    env = _Environment()
+    home = _absolute(env.home)
+    key = env.secret_key.get_secret_value().strip() if env.secret_key else ""
+    return Settings(
+        home=home,
+        database_url=env.database_url or f"sqlite:///{home / 'mail_pipeline.db'}",
+        attachment_root=_absolute(env.attachment_root or home / "attachments"),
+        spool_dir=_absolute(env.spool_dir or home / "spool"),
+        fetch_cron=(env.fetch_cron or "").strip() or None,
+        cleanup_cron=(env.cleanup_cron or "").strip() or None,
+        secret_key_env=key or None,
+        secret_key_file=_absolute(env.secret_key_file) if env.secret_key_file else None,
+    )
 
-    key = env.get("MAIL_PIPELINE_SECRET_KEY")
-    if key:
-        return key.strip()
-    path = env.get("MAIL_PIPELINE_SECRET_KEY_FILE")
-    if path:
-        try:
-            return Path(path).expanduser().read_text().strip() or None
-        except OSError as exc:
-            raise SecretKeyError(
-                f"cannot read MAIL_PIPELINE_SECRET_KEY_FILE {path}: {exc}"
-            ) from None
-    return None
+
+def _absolute(path: Path) -> Path:
+    return path.expanduser().absolute()
+
+
+def _read_key_file(path: Path, what: str) -> str:
+    try:
+        key = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SecretKeyError(f"cannot read {what}{path}: {exc}") from None
+    if not key:
+        raise SecretKeyError(f"{what}{path} is empty: put the key in it, or remove it and run "
+                             f"`mail-pipeline secret-key` to make a new one")
+    return key

@@ -19,21 +19,14 @@ export MAIL_PIPELINE_DATABASE_URL="${MAIL_PIPELINE_DATABASE_URL:-sqlite:///$MAIL
 export MAIL_PIPELINE_ATTACHMENT_ROOT="${MAIL_PIPELINE_ATTACHMENT_ROOT:-$MAIL_PIPELINE_HOME/attachments}"
 export MAIL_PIPELINE_SPOOL_DIR="${MAIL_PIPELINE_SPOOL_DIR:-$MAIL_PIPELINE_HOME/spool}"
 export MAIL_PIPELINE_HARAKA_DOMAINS="${MAIL_PIPELINE_HARAKA_DOMAINS:-demo.test}"
-if [ -z "${MAIL_PIPELINE_SECRET_KEY:-}" ] && [ -z "${MAIL_PIPELINE_SECRET_KEY_FILE:-}" ]; then
-  keyfile="$MAIL_PIPELINE_HOME/secret.key"
-  if [ ! -s "$keyfile" ]; then
-    (umask 077; .venv/bin/python -c \
-      'from mail_pipeline.secrets_box import SecretBox; print(SecretBox.generate_key())' \
-      > "$keyfile")
-  fi
-  MAIL_PIPELINE_SECRET_KEY=$(cat "$keyfile")
-  export MAIL_PIPELINE_SECRET_KEY
-fi
 export DAGSTER_HOME="${DAGSTER_HOME:-$MAIL_PIPELINE_HOME/dagster}"
 mkdir -p "$DAGSTER_HOME"
 [ -f "$DAGSTER_HOME/dagster.yaml" ] || cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 
 mp=.venv/bin/mail-pipeline
+# The key that seals IMAP passwords: $MAIL_PIPELINE_HOME/secret.key (made once, then kept),
+# found there by the CLI and by every Dagster run alike (see mail_pipeline/settings.py).
+$mp secret-key
 $mp db upgrade
 $mp demo
 

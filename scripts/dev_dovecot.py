@@ -42,7 +42,8 @@ def main() -> None:
               "--password-env IMAP_PW --max-age-days 30")
         print("  .venv/bin/mail-pipeline imap test carol")
         print("  .venv/bin/mail-pipeline imap fetch carol\n")
-        print("(needs MAIL_PIPELINE_SECRET_KEY; Ctrl-C stops Dovecot)", flush=True)
+        print("(the password is sealed with the demo's key, var/secret.key -- made by "
+              "scripts/demo.sh or `mail-pipeline secret-key`; Ctrl-C stops Dovecot)", flush=True)
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
     finally:
         server.close()

@@ -21,7 +21,7 @@ from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
 
 from mail_pipeline.errors import MailPipelineError
-from mail_pipeline.settings import Settings
+from mail_pipeline.settings import Settings, load_settings
 from mail_pipeline.store import MailStore
 
 EXIT_OK = 0
@@ -63,13 +63,13 @@ class Context:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the full argument parser with every command group registered."""
-    from mail_pipeline.cli import db, demo, haraka, imap, ops, spool, tasks, users
+    from mail_pipeline.cli import db, demo, haraka, imap, ops, secret_key, spool, tasks, users
 
     parser = _Parser(prog="mail-pipeline", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     groups = parser.add_subparsers(dest="group", metavar="COMMAND", parser_class=_Parser)
     groups.required = True
-    for module in (db, users, imap, tasks, haraka, spool, demo, ops):
+    for module in (db, users, imap, tasks, haraka, spool, demo, ops, secret_key):
         module.register(groups)
     return parser
 
@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     context: Context | None = None
     try:
-        context = Context(Settings.from_env())
+        context = Context(load_settings())
         return int(args.handler(context, args))
     except (UsageError, MailPipelineError, ValueError) as exc:
         _one_line(f"error: {exc}")

@@ -2,12 +2,11 @@
 
 Built lazily by ``@dg.definitions``: the fetch cron (``MAIL_PIPELINE_FETCH_CRON``, default every
 5 minutes) and the retention cron (``MAIL_PIPELINE_CLEANUP_CRON``, default 03:30 daily) are read
-when Dagster loads the location, not when the module is imported.
+through :func:`mail_pipeline.settings.load_settings` when Dagster loads the location, not when the
+module is imported; the resources read the rest of the settings when they are initialised.
 """
 
 from __future__ import annotations
-
-import os
 
 import dagster as dg
 
@@ -26,6 +25,7 @@ from mail_pipeline.defs.sensors import (
     haraka_spool_sensor,
     mailbox_partitions_sensor,
 )
+from mail_pipeline.settings import load_settings
 
 
 def build_definitions(
@@ -50,7 +50,6 @@ def build_definitions(
 @dg.definitions
 def defs() -> dg.Definitions:
     """The code location's definitions."""
-    return build_definitions(
-        os.environ.get("MAIL_PIPELINE_FETCH_CRON") or DEFAULT_FETCH_CRON,
-        os.environ.get("MAIL_PIPELINE_CLEANUP_CRON") or DEFAULT_CLEANUP_CRON,
-    )
+    settings = load_settings()
+    return build_definitions(settings.fetch_cron or DEFAULT_FETCH_CRON,
+                             settings.cleanup_cron or DEFAULT_CLEANUP_CRON)

@@ -1,12 +1,19 @@
-"""Resources: the one place where the core's services are built, with secrets from ``EnvVar``.
+"""Resources: the one place where the core's services are built, from the settings loader.
 
-Nothing here reads the environment at import time: ``EnvVar`` values are resolved by Dagster
-when a run, schedule or sensor uses the resource.
+The store URL, attachment root, spool directory and secret key come from
+:func:`mail_pipeline.settings.load_settings` -- the loader the CLI uses, with its precedence
+for the key (``MAIL_PIPELINE_SECRET_KEY``, then ``..._KEY_FILE``, then the home's
+``secret.key``) -- when a run, schedule or sensor initialises the resource, never at import
+time: a run the daemon launches with the env file sees what ``mail-pipeline`` sees in a shell
+with the same file. A value given to a resource explicitly (tests, the launchpad) wins over the
+settings.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from collections.abc import Iterator
+from typing import Any, Self
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
@@ -15,25 +22,71 @@ from mail_pipeline.attachments import AttachmentStorage
 from mail_pipeline.email_config import EmailConfigManager
 from mail_pipeline.limits import DEFAULT_MAX_MESSAGE_BYTES
 from mail_pipeline.save_service import EmailSaveService
+from mail_pipeline.settings import Settings, load_settings
 from mail_pipeline.store import MailStore
 
 #: The lease that keeps two email_fetch_job runs from fetching at once.
 FETCH_LOCK = "email_fetch"
 
 
-class StoreResource(dg.ConfigurableResource):
+class _FromSettings(dg.ConfigurableResource):
+    """A resource whose empty fields are filled from the settings when Dagster initialises it.
+
+    Dagster hands ops and sensors what :meth:`create_resource` returns: a copy with every empty
+    field set from :func:`load_settings`, read at that moment.
+    """
+
+    _settings: Settings | None = PrivateAttr(default=None)
+
+    def settings(self) -> Settings:
+        """Return the settings this resource was filled from (loaded now if it was not)."""
+        if self._settings is None:
+            self._settings = load_settings()
+        return self._settings
+
+    def _from_settings(self, settings: Settings) -> dict[str, Any]:
+        """Return the field values to take from ``settings`` (only for fields left empty)."""
+        return {}
+
+    def filled(self, settings: Settings) -> Self:
+        """Return a copy with the empty fields set from ``settings``."""
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        values.update(self._from_settings(settings))
+        copy = type(self)(**values)
+        copy._settings = settings
+        return copy
+
+    def create_resource(self, context: dg.InitResourceContext) -> Self:
+        """Return what ops and sensors get: :meth:`filled` with the settings read now."""
+        return self.filled(self.settings())
+
+
+class StoreResource(_FromSettings):
     """The mail store (SQLite file by default, PostgreSQL in production)."""
 
-    database_url: str = Field(description="SQLAlchemy URL of the mail store")
+    database_url: str = Field(default="", description="SQLAlchemy URL of the mail store "
+                              "(empty: MAIL_PIPELINE_DATABASE_URL or its default)")
     _store: MailStore | None = PrivateAttr(default=None)
+
+    def _from_settings(self, settings: Settings) -> dict[str, Any]:
+        return {} if self.database_url else {"database_url": settings.database_url}
 
     def get(self) -> MailStore:
         """Return the store, opened once per process (and migrated to the newest schema)."""
         if self._store is None:
-            store = MailStore(self.database_url)
+            store = MailStore(self.database_url or self.settings().database_url)
             store.upgrade()
             self._store = store
         return self._store
+
+    @contextlib.contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[Self]:
+        # The copy that ops used holds the open store: close that one.
+        resource = self.create_resource(context)
+        try:
+            yield resource
+        finally:
+            resource.teardown_after_execution(context)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._store is not None:
@@ -41,38 +94,52 @@ class StoreResource(dg.ConfigurableResource):
             self._store = None
 
 
-class AttachmentsResource(dg.ConfigurableResource):
+class AttachmentsResource(_FromSettings):
     """Where attachment files are written."""
 
-    root: str = Field(description="attachment root directory")
+    root: str = Field(default="", description="attachment root directory "
+                      "(empty: MAIL_PIPELINE_ATTACHMENT_ROOT or its default)")
     fsync: bool = Field(default=True, description="fsync each file before the commit")
+
+    def _from_settings(self, settings: Settings) -> dict[str, Any]:
+        return {} if self.root else {"root": str(settings.attachment_root)}
 
     def storage(self) -> AttachmentStorage:
         """Return the attachment storage."""
-        return AttachmentStorage(self.root, fsync=self.fsync)
+        return AttachmentStorage(self.root or self.settings().attachment_root, fsync=self.fsync)
 
 
-class SpoolResource(dg.ConfigurableResource):
+class SpoolResource(_FromSettings):
     """The Haraka spool directory and how it is ingested."""
 
-    directory: str = Field(description="spool root (inbox/, processed/, failed/, ...)")
+    directory: str = Field(default="", description="spool root (inbox/, processed/, failed/, "
+                           "...; empty: MAIL_PIPELINE_SPOOL_DIR or its default)")
     batch_size: int = Field(default=200, description="messages per database transaction")
     max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES,
                                       description="larger files go to failed/")
 
+    def _from_settings(self, settings: Settings) -> dict[str, Any]:
+        return {} if self.directory else {"directory": str(settings.spool_dir)}
 
-class ImapResource(dg.ConfigurableResource):
+
+class ImapResource(_FromSettings):
     """IMAP fetch settings and the key that opens stored IMAP passwords."""
 
-    secret_key: str = Field(description="MAIL_PIPELINE_SECRET_KEY: opens stored passwords")
+    secret_key: str = Field(default="", description="opens stored passwords (empty: the key of "
+                            "the settings, read when a password is opened)")
     connect_timeout: float = Field(default=15.0, description="seconds to connect and log in")
     read_timeout: float = Field(default=60.0, description="seconds to wait for an answer")
     batch_size: int = Field(default=100, description="messages per FETCH and transaction")
     max_retries: int = Field(default=2, description="retries of a transient mailbox error")
 
     def config_manager(self, store: MailStore) -> EmailConfigManager:
-        """Return the config manager over ``store`` with this key."""
-        return EmailConfigManager(store, self.secret_key)
+        """Return the config manager over ``store`` with this key (or the settings' key).
+
+        Raises:
+            SecretKeyError: the settings' key file cannot be read (see
+                :attr:`mail_pipeline.settings.Settings.secret_key`).
+        """
+        return EmailConfigManager(store, self.secret_key or self.settings().secret_key)
 
 
 class FetchSettingsResource(dg.ConfigurableResource):
@@ -90,11 +157,12 @@ def save_service(store: StoreResource, attachments: AttachmentsResource) -> Emai
 
 
 def build_resources() -> dict[str, Any]:
-    """Return the resources of the code location, configured from environment variables."""
+    """Return the resources of the code location: filled from :func:`load_settings` when a
+    run, schedule or sensor initialises them (nothing is read here)."""
     return {
-        "store": StoreResource(database_url=dg.EnvVar("MAIL_PIPELINE_DATABASE_URL")),
-        "attachments": AttachmentsResource(root=dg.EnvVar("MAIL_PIPELINE_ATTACHMENT_ROOT")),
-        "spool": SpoolResource(directory=dg.EnvVar("MAIL_PIPELINE_SPOOL_DIR")),
-        "imap": ImapResource(secret_key=dg.EnvVar("MAIL_PIPELINE_SECRET_KEY")),
+        "store": StoreResource(),
+        "attachments": AttachmentsResource(),
+        "spool": SpoolResource(),
+        "imap": ImapResource(),
         "fetch_settings": FetchSettingsResource(),
     }

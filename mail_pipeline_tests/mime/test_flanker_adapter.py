@@ -17,9 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mail_pipeline.errors import MessageParseError
-from mail_pipeline.parser import ParsedMessage, _tokenize, parse_message
+from mail_pipeline.mime import ParsedMessage, parse_message
+from mail_pipeline.mime.flanker_adapter import tokenize as _tokenize
 
-CORPUS = Path(__file__).parent / "data" / "corpus"
+CORPUS = Path(__file__).parent.parent / "data" / "corpus"
 SAMPLES = [p.read_bytes() for p in sorted(CORPUS.glob("*.eml")) if p.stat().st_size > 0]
 PER_EXAMPLE_SECONDS = 2.0
 

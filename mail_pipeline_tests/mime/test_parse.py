@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 from mail_pipeline.errors import MessageParseError, MessageTooLargeError
-from mail_pipeline.parser import MAX_DEPTH, ParsedMessage, html_to_text, parse_message
+from mail_pipeline.mime import MAX_DEPTH, ParsedMessage, html_to_text, parse_message
 from mail_pipeline_tests.data import corpus_tools
 
-CORPUS = Path(__file__).parent / "data" / "corpus"
+CORPUS = Path(__file__).parent.parent / "data" / "corpus"
 CASES = sorted(p.name[: -len(".eml")] for p in CORPUS.glob("*.eml"))
 REQUIRED = ("message_id", "subject", "sender", "sender_name", "to", "cc", "date", "attachments")
 

@@ -4,6 +4,16 @@ Values arrive as the latin-1 view of the raw header bytes (see
 :mod:`mail_pipeline.mime.header_block`); raw 8-bit text is decoded as UTF-8, else with a
 charset hint (the message's first declared charset). Every charset decoding goes through
 :func:`mail_pipeline.mime.charsets.decode_text`, so a wrong label gives a note, not an error.
+
+Why not the stdlib's decoders (checked against Python 3.11):
+
+* ``email.header.decode_header`` raises ``HeaderParseError`` for one broken ``B`` word
+  (``=?utf-8?b?abcde?=``) where the rest of the subject is still readable, and returns the
+  unencoded text as ``raw-unicode-escape`` bytes, which do not round-trip text that holds a
+  backslash (``C:\\users`` fails to decode back).
+* ``email.utils.decode_params`` raises ``TypeError`` when ``name*=`` and ``name*0=`` both
+  occur, and does not recognise continuations of names that are not ``\\w+``
+  (``file-name*0*=``).
 """
 
 from __future__ import annotations

@@ -69,3 +69,17 @@ def test_parse_params_never_raises_on_garbage() -> None:
     main, params = parse_params("attachment; filename*0*=bogus'%ZZ; =; ;;\"", None, "cd", notes)
     assert main == "attachment"
     assert "filename" in params
+
+
+def test_where_the_stdlib_decoders_fail_these_do_not() -> None:
+    # email.header.decode_header raises on the broken B word and cannot give back "C:\users";
+    # email.utils.decode_params raises TypeError on name*= with name*0= and misses file-name*0*.
+    notes: list[str] = []
+    assert decode_words("=?utf-8?b?abcde?= in C:\\users", None, "s", notes).endswith(
+        " in C:\\users"
+    )
+    _main, params = parse_params(
+        "attachment; filename*=utf-8''a; filename*0=b; file-name*0*=utf-8''%C3%A9",
+        None, "cd", notes,
+    )
+    assert params == {"filename": "ab", "file-name": "é"}

@@ -5,7 +5,7 @@ Measures, over the same N messages (~20 KB each; a third with one attachment, a 
 
 (a) mbsync (isync) pulling the mailbox into a Maildir over IMAPS: the reference for raw
     transfer speed;
-(b) parse-only throughput of :func:`mail_pipeline.parser.parse_message`;
+(b) parse-only throughput of :func:`mail_pipeline.mime.parse_message`;
 (c) the full ingest (:meth:`MailboxFetcher.fetch_user`: fetch + parse + save, attachments
     fsynced as in production) on SQLite and on PostgreSQL, each in a child process;
 (d) the peak RSS of a full ingest (SQLite) of 1,000 and of 10,000 messages, each in a child
@@ -161,7 +161,7 @@ def count_maildir(work: Path) -> int:
 
 def parse_only(messages: list[bytes]) -> float:
     """Parse every message; return the seconds (best of two passes, the first warms up)."""
-    from mail_pipeline.parser import parse_message
+    from mail_pipeline.mime import parse_message
 
     best = float("inf")
     for _ in range(2):

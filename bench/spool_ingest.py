@@ -58,7 +58,7 @@ def clone(src: Path, dst: Path) -> None:
 
 
 def parse_only(spool: Path) -> dict[str, float]:
-    from mail_pipeline.parser import parse_message
+    from mail_pipeline.mime import parse_message
 
     raws = [p.read_bytes() for p in sorted((spool / "inbox").glob("*.eml"))]
     start = time.perf_counter()

@@ -75,7 +75,7 @@ from mail_pipeline.errors import (
     NotFoundError,
 )
 from mail_pipeline.imap_connection import imap_session, translate_imap_errors
-from mail_pipeline.parser import parse_message
+from mail_pipeline.mime import parse_message
 from mail_pipeline.save_service import Delivery, EmailSaveService, Outcome
 from mail_pipeline.store import EmailSource, MailStore, SyncUpdate, TaskCounters
 

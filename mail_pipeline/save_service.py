@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 
 from mail_pipeline.attachments import AttachmentStorage, safe_filename
 from mail_pipeline.errors import SaveError
-from mail_pipeline.parser import ParsedMessage
+from mail_pipeline.mime import ParsedMessage
 from mail_pipeline.store import EmailSource, MailStore, NewAttachment, NewMessage, SyncUpdate
 
 log = logging.getLogger(__name__)

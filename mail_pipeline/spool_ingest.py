@@ -50,7 +50,7 @@ from typing import Any
 from mail_pipeline.attachments import AttachmentStorage
 from mail_pipeline.errors import MessageParseError, MessageTooLargeError, SpoolError
 from mail_pipeline.limits import DEFAULT_MAX_MESSAGE_BYTES
-from mail_pipeline.parser import ParsedMessage, parse_message
+from mail_pipeline.mime import ParsedMessage, parse_message
 from mail_pipeline.save_service import Delivery, EmailSaveService, Outcome
 from mail_pipeline.spool import (
     ClaimStats,

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import event, select
 
 from mail_pipeline.attachments import AttachmentStorage
-from mail_pipeline.parser import parse_message
+from mail_pipeline.mime import parse_message
 from mail_pipeline.retention import (
     DAY,
     RetentionPolicy,

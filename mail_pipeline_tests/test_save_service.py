@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from mail_pipeline.attachments import AttachmentStorage
 from mail_pipeline.errors import SaveError
-from mail_pipeline.parser import ParsedMessage, parse_message
+from mail_pipeline.mime import ParsedMessage, parse_message
 from mail_pipeline.save_service import Delivery, EmailSaveService, Outcome, dedup_key
 from mail_pipeline.store import EmailSource, MailStore, SyncUpdate
 

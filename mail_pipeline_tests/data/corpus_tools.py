@@ -1,9 +1,13 @@
-"""Deterministic generators for test messages too large to commit (and for benchmarks)."""
+"""Deterministic generators for test messages too large to commit (and for benchmarks), and
+the loader of the hand-written corpus."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
+from pathlib import Path
+from typing import Any
 
 _LINE = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, cafe creme brulee {n:05d}.\n"
 _LINE_8BIT = "Lorem ipsum dolor sit amet, consectetur adipiscing, café crème brûlée {n:05d}.\n"
@@ -99,3 +103,14 @@ def nested_message(depth: int) -> bytes:
     for level in reversed(range(depth)):
         parts.append(f"--b{level}--\r\n")
     return "".join(parts).encode("ascii")
+
+
+#: The hand-written corpus: ``NAME.eml`` with ``NAME.expected.json``.
+CORPUS = Path(__file__).parent / "corpus"
+
+
+def load_case(name: str) -> tuple[bytes, dict[str, Any]]:
+    """Return the raw bytes and the expected values of corpus case ``name``."""
+    raw = (CORPUS / f"{name}.eml").read_bytes()
+    expected = json.loads((CORPUS / f"{name}.expected.json").read_text(encoding="utf-8"))
+    return raw, expected

@@ -146,7 +146,7 @@ def append_new_mail(dovecot: Any, logins: list[str], tag: str, per_user: int) ->
 
 def add_users(store: Any, dovecot: Any, count: int) -> tuple[list[int], list[str]]:
     """Create ``count`` store users, each with a fresh Dovecot mailbox (IMAPS config)."""
-    from mail_pipeline.email_config import EmailConfigManager
+    from mail_pipeline.intake.imap.config import EmailConfigManager
 
     configs = EmailConfigManager(store, SECRET)
     ids: list[int] = []
@@ -242,11 +242,11 @@ def job_tick(executor: str, instance: dg.DagsterInstance, store: Any, users: int
 def core_tick(store: Any, attachment_root: str, user_ids: list[int], expect_saved: int,
               kind: str) -> Tick:
     """Fetch every mailbox with :class:`MailboxFetcher` in this process, under one IMAP task."""
-    from mail_pipeline.attachments import AttachmentStorage
-    from mail_pipeline.email_config import EmailConfigManager
-    from mail_pipeline.imap_fetcher import MailboxFetcher
-    from mail_pipeline.save_service import EmailSaveService
-    from mail_pipeline.store import EmailSource, TaskStatus
+    from mail_pipeline.intake.imap.config import EmailConfigManager
+    from mail_pipeline.intake.imap.fetcher import MailboxFetcher
+    from mail_pipeline.storage.attachments import AttachmentStorage
+    from mail_pipeline.storage.save_service import EmailSaveService
+    from mail_pipeline.storage.store import EmailSource, TaskStatus
 
     before = store.messages.count()
     started = time.perf_counter()
@@ -277,18 +277,19 @@ _KEY_FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("op bodies (the 7 ops of email_fetch)", "mail_pipeline/defs/ops.py", _OPS),
     ("  fetch_mailbox op", "mail_pipeline/defs/ops.py", ("fetch_mailbox",)),
     ("    _hold (lease renew per mailbox)", "mail_pipeline/defs/ops.py", ("_hold",)),
-    ("    MailboxFetcher.fetch_user", "mail_pipeline/imap_fetcher.py", ("fetch_user",)),
-    ("      imap connect (TCP+TLS+LOGIN)", "mail_pipeline/imap_connection.py", ("connect",)),
-    ("        build_ssl_context", "mail_pipeline/imap_connection.py", ("build_ssl_context",)),
+    ("    MailboxFetcher.fetch_user", "mail_pipeline/intake/imap/fetcher.py", ("fetch_user",)),
+    ("      imap connect (TCP+TLS+LOGIN)", "mail_pipeline/intake/imap/connection.py", ("connect",)),
+    ("        build_ssl_context", "mail_pipeline/intake/imap/connection.py",
+    ("build_ssl_context",)),
     ("      EXAMINE (select_folder)", "imapclient/imapclient.py", ("select_folder",)),
     ("      UID SEARCH", "imapclient/imapclient.py", ("search",)),
-    ("      LOGOUT/close", "mail_pipeline/imap_connection.py", ("_close_quietly",)),
-    ("      imap_fetch_config (decrypt)", "mail_pipeline/email_config.py",
+    ("      LOGOUT/close", "mail_pipeline/intake/imap/connection.py", ("_close_quietly",)),
+    ("      imap_fetch_config (decrypt)", "mail_pipeline/intake/imap/config.py",
      ("imap_fetch_config",)),
-    ("      sync_position", "mail_pipeline/store/messages.py", ("sync_position",)),
-    ("      update_sync", "mail_pipeline/store/messages.py", ("update_sync",)),
-    ("      update_fetch_time", "mail_pipeline/email_config.py", ("update_fetch_time",)),
-    ("      _log_result (task log)", "mail_pipeline/imap_fetcher.py", ("_log_result",)),
+    ("      sync_position", "mail_pipeline/storage/store/messages.py", ("sync_position",)),
+    ("      update_sync", "mail_pipeline/storage/store/messages.py", ("update_sync",)),
+    ("      update_fetch_time", "mail_pipeline/intake/imap/config.py", ("update_fetch_time",)),
+    ("      _log_result (task log)", "mail_pipeline/intake/imap/fetcher.py", ("_log_result",)),
     ("  plan_imap_fetch op", "mail_pipeline/defs/ops.py", ("plan_imap_fetch",)),
     ("  close_imap_fetch op", "mail_pipeline/defs/ops.py", ("close_imap_fetch",)),
     ("SQLAlchemy Session.commit (all)", "sqlalchemy/orm/session.py", ("commit",)),
@@ -450,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown executors {sorted(unknown)}; choose from {EXECUTORS}")
     instance_kind = args.instance or args.store
 
-    from mail_pipeline.store import MailStore
+    from mail_pipeline.storage.store import MailStore
     from mail_pipeline_tests.fixtures.dovecot import DovecotServer
     from mail_pipeline_tests.fixtures.postgres import PostgresServer
     from mail_pipeline_tests.fixtures.spool_files import make_spool

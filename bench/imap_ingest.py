@@ -177,11 +177,11 @@ def parse_only(messages: list[bytes]) -> float:
 
 def child_ingest(url: str, username: str, attachments: str, batch_size: int) -> dict[str, Any]:
     """Run one full ingest in this process (the child); return timing, counters and RSS."""
-    from mail_pipeline.attachments import AttachmentStorage
-    from mail_pipeline.email_config import EmailConfigManager
-    from mail_pipeline.imap_fetcher import MailboxFetcher
-    from mail_pipeline.save_service import EmailSaveService
-    from mail_pipeline.store import MailStore
+    from mail_pipeline.intake.imap.config import EmailConfigManager
+    from mail_pipeline.intake.imap.fetcher import MailboxFetcher
+    from mail_pipeline.storage.attachments import AttachmentStorage
+    from mail_pipeline.storage.save_service import EmailSaveService
+    from mail_pipeline.storage.store import MailStore
 
     store = MailStore(url)
     fetcher = MailboxFetcher(store, EmailSaveService(store, AttachmentStorage(attachments)),
@@ -222,8 +222,8 @@ def ingest_in_child(url: str, username: str, work: Path, batch_size: int,
 
 def new_store(url: str, server: Any, username: str, password: str) -> None:
     """Migrate the store at ``url`` and give it a user with an IMAPS config for ``username``."""
-    from mail_pipeline.email_config import EmailConfigManager
-    from mail_pipeline.store import MailStore
+    from mail_pipeline.intake.imap.config import EmailConfigManager
+    from mail_pipeline.storage.store import MailStore
 
     store = MailStore(url)
     store.upgrade()

@@ -69,7 +69,7 @@ def parse_only(spool: Path) -> dict[str, float]:
 
 
 def prepare_store(url: str) -> None:
-    from mail_pipeline.store import MailStore
+    from mail_pipeline.storage.store import MailStore
 
     store = MailStore(url)
     store.upgrade()
@@ -79,8 +79,8 @@ def prepare_store(url: str) -> None:
 
 
 def run_ingest(url: str, spool: Path, attachments: Path, batch_size: int) -> dict[str, Any]:
-    from mail_pipeline.spool_ingest import SpoolIngestService
-    from mail_pipeline.store import MailStore
+    from mail_pipeline.intake.spool.ingest import SpoolIngestService
+    from mail_pipeline.storage.store import MailStore
 
     store = MailStore(url)
     service = SpoolIngestService(store, spool, attachments, batch_size=batch_size)

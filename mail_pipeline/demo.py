@@ -8,8 +8,8 @@ from importlib import resources
 from pathlib import Path
 
 from mail_pipeline.errors import AlreadyExistsError
-from mail_pipeline.spool_writer import spool_message
-from mail_pipeline.store import MailStore
+from mail_pipeline.intake.spool.writer import spool_message
+from mail_pipeline.storage.store import MailStore
 
 DEMO_DOMAIN = "demo.test"
 DEMO_USERS = (("alice", f"alice@{DEMO_DOMAIN}"), ("bob", f"bob@{DEMO_DOMAIN}"))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from mail_pipeline.store import MailStore
+from mail_pipeline.storage.store import MailStore
 
 if TYPE_CHECKING:
     from mail_pipeline_tests.fixtures.postgres import PostgresServer

@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from mail_pipeline.spool_writer import spool_message
-from mail_pipeline.store import MailStore
+from mail_pipeline.intake.spool.writer import spool_message
+from mail_pipeline.storage.store import MailStore
 from mail_pipeline_tests.fixtures.dovecot import DovecotServer
 from mail_pipeline_tests.fixtures.postgres import PostgresServer
-from mail_pipeline_tests.store.test_store import HEAD
+from mail_pipeline_tests.storage.store.test_store import HEAD
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "deploy" / "README.md"

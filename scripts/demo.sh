@@ -25,7 +25,7 @@ mkdir -p "$DAGSTER_HOME"
 
 mp=.venv/bin/mail-pipeline
 # The key that seals IMAP passwords: $MAIL_PIPELINE_HOME/secret.key (made once, then kept),
-# found there by the CLI and by every Dagster run alike (see mail_pipeline/settings.py).
+# found there by the CLI and by every Dagster run alike (see mail_pipeline/platform/settings.py).
 $mp secret-key
 $mp db upgrade
 $mp demo

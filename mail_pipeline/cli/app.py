@@ -21,8 +21,8 @@ from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
 
 from mail_pipeline.errors import MailPipelineError
-from mail_pipeline.settings import Settings, load_settings
-from mail_pipeline.store import MailStore
+from mail_pipeline.platform.settings import Settings, load_settings
+from mail_pipeline.storage.store import MailStore
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mail_pipeline import haraka_server
 from mail_pipeline.cli.app import EXIT_FAILED, EXIT_OK, Context, UsageError, command, group
+from mail_pipeline.intake.spool import haraka as haraka_server
 
 
 def register(groups: Any) -> None:

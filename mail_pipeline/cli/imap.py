@@ -22,12 +22,12 @@ from mail_pipeline.cli.app import (
     positive_int,
 )
 from mail_pipeline.cli.ops import mailbox_state_line, resume_mailbox
-from mail_pipeline.email_config import EmailConfigManager, PostAction
 from mail_pipeline.errors import ImapError
-from mail_pipeline.imap_connection import ImapSecurity, imap_session, translate_imap_errors
-from mail_pipeline.limits import DEFAULT_MAX_MESSAGE_BYTES
-from mail_pipeline.mailbox_circuit import MailboxCircuitBreaker
-from mail_pipeline.store import TaskFinish
+from mail_pipeline.intake.imap.circuit import MailboxCircuitBreaker
+from mail_pipeline.intake.imap.config import EmailConfigManager, PostAction
+from mail_pipeline.intake.imap.connection import ImapSecurity, imap_session, translate_imap_errors
+from mail_pipeline.intake.limits import DEFAULT_MAX_MESSAGE_BYTES
+from mail_pipeline.storage.store import TaskFinish
 
 
 def register(groups: Any) -> None:
@@ -180,11 +180,11 @@ def fetch_mail(ctx: Context, args: argparse.Namespace) -> int:
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from mail_pipeline.attachments import AttachmentStorage
-    from mail_pipeline.imap_fetcher import MailboxFetcher
-    from mail_pipeline.save_service import EmailSaveService
-    from mail_pipeline.store import EmailSource, TaskStatus
-    from mail_pipeline.task_heartbeat import TaskHeartbeat
+    from mail_pipeline.intake.imap.fetcher import MailboxFetcher
+    from mail_pipeline.storage.attachments import AttachmentStorage
+    from mail_pipeline.storage.heartbeat import TaskHeartbeat
+    from mail_pipeline.storage.save_service import EmailSaveService
+    from mail_pipeline.storage.store import EmailSource, TaskStatus
 
     store = ctx.store
     user = store.users.get(args.username)

@@ -24,12 +24,12 @@ from mail_pipeline.cli.app import (
     group,
     positive_int,
 )
-from mail_pipeline.health import HealthThresholds, evaluate
-from mail_pipeline.mailbox_circuit import MailboxCircuitBreaker
-from mail_pipeline.metrics import DEFAULT_RECENT_RUNS, Metrics, compute_metrics
-from mail_pipeline.retention import DEFAULT_BATCH_SIZE, RetentionPolicy, run_retention
-from mail_pipeline.store import MailboxStatus
-from mail_pipeline.task_cleanup import cleanup_stale_tasks
+from mail_pipeline.intake.imap.circuit import MailboxCircuitBreaker
+from mail_pipeline.maintenance.health import HealthThresholds, evaluate
+from mail_pipeline.maintenance.metrics import DEFAULT_RECENT_RUNS, Metrics, compute_metrics
+from mail_pipeline.maintenance.retention import DEFAULT_BATCH_SIZE, RetentionPolicy, run_retention
+from mail_pipeline.maintenance.stale_tasks import cleanup_stale_tasks
+from mail_pipeline.storage.store import MailboxStatus
 
 
 def register(groups: Any) -> None:
@@ -239,7 +239,8 @@ def cleanup(ctx: Context, args: argparse.Namespace) -> int:
 def cleanup_stale(ctx: Context, _args: argparse.Namespace) -> int:
     """Cancel open tasks whose heartbeat is older than their timeout; free their runs' leases.
 
-    Needs no Dagster instance: the heartbeat alone decides (see :mod:`mail_pipeline.task_cleanup`).
+    Needs no Dagster instance: the heartbeat alone decides (see
+    :mod:`mail_pipeline.maintenance.stale_tasks`).
     """
     report = cleanup_stale_tasks(ctx.store)
     ctx.out.print(f"cancelled {report.count} stale task(s), kept {report.kept} open "

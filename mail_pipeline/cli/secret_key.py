@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mail_pipeline.cli.app import EXIT_OK, Context, command
-from mail_pipeline.secrets_box import create_key_file
+from mail_pipeline.platform.secret_box import create_key_file
 
 
 def register(groups: Any) -> None:

@@ -11,13 +11,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mail_pipeline.cli.app import EXIT_FAILED, EXIT_OK, Context, command, group
-from mail_pipeline.spool import Problem
-from mail_pipeline.spool_ingest import (
+from mail_pipeline.intake.spool.ingest import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_SIZE,
     IngestResult,
     SpoolIngestService,
 )
+from mail_pipeline.intake.spool.layout import Problem
 
 
 def register(groups: Any) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from rich.table import Table
 
 from mail_pipeline.cli.app import EXIT_OK, Context, command, group
-from mail_pipeline.store import EmailSource, TaskStatus
+from mail_pipeline.storage.store import EmailSource, TaskStatus
 
 
 def register(groups: Any) -> None:

@@ -2,7 +2,8 @@
 
 Built lazily by ``@dg.definitions``: the fetch cron (``MAIL_PIPELINE_FETCH_CRON``, default every
 5 minutes) and the retention cron (``MAIL_PIPELINE_CLEANUP_CRON``, default 03:30 daily) are read
-through :func:`mail_pipeline.settings.load_settings` when Dagster loads the location, not when the
+through :func:`mail_pipeline.platform.settings.load_settings` when Dagster loads the location, not
+when the
 module is imported; the resources read the rest of the settings when they are initialised.
 """
 
@@ -25,7 +26,7 @@ from mail_pipeline.defs.sensors import (
     haraka_spool_sensor,
     mailbox_partitions_sensor,
 )
-from mail_pipeline.settings import load_settings
+from mail_pipeline.platform.settings import load_settings
 
 
 def build_definitions(

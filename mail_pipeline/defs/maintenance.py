@@ -1,6 +1,6 @@
 """Maintenance in Dagster: ``cleanup_tasks_job``, its daily schedule, the ``mail_metrics`` asset.
 
-* ``cleanup_tasks_job`` runs :func:`mail_pipeline.retention.run_retention` with a
+* ``cleanup_tasks_job`` runs :func:`mail_pipeline.maintenance.retention.run_retention` with a
   :class:`RetentionConfig` (the seed's defaults; change them in the launchpad or in the
   schedule's run config). Its output metadata says what was deleted; it never touches open
   tasks. ``cleanup_tasks_schedule`` runs it daily (``MAIL_PIPELINE_CLEANUP_CRON``, default
@@ -18,9 +18,9 @@ import dagster as dg
 from pydantic import Field
 
 from mail_pipeline.defs.resources import AttachmentsResource, SpoolResource, StoreResource
-from mail_pipeline.metrics import SpoolMetrics, compute_metrics
-from mail_pipeline.retention import DEFAULT_BATCH_SIZE, RetentionPolicy, run_retention
-from mail_pipeline.store import MailStore
+from mail_pipeline.maintenance.metrics import SpoolMetrics, compute_metrics
+from mail_pipeline.maintenance.retention import DEFAULT_BATCH_SIZE, RetentionPolicy, run_retention
+from mail_pipeline.storage.store import MailStore
 
 JOB_TAG = "mail_pipeline/job"
 DEFAULT_CLEANUP_CRON = "30 3 * * *"

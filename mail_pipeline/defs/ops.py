@@ -13,7 +13,7 @@ Failure model (what an operator sees):
   lease. Re-executing the run from failure re-runs just that branch; the store's dedup and
   the lease re-take by token make that safe;
 * while an op works on an EmailTask it keeps the task's heartbeat and the fetch lease fresh
-  (:class:`~mail_pipeline.task_heartbeat.TaskHeartbeat`), so stale-task cleanup never closes
+  (:class:`~mail_pipeline.storage.heartbeat.TaskHeartbeat`), so stale-task cleanup never closes
   the task of a live run; a task closed under a live op anyway (an operator, a sensor) is
   recorded in the op's log and metadata, and the op still finishes and the lease is released.
 """
@@ -38,13 +38,13 @@ from mail_pipeline.defs.resources import (
     save_service,
 )
 from mail_pipeline.errors import LeaseLostError
-from mail_pipeline.imap_fetcher import MailboxFetcher, MailboxResult
-from mail_pipeline.mailbox_circuit import MailboxCircuitBreaker
-from mail_pipeline.metrics import SpoolMetrics, spool_metrics
-from mail_pipeline.spool_ingest import IngestResult, SpoolIngestService
-from mail_pipeline.store import EmailSource, LockGrant, TaskCounters, TaskFinish, TaskStatus
-from mail_pipeline.task_cleanup import cleanup_stale_tasks
-from mail_pipeline.task_heartbeat import TaskHeartbeat
+from mail_pipeline.intake.imap.circuit import MailboxCircuitBreaker
+from mail_pipeline.intake.imap.fetcher import MailboxFetcher, MailboxResult
+from mail_pipeline.intake.spool.ingest import IngestResult, SpoolIngestService
+from mail_pipeline.maintenance.metrics import SpoolMetrics, spool_metrics
+from mail_pipeline.maintenance.stale_tasks import cleanup_stale_tasks
+from mail_pipeline.storage.heartbeat import TaskHeartbeat
+from mail_pipeline.storage.store import EmailSource, LockGrant, TaskCounters, TaskFinish, TaskStatus
 
 IMAP_RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
 

@@ -1,7 +1,8 @@
 """Resources: the one place where the core's services are built, from the settings loader.
 
 The store URL, attachment root, spool directory and secret key come from
-:func:`mail_pipeline.settings.load_settings` -- the loader the CLI uses, with its precedence
+:func:`mail_pipeline.platform.settings.load_settings` -- the loader the CLI uses, with its
+precedence
 for the key (``MAIL_PIPELINE_SECRET_KEY``, then ``..._KEY_FILE``, then the home's
 ``secret.key``) -- when a run, schedule or sensor initialises the resource, never at import
 time: a run the daemon launches with the env file sees what ``mail-pipeline`` sees in a shell
@@ -18,12 +19,12 @@ from typing import Any, Self
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from mail_pipeline.attachments import AttachmentStorage
-from mail_pipeline.email_config import EmailConfigManager
-from mail_pipeline.limits import DEFAULT_MAX_MESSAGE_BYTES
-from mail_pipeline.save_service import EmailSaveService
-from mail_pipeline.settings import Settings, load_settings
-from mail_pipeline.store import MailStore
+from mail_pipeline.intake.imap.config import EmailConfigManager
+from mail_pipeline.intake.limits import DEFAULT_MAX_MESSAGE_BYTES
+from mail_pipeline.platform.settings import Settings, load_settings
+from mail_pipeline.storage.attachments import AttachmentStorage
+from mail_pipeline.storage.save_service import EmailSaveService
+from mail_pipeline.storage.store import MailStore
 
 #: The lease that keeps two email_fetch_job runs from fetching at once.
 FETCH_LOCK = "email_fetch"
@@ -137,7 +138,7 @@ class ImapResource(_FromSettings):
 
         Raises:
             SecretKeyError: the settings' key file cannot be read (see
-                :attr:`mail_pipeline.settings.Settings.secret_key`).
+                :attr:`mail_pipeline.platform.settings.Settings.secret_key`).
         """
         return EmailConfigManager(store, self.secret_key or self.settings().secret_key)
 

@@ -13,7 +13,7 @@ import dagster as dg
 from mail_pipeline.defs.jobs import email_fetch_job, fetch_mailbox_job, spool_ingest_job
 from mail_pipeline.defs.partitions import MAILBOX_PARTITIONS, mailbox_partitions
 from mail_pipeline.defs.resources import FETCH_LOCK, ImapResource, SpoolResource, StoreResource
-from mail_pipeline.task_cleanup import close_tasks_of_run
+from mail_pipeline.maintenance.stale_tasks import close_tasks_of_run
 
 MONITORED_JOBS = [email_fetch_job, spool_ingest_job, fetch_mailbox_job]
 

@@ -81,7 +81,7 @@ def test_imap_set_without_a_secret_source(cli: Run) -> None:
 
 
 def test_tasks_list_shows_state_counters_and_age(cli: Run, store_url: str) -> None:
-    from mail_pipeline.store import EmailSource, MailStore, TaskCounters
+    from mail_pipeline.storage.store import EmailSource, MailStore, TaskCounters
 
     store = MailStore(store_url)
     task = store.tasks.create(EmailSource.HARAKA, task_id="t-1")
@@ -100,7 +100,7 @@ def test_tasks_list_shows_state_counters_and_age(cli: Run, store_url: str) -> No
 def test_db_upgrade(cli: Run, store_url: str) -> None:
     from alembic.script import ScriptDirectory
 
-    from mail_pipeline.store.store import alembic_config
+    from mail_pipeline.storage.store.store import alembic_config
 
     head = ScriptDirectory.from_config(alembic_config(store_url)).get_current_head()
     result = cli("db", "upgrade")

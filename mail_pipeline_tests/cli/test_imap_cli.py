@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from mail_pipeline.store import EmailSource, MailStore, TaskStatus
+from mail_pipeline.storage.store import EmailSource, MailStore, TaskStatus
 from mail_pipeline_tests.cli.conftest import Run
 from mail_pipeline_tests.fixtures.dovecot import DovecotServer
 

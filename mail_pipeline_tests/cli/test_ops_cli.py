@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mail_pipeline.store import MailStore, TaskStatus
+from mail_pipeline.storage.store import MailStore, TaskStatus
 from mail_pipeline_tests.cli.conftest import Run
 from mail_pipeline_tests.fixtures.spool_files import make_spool
 from mail_pipeline_tests.fixtures.task_rows import seed, task_row

@@ -67,7 +67,7 @@ def test_unusable_spool_is_reported(cli: Run, tmp_path: Path, monkeypatch) -> No
 def test_pass_level_error_exits_1(cli: Run, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from sqlalchemy.exc import OperationalError
 
-    from mail_pipeline.store.messages import MessageRepository
+    from mail_pipeline.storage.store.messages import MessageRepository
 
     assert cli("users", "add", "alice", "alice@example.org").code == 0
     write_pair(tmp_path / "home" / "spool", make_raw(1), ["alice@example.org"])

@@ -16,8 +16,8 @@ from mail_pipeline.defs.resources import (
     SpoolResource,
     StoreResource,
 )
-from mail_pipeline.email_config import EmailConfigManager
-from mail_pipeline.store import MailStore
+from mail_pipeline.intake.imap.config import EmailConfigManager
+from mail_pipeline.storage.store import MailStore
 from mail_pipeline_tests.fixtures.dovecot import DovecotServer
 from mail_pipeline_tests.fixtures.spool_files import make_spool
 

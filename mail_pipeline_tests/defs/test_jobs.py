@@ -9,8 +9,8 @@ import dagster as dg
 from mail_pipeline.defs.jobs import email_fetch_job, fetch_mailbox_job
 from mail_pipeline.defs.partitions import MAILBOX_PARTITIONS
 from mail_pipeline.defs.resources import FETCH_LOCK
-from mail_pipeline.email_config import EmailConfigManager
-from mail_pipeline.store import EmailSource, TaskStatus
+from mail_pipeline.intake.imap.config import EmailConfigManager
+from mail_pipeline.storage.store import EmailSource, TaskStatus
 from mail_pipeline_tests.defs.conftest import SECRET, Rig
 from mail_pipeline_tests.defs.job_process import run_fetch_job
 from mail_pipeline_tests.fixtures.dovecot import DovecotServer
@@ -168,7 +168,7 @@ def test_two_runs_at_once_never_fetch_together(rig: Rig, dovecot: DovecotServer)
 def test_expired_lease_of_a_killed_run_is_taken_over(rig: Rig) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from mail_pipeline.store import MailStore
+    from mail_pipeline.storage.store import MailStore
 
     past = MailStore(rig.store.url, clock=lambda: datetime.now(UTC) - timedelta(hours=1))
     assert past.locks.acquire(FETCH_LOCK, 600, run_id="killed") is not None

@@ -13,14 +13,14 @@ from mail_pipeline.defs.jobs import email_fetch_job, fetch_mailbox_job
 from mail_pipeline.defs.maintenance import MAIL_METRICS, cleanup_tasks_job
 from mail_pipeline.defs.partitions import MAILBOX_PARTITIONS
 from mail_pipeline.defs.sensors import failing_mailboxes
-from mail_pipeline.email_config import EmailConfigManager
-from mail_pipeline.mailbox_circuit import MailboxCircuitBreaker
-from mail_pipeline.store import EmailSource, MailStore, TaskStatus
+from mail_pipeline.intake.imap.circuit import MailboxCircuitBreaker
+from mail_pipeline.intake.imap.config import EmailConfigManager
+from mail_pipeline.storage.store import EmailSource, MailStore, TaskStatus
 from mail_pipeline_tests.defs.conftest import SECRET, Rig
 from mail_pipeline_tests.defs.test_jobs import output_metadata
 from mail_pipeline_tests.fixtures.dovecot import DovecotServer
 from mail_pipeline_tests.fixtures.task_rows import seed, task_row
-from mail_pipeline_tests.test_metrics import PLOTTED
+from mail_pipeline_tests.maintenance.test_metrics import PLOTTED
 
 
 def _message(n: int, to: str) -> bytes:
@@ -194,7 +194,7 @@ def test_failure_message_names_the_mailboxes() -> None:
 
 def test_metrics_survive_a_store_without_mailboxes(store: MailStore) -> None:
     # The asset's numbers never miss a key, even on an empty store.
-    from mail_pipeline.metrics import compute_metrics
+    from mail_pipeline.maintenance.metrics import compute_metrics
 
     assert PLOTTED - {"spool_inbox_ready", "spool_failed", "spool_unmatched",
                       "spool_oldest_inbox_age_seconds"} <= set(compute_metrics(store).numeric())

@@ -17,7 +17,7 @@ from mail_pipeline.defs.ops import (
     release_fetch_lock,
 )
 from mail_pipeline.defs.resources import FETCH_LOCK
-from mail_pipeline.store import EmailSource, MailStore, TaskStatus
+from mail_pipeline.storage.store import EmailSource, MailStore, TaskStatus
 from mail_pipeline_tests.defs.conftest import Rig
 
 

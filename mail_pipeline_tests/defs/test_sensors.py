@@ -15,7 +15,7 @@ from mail_pipeline.defs.sensors import (
     haraka_spool_sensor,
     mailbox_partitions_sensor,
 )
-from mail_pipeline.store import EmailSource, TaskStatus
+from mail_pipeline.storage.store import EmailSource, TaskStatus
 from mail_pipeline_tests.defs.conftest import Rig
 from mail_pipeline_tests.fixtures.dovecot import DovecotServer
 from mail_pipeline_tests.fixtures.spool_files import make_raw, write_pair

@@ -25,8 +25,8 @@ import dagster as dg
 import pytest
 
 from mail_pipeline.defs.resources import FETCH_LOCK
-from mail_pipeline.email_config import EmailConfigManager
-from mail_pipeline.store import EmailSource, TaskSnapshot, TaskStatus
+from mail_pipeline.intake.imap.config import EmailConfigManager
+from mail_pipeline.storage.store import EmailSource, TaskSnapshot, TaskStatus
 from mail_pipeline_tests.defs.conftest import SECRET, Rig
 from mail_pipeline_tests.defs.job_process import run_fetch_job
 from mail_pipeline_tests.fixtures.servers import SilentServer

@@ -36,8 +36,8 @@ from typing import Any
 import pytest
 
 from mail_pipeline.defs.resources import FETCH_LOCK
-from mail_pipeline.email_config import EmailConfigManager
-from mail_pipeline.store import EmailSource, MailStore, TaskStatus
+from mail_pipeline.intake.imap.config import EmailConfigManager
+from mail_pipeline.storage.store import EmailSource, MailStore, TaskStatus
 from mail_pipeline_tests.e2e.conftest import (
     EMBEDDED_INSTANCE,
     POSTGRES_INSTANCE,

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from mail_pipeline import haraka_server
-from mail_pipeline.store import MailStore
+from mail_pipeline.intake.spool import haraka as haraka_server
+from mail_pipeline.storage.store import MailStore
 from mail_pipeline_tests.e2e.conftest import (
     MARKER_VAR,
     REPO_ROOT,

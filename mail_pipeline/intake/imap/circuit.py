@@ -1,0 +1,140 @@
+"""The per-mailbox circuit breaker: stop knocking with a password the server keeps refusing.
+
+Every fetch outcome (a :class:`~mail_pipeline.intake.imap.fetcher.MailboxResult`) is recorded in the
+store's ``mailbox_state``: a success resets the failure streaks and stamps the last
+successful fetch; a failure adds to ``consecutive_failures``, and an AUTH failure also to
+``consecutive_auth_failures``. After N consecutive AUTH failures (default 3,
+``MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE``) the mailbox is **paused**: the fetch job skips it
+with a log line instead of failing a login every tick (which can also get the account locked
+by its provider). ``mail-pipeline imap resume USER`` lifts the pause and resets the streaks.
+
+No Dagster imports.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from mail_pipeline.errors import ConfigError, NotFoundError
+from mail_pipeline.intake.imap.fetcher import ErrorKind, MailboxResult
+from mail_pipeline.storage.store import MailboxStatus, MailStore
+
+DEFAULT_AUTH_FAILURES_TO_PAUSE = 3
+THRESHOLD_ENV = "MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE"
+
+
+def threshold_from_env(environ: Mapping[str, str] | None = None) -> int | None:
+    """Return the pause threshold from ``MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE`` (read now).
+
+    Unset or empty: the default (3). ``0``: never pause (returns None).
+
+    Raises:
+        ConfigError: the value is not a whole number >= 0.
+    """
+    env = os.environ if environ is None else environ
+    text = (env.get(THRESHOLD_ENV) or "").strip()
+    if not text:
+        return DEFAULT_AUTH_FAILURES_TO_PAUSE
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{THRESHOLD_ENV}={text!r} is not a whole number") from None
+    if value < 0:
+        raise ConfigError(f"{THRESHOLD_ENV} must be 0 (never pause) or more, got {value}")
+    return value or None
+
+
+@dataclass(frozen=True)
+class CircuitDecision:
+    """What recording one outcome did: the new state, and whether this outcome paused it."""
+
+    state: MailboxStatus
+    just_paused: bool
+
+    def log_line(self) -> str:
+        """A line for the log naming the mailbox and what happened."""
+        s = self.state
+        if self.just_paused:
+            return (f"{s.username}: mailbox PAUSED after {s.consecutive_auth_failures} "
+                    f"consecutive authentication failures ({s.last_error}); it is skipped "
+                    f"until `mail-pipeline imap resume {s.username}`")
+        if s.consecutive_failures:
+            return (f"{s.username}: {s.last_error_kind} failure, {s.consecutive_failures} in a "
+                    f"row ({s.consecutive_auth_failures} authentication): {s.last_error}")
+        return f"{s.username}: fetched"
+
+
+class MailboxCircuitBreaker:
+    """Records fetch outcomes and pauses mailboxes; see the module docstring."""
+
+    def __init__(
+        self,
+        store: MailStore,
+        *,
+        auth_failures_to_pause: int | None = DEFAULT_AUTH_FAILURES_TO_PAUSE,
+    ) -> None:
+        """Use ``store``; pause after ``auth_failures_to_pause`` AUTH failures (None: never).
+
+        Raises:
+            ValueError: a threshold < 1.
+        """
+        if auth_failures_to_pause is not None and auth_failures_to_pause < 1:
+            raise ValueError(f"auth_failures_to_pause must be positive or None, "
+                             f"got {auth_failures_to_pause}")
+        self.store = store
+        self.auth_failures_to_pause = auth_failures_to_pause
+
+    @classmethod
+    def from_env(cls, store: MailStore, environ: Mapping[str, str] | None = None
+                 ) -> MailboxCircuitBreaker:
+        """Return a breaker with the threshold of :func:`threshold_from_env`.
+
+        Raises:
+            ConfigError: see :func:`threshold_from_env`.
+        """
+        return cls(store, auth_failures_to_pause=threshold_from_env(environ))
+
+    def paused(self) -> dict[int, MailboxStatus]:
+        """Return the paused mailboxes by user id."""
+        return {m.user_id: m for m in self.store.mailboxes.all(paused_only=True)}
+
+    def record(self, result: MailboxResult) -> CircuitDecision | None:
+        """Record ``result``'s outcome for its user and return what it did.
+
+        Returns:
+            The decision; None when the result names no existing user (an unknown user's
+            CONFIG error has no mailbox to record against).
+        """
+        if result.user_id <= 0:
+            return None
+        try:
+            return self._record(result)
+        except NotFoundError:
+            return None
+
+    def _record(self, result: MailboxResult) -> CircuitDecision:
+        mailboxes = self.store.mailboxes
+        if result.ok:
+            return CircuitDecision(mailboxes.record_success(result.user_id), False)
+        before = mailboxes.get(result.user_id)
+        was_paused = before is not None and before.paused
+        kind = result.error_kind.value or ErrorKind.CONFIG.value
+        state = mailboxes.record_failure(
+            result.user_id, kind, result.error,
+            pause_after_auth_failures=self.auth_failures_to_pause,
+        )
+        return CircuitDecision(state, state.paused and not was_paused)
+
+    def resume(self, user: int | str) -> tuple[bool, MailboxStatus]:
+        """Lift the pause of ``user``'s mailbox (id or name) and reset its streaks.
+
+        Returns:
+            (whether it was paused, the new state).
+
+        Raises:
+            NotFoundError: no such user.
+        """
+        user_id = self.store.users.get(user).id
+        return self.store.mailboxes.resume(user_id)

@@ -1,0 +1,355 @@
+"""EmailConfigManager: a user's ``email_config`` setting, read, validated and updated.
+
+The stored shape follows the seed system (``settings`` row, key ``email_config``)::
+
+    {
+      "mode": "custom_imap",              # or "auto_assign": mail arrives via the Haraka spool
+      "imap_config": {
+        "imap_host": "imap.example.org",  # seed names; "host"/"port" are accepted too
+        "imap_ssl_port": 993,
+        "username": "alice@example.org",
+        "password": "fernet:v1:...",      # encrypted at rest, never logged, masked when shown
+        "use_ssl": true,                  # or "security": "ssl" | "starttls" | "plain"
+        "verify_tls": true, "ca_file": null,
+        "oauth2_token": null, "oauth2_token_command": null,
+        "post_action": "none",            # "mark_seen" | "move" | "delete"
+        "move_to": null, "delete_after_fetch": false,
+        "max_message_bytes": 26214400     # optional; larger messages stay on the server
+      },
+      "filter_config": {
+        "folders": ["INBOX"],             # or the seed's single "folder"
+        "max_age_days": 7, "since": null, # limit the FIRST sync of a mailbox
+        "filters": ["unread", "from:boss@example.org", "subject:invoice"],
+        "last_email_fetch_time": "2026-11-25T10:00:00+00:00"
+      }
+    }
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from mail_pipeline.errors import ConfigError
+from mail_pipeline.intake.imap.connection import ImapAccount, ImapSecurity
+from mail_pipeline.intake.limits import DEFAULT_MAX_MESSAGE_BYTES
+from mail_pipeline.platform.secret_box import SecretBox, is_encrypted, mask
+from mail_pipeline.storage.store import EmailSource, MailStore
+
+log = logging.getLogger(__name__)
+
+SETTING_KEY = "email_config"
+SECRET_FIELDS = ("password", "oauth2_token")
+DEFAULT_MAX_AGE_DAYS = 7
+
+
+class PostAction(StrEnum):
+    """What to do with a message on the server after it is committed to the store."""
+
+    NONE = "none"
+    MARK_SEEN = "mark_seen"
+    MOVE = "move"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class FetchFilters:
+    """Which messages the first sync of a mailbox takes, and which folders are synced.
+
+    ``max_age_days``/``since`` bound only the first sync (and a sync after a UIDVALIDITY
+    change); later syncs take every UID above the cursor, so nothing is skipped.
+    """
+
+    folders: tuple[str, ...] = ("INBOX",)
+    max_age_days: int | None = DEFAULT_MAX_AGE_DAYS
+    since: date | None = None
+    unread_only: bool = False
+    from_contains: tuple[str, ...] = ()
+    subject_contains: tuple[str, ...] = ()
+
+    def first_sync_since(self, today: date) -> date | None:
+        """Return the IMAP SEARCH SINCE date of a first sync, or None for no limit."""
+        bounds = [b for b in (self.since,) if b is not None]
+        if self.max_age_days is not None:
+            bounds.append(today - timedelta(days=self.max_age_days))
+        return max(bounds) if bounds else None
+
+
+@dataclass(frozen=True)
+class ImapFetchConfig:
+    """Everything the mailbox fetcher needs for one user (credentials decrypted).
+
+    ``max_message_bytes``: a message whose ``RFC822.SIZE`` is larger is not fetched; it stays
+    on the server and its UID is recorded as ``too_large``.
+    """
+
+    account: ImapAccount
+    filters: FetchFilters
+    post_action: PostAction = PostAction.NONE
+    move_to: str | None = None
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+
+
+def _first(mapping: dict[str, Any], *names: str) -> Any:
+    for name in names:
+        if mapping.get(name) not in (None, ""):
+            return mapping[name]
+    return None
+
+
+def _canonical_imap(raw: dict[str, Any]) -> dict[str, Any]:
+    """Return ``raw`` with the seed's and the short key names folded into the canonical ones."""
+    imap = dict(raw)
+    host = _first(imap, "imap_host", "host")
+    port = _first(imap, "imap_ssl_port", "imap_port", "port")
+    for alias in ("host", "port", "imap_port"):
+        imap.pop(alias, None)
+    imap["imap_host"] = host
+    security = imap.get("security")
+    if security is None:
+        use_ssl = imap.get("use_ssl", True)
+        security = ImapSecurity.SSL.value if use_ssl else ImapSecurity.STARTTLS.value
+    imap["security"] = str(security).lower()
+    imap["use_ssl"] = imap["security"] == ImapSecurity.SSL.value
+    if port is None:
+        port = 993 if imap["security"] == ImapSecurity.SSL.value else 143
+    imap["imap_ssl_port"] = port
+    if imap.pop("delete_after_fetch", False) and imap.get("post_action") in (None, "none"):
+        imap["post_action"] = PostAction.DELETE.value
+    imap.setdefault("post_action", PostAction.NONE.value)
+    return imap
+
+
+def _problems(config: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    imap = config.get("imap_config")
+    if not isinstance(imap, dict):
+        return ["imap_config is missing"]
+    imap = _canonical_imap(imap)
+    if not isinstance(imap.get("imap_host"), str) or not imap["imap_host"].strip():
+        problems.append("imap_host is missing")
+    port = imap.get("imap_ssl_port")
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        problems.append(f"imap_ssl_port must be a number from 1 to 65535, not {port!r}")
+    if not isinstance(imap.get("username"), str) or not imap["username"].strip():
+        problems.append("username is missing")
+    credentials = [k for k in ("password", "oauth2_token", "oauth2_token_command") if imap.get(k)]
+    if not credentials:
+        problems.append("a credential is needed: password, oauth2_token or oauth2_token_command")
+    elif len(credentials) > 1:
+        problems.append(f"give only one credential, not {', '.join(credentials)}")
+    if imap["security"] not in {s.value for s in ImapSecurity}:
+        problems.append(f"security must be ssl, starttls or plain, not {imap['security']!r}")
+    try:
+        action = PostAction(imap.get("post_action") or "none")
+        if action is PostAction.MOVE and not imap.get("move_to"):
+            problems.append("post_action 'move' needs move_to (a folder)")
+    except ValueError:
+        problems.append(f"post_action must be one of {', '.join(PostAction)}")
+    limit = imap.get("max_message_bytes")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        problems.append(f"max_message_bytes must be a whole number of bytes >= 1, not {limit!r}")
+    filters = config.get("filter_config") or {}
+    if not isinstance(filters, dict):
+        problems.append("filter_config must be an object")
+        return problems
+    age = filters.get("max_age_days", DEFAULT_MAX_AGE_DAYS)
+    if age is not None and (isinstance(age, bool) or not isinstance(age, int) or age < 0):
+        problems.append(f"max_age_days must be a whole number of days >= 0, not {age!r}")
+    if filters.get("since") is not None:
+        try:
+            date.fromisoformat(str(filters["since"]))
+        except ValueError:
+            problems.append(f"since must be a date YYYY-MM-DD, not {filters['since']!r}")
+    for item in filters.get("filters") or []:
+        if not isinstance(item, str) or not (
+            item == "unread" or item.startswith(("from:", "subject:"))
+        ):
+            problems.append(f"unknown filter {item!r} (use unread, from:TEXT, subject:TEXT)")
+    folders = filters.get("folders", [filters.get("folder", "INBOX")])
+    if not isinstance(folders, list) or not folders or not all(
+        isinstance(f, str) and f for f in folders
+    ):
+        problems.append("folders must be a non-empty list of folder names")
+    return problems
+
+
+class EmailConfigManager:
+    """Reads, validates and updates users' ``email_config`` settings (the seed's methods)."""
+
+    def __init__(self, store: MailStore, secret_key: str | None) -> None:
+        """``secret_key`` may be None until a password has to be sealed or opened."""
+        self.store = store
+        self._secret_key = secret_key
+
+    @property
+    def box(self) -> SecretBox:
+        """The cipher for secrets. Raises SecretKeyError when no key is configured."""
+        return SecretBox(self._secret_key)
+
+    # --- the seed's API ------------------------------------------------------------------
+
+    def get_email_config(self, user: int | str) -> dict[str, Any]:
+        """Return the stored ``email_config`` of ``user`` (secrets still sealed), or {}.
+
+        Raises:
+            NotFoundError: no such user.
+        """
+        return self.store.users.get_setting(user, SETTING_KEY) or {}
+
+    def detect_email_source(self, user: int | str) -> EmailSource | None:
+        """Return where ``user``'s mail comes from: IMAP, HARAKA (``auto_assign``), or None.
+
+        Raises:
+            NotFoundError: no such user.
+        """
+        config = self.get_email_config(user)
+        if config.get("mode") == "auto_assign" or "file_config" in config:
+            return EmailSource.HARAKA
+        if "imap_config" in config:
+            return EmailSource.IMAP
+        return None
+
+    @staticmethod
+    def validate_imap_config(config: dict[str, Any]) -> None:
+        """Check an ``email_config`` with an ``imap_config``.
+
+        Raises:
+            ConfigError: with every problem found, joined by "; ".
+        """
+        problems = _problems(config)
+        if problems:
+            raise ConfigError("invalid IMAP config: " + "; ".join(problems))
+
+    @staticmethod
+    def is_valid_imap_config(config: dict[str, Any]) -> bool:
+        """True when :meth:`validate_imap_config` accepts ``config``."""
+        return not _problems(config)
+
+    def update_fetch_config(self, user: int | str, config: dict[str, Any]) -> dict[str, Any]:
+        """Validate and store ``config`` for ``user``, sealing its secrets; return the masked form.
+
+        Secrets given as ``********`` (the mask) keep their stored value, so a config shown by
+        :meth:`masked_config` can be edited and saved back.
+
+        Raises:
+            ConfigError: invalid config (nothing stored); SecretKeyError: no key to seal with.
+            NotFoundError: no such user.
+        """
+        new = copy.deepcopy(config)
+        imap = new.get("imap_config")
+        if isinstance(imap, dict):
+            old_imap = self.get_email_config(user).get("imap_config") or {}
+            for name in SECRET_FIELDS:
+                if imap.get(name) == mask("x"):
+                    imap[name] = old_imap.get(name)
+        self.validate_imap_config(new)
+        imap = _canonical_imap(new["imap_config"])
+        for name in SECRET_FIELDS:
+            if imap.get(name):
+                imap[name] = self.box.seal(str(imap[name]))
+        new["imap_config"] = imap
+        new.setdefault("mode", "custom_imap")
+        filters = dict(new.get("filter_config") or {})
+        if "folder" in filters and "folders" not in filters:
+            filters["folders"] = [filters.pop("folder")]
+        new["filter_config"] = filters
+        self.store.users.set_setting(user, SETTING_KEY, new)
+        log.info("email config updated for user %s", user)
+        return self.masked_config(new)
+
+    def update_fetch_time(self, user: int | str, when: datetime) -> None:
+        """Record ``when`` as ``filter_config.last_email_fetch_time`` of ``user``.
+
+        Raises:
+            NotFoundError: no such user.
+        """
+        config = self.get_email_config(user)
+        if not config:
+            return
+        filters = dict(config.get("filter_config") or {})
+        filters["last_email_fetch_time"] = when.astimezone(UTC).isoformat()
+        config["filter_config"] = filters
+        self.store.users.set_setting(user, SETTING_KEY, config)
+
+    # --- for the fetcher and the CLI -----------------------------------------------------
+
+    @staticmethod
+    def masked_config(config: dict[str, Any]) -> dict[str, Any]:
+        """Return a copy of ``config`` with every secret replaced by the mask."""
+        shown = copy.deepcopy(config)
+        imap = shown.get("imap_config")
+        if isinstance(imap, dict):
+            for name in SECRET_FIELDS:
+                if name in imap:
+                    imap[name] = mask(imap[name])
+        return shown
+
+    def imap_fetch_config(
+        self,
+        user: int | str,
+        *,
+        connect_timeout: float = 15.0,
+        read_timeout: float = 60.0,
+    ) -> ImapFetchConfig:
+        """Return the decrypted fetch settings of ``user``.
+
+        Raises:
+            ConfigError: no or invalid IMAP config; SecretKeyError: secrets cannot be opened.
+            NotFoundError: no such user.
+        """
+        config = self.get_email_config(user)
+        if self.detect_email_source(user) is not EmailSource.IMAP:
+            raise ConfigError(f"user {user} has no IMAP config")
+        self.validate_imap_config(config)
+        imap = _canonical_imap(config["imap_config"])
+        secrets = {}
+        for name in SECRET_FIELDS:
+            value = imap.get(name)
+            if value:
+                secrets[name] = self.box.open(value) if is_encrypted(value) else str(value)
+        account = ImapAccount(
+            host=imap["imap_host"],
+            port=int(imap["imap_ssl_port"]),
+            username=imap["username"],
+            security=ImapSecurity(imap["security"]),
+            password=secrets.get("password"),
+            oauth2_token=secrets.get("oauth2_token"),
+            oauth2_token_command=imap.get("oauth2_token_command"),
+            verify_tls=bool(imap.get("verify_tls", True)),
+            ca_file=imap.get("ca_file"),
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        )
+        filters = config.get("filter_config") or {}
+        items = filters.get("filters") or []
+        since = filters.get("since")
+        return ImapFetchConfig(
+            account=account,
+            filters=FetchFilters(
+                folders=tuple(filters.get("folders") or [filters.get("folder") or "INBOX"]),
+                max_age_days=filters.get("max_age_days", DEFAULT_MAX_AGE_DAYS),
+                since=date.fromisoformat(str(since)) if since else None,
+                unread_only="unread" in items,
+                from_contains=tuple(i[5:] for i in items if i.startswith("from:")),
+                subject_contains=tuple(i[8:] for i in items if i.startswith("subject:")),
+            ),
+            post_action=PostAction(imap.get("post_action") or "none"),
+            move_to=imap.get("move_to"),
+            max_message_bytes=(DEFAULT_MAX_MESSAGE_BYTES if imap.get("max_message_bytes") is None
+                               else int(imap["max_message_bytes"])),
+        )
+
+    def imap_users(self) -> list[tuple[int, str, bool, str]]:
+        """Return (user id, user name, valid?, problem) for every active user with IMAP config."""
+        out = []
+        for user, config in self.store.users.users_with_setting(SETTING_KEY):
+            if config.get("mode") == "auto_assign" or "imap_config" not in config:
+                continue
+            problems = _problems(config)
+            out.append((user.id, user.username, not problems, "; ".join(problems)))
+        return out

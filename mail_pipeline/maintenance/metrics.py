@@ -1,0 +1,204 @@
+"""Metrics: the seed's ``get_task_metrics`` plus throughput, the spool, and every mailbox.
+
+:func:`compute_metrics` reads the store (and the spool directory, when given) and returns a
+:class:`Metrics` snapshot. It is shown three ways: as numeric metadata of the ``mail_metrics``
+asset (the Dagster UI plots it over time, see :mod:`mail_pipeline.defs.maintenance`), by
+``mail-pipeline metrics`` (a table, or ``--json``), and judged by
+:mod:`mail_pipeline.maintenance.health`.
+
+No Dagster imports.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from mail_pipeline.intake.spool.layout import Spool
+from mail_pipeline.storage.store import (
+    EmailSource,
+    MailboxStatus,
+    MailStore,
+    SourceStats,
+    TaskStatus,
+)
+
+#: Throughput is averaged over this many of a source's most recent COMPLETED tasks.
+DEFAULT_RECENT_RUNS = 50
+
+_SOURCE_KEYS = {EmailSource.IMAP.value: "imap", EmailSource.HARAKA.value: "haraka"}
+
+
+@dataclass(frozen=True)
+class SpoolMetrics:
+    """The spool's counts (messages, i.e. ``.meta`` files) and the oldest inbox file's age."""
+
+    inbox_ready: int
+    failed: int
+    unmatched: int
+    oldest_inbox_age_seconds: float | None
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """A snapshot of the pipeline's state (see the module docstring)."""
+
+    generated_at: datetime
+    tasks_by_status: dict[str, int]
+    timed_out: int
+    failed_last_hour: int
+    failed_last_day: int
+    duplicates_last_day: int
+    throughput: dict[str, SourceStats]
+    audited_tasks: int
+    spool: SpoolMetrics | None
+    mailboxes: list[MailboxStatus] = field(default_factory=list)
+
+    @property
+    def total_tasks(self) -> int:
+        """Every EmailTask row."""
+        return sum(self.tasks_by_status.values())
+
+    def count(self, status: TaskStatus) -> int:
+        """Tasks in ``status``."""
+        return self.tasks_by_status.get(status.value, 0)
+
+    @property
+    def paused_mailboxes(self) -> list[MailboxStatus]:
+        """The mailboxes the circuit breaker paused."""
+        return [m for m in self.mailboxes if m.paused]
+
+    @property
+    def failing_mailboxes(self) -> list[MailboxStatus]:
+        """Mailboxes whose last fetch failed (paused or not)."""
+        return [m for m in self.mailboxes if m.consecutive_failures > 0]
+
+    def seed_metrics(self) -> dict[str, int]:
+        """The seed's ``get_task_metrics`` keys and values."""
+        return {
+            "total_tasks": self.total_tasks,
+            "running_tasks": self.count(TaskStatus.RUNNING),
+            "completed_tasks": self.count(TaskStatus.COMPLETED),
+            "failed_tasks": self.count(TaskStatus.FAILED),
+            "timeout_tasks": self.timed_out,
+            "recent_failed_tasks": self.failed_last_hour,
+        }
+
+    def numeric(self) -> dict[str, float | int]:
+        """Return every number as a flat ``name -> value`` dict (what the UI plots).
+
+        Keys: the seed's metrics, ``pending_tasks``/``cancelled_tasks``/``skipped_tasks``,
+        ``failed_tasks_24h``, ``duplicates_24h``, ``audited_tasks``, per source
+        ``imap_saved_per_run``/``imap_seconds_per_run``/``imap_runs`` (and ``haraka_...``),
+        ``spool_inbox_ready``/``spool_failed``/``spool_unmatched``/
+        ``spool_oldest_inbox_age_seconds`` (0 when the inbox is empty), ``mailboxes``,
+        ``mailboxes_paused``, ``mailboxes_failing``, ``max_consecutive_failures``.
+        """
+        data: dict[str, float | int] = dict(self.seed_metrics())
+        data["pending_tasks"] = self.count(TaskStatus.PENDING)
+        data["cancelled_tasks"] = self.count(TaskStatus.CANCELLED)
+        data["skipped_tasks"] = self.count(TaskStatus.SKIPPED)
+        data["failed_tasks_24h"] = self.failed_last_day
+        data["duplicates_24h"] = self.duplicates_last_day
+        data["audited_tasks"] = self.audited_tasks
+        for source, stats in self.throughput.items():
+            key = _SOURCE_KEYS.get(source, source.lower())
+            data[f"{key}_runs"] = stats.runs
+            data[f"{key}_saved_per_run"] = round(stats.saved_per_run, 3)
+            data[f"{key}_seconds_per_run"] = round(stats.seconds_per_run, 3)
+        if self.spool is not None:
+            data["spool_inbox_ready"] = self.spool.inbox_ready
+            data["spool_failed"] = self.spool.failed
+            data["spool_unmatched"] = self.spool.unmatched
+            data["spool_oldest_inbox_age_seconds"] = round(
+                self.spool.oldest_inbox_age_seconds or 0.0, 1)
+        data["mailboxes"] = len(self.mailboxes)
+        data["mailboxes_paused"] = len(self.paused_mailboxes)
+        data["mailboxes_failing"] = len(self.failing_mailboxes)
+        data["max_consecutive_failures"] = max(
+            (m.consecutive_failures for m in self.mailboxes), default=0)
+        return data
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the snapshot as JSON-serialisable data (numbers plus per-mailbox detail)."""
+        def iso(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat()
+
+        return {
+            "generated_at": self.generated_at.isoformat(),
+            "metrics": self.numeric(),
+            "tasks_by_status": dict(sorted(self.tasks_by_status.items())),
+            "spool": None if self.spool is None else {
+                "inbox_ready": self.spool.inbox_ready,
+                "failed": self.spool.failed,
+                "unmatched": self.spool.unmatched,
+                "oldest_inbox_age_seconds": self.spool.oldest_inbox_age_seconds,
+            },
+            "mailboxes": [
+                {
+                    "user": m.username,
+                    "user_id": m.user_id,
+                    "last_success_at": iso(m.last_success_at),
+                    "last_attempt_at": iso(m.last_attempt_at),
+                    "consecutive_failures": m.consecutive_failures,
+                    "consecutive_auth_failures": m.consecutive_auth_failures,
+                    "last_error_kind": m.last_error_kind,
+                    "last_error": m.last_error,
+                    "paused": m.paused,
+                    "paused_reason": m.paused_reason,
+                    "paused_at": iso(m.paused_at),
+                }
+                for m in self.mailboxes
+            ],
+        }
+
+
+def spool_metrics(spool_dir: str | os.PathLike[str], *, now: float | None = None) -> SpoolMetrics:
+    """Return the spool's counts; a spool that does not exist yet counts as empty.
+
+    Raises:
+        SpoolError: a spool folder is a symlink or not a directory.
+    """
+    if not Path(spool_dir).is_dir():
+        return SpoolMetrics(0, 0, 0, None)
+    status = Spool(spool_dir).open().status(now=now, limit=0)
+    return SpoolMetrics(status.inbox_ready, status.failed, status.unmatched,
+                        status.oldest_inbox_age_seconds)
+
+
+def compute_metrics(
+    store: MailStore,
+    *,
+    spool_dir: str | os.PathLike[str] | None = None,
+    spool: SpoolMetrics | None = None,
+    recent_runs: int = DEFAULT_RECENT_RUNS,
+    now: float | None = None,
+) -> Metrics:
+    """Return a :class:`Metrics` snapshot of ``store`` (and of the spool, when given).
+
+    The spool part is read from ``spool_dir``, or, without one, taken from ``spool`` (as
+    measured by whoever owns the spool); with neither it is None.
+
+    Task times use the store's clock; ``now`` (epoch seconds) is the spool's file clock.
+
+    Raises:
+        ValueError: ``recent_runs`` < 1.
+        SQLAlchemyError: the store is unreachable.
+        SpoolError: see :func:`spool_metrics`.
+    """
+    stats = store.maintenance.task_stats(recent_runs=recent_runs)
+    return Metrics(
+        generated_at=store.clock(),
+        tasks_by_status=stats.by_status,
+        timed_out=stats.timed_out,
+        failed_last_hour=stats.failed_last_hour,
+        failed_last_day=stats.failed_last_day,
+        duplicates_last_day=stats.duplicates_last_day,
+        throughput=stats.throughput,
+        audited_tasks=stats.audited,
+        spool=spool if spool_dir is None else spool_metrics(spool_dir, now=now),
+        mailboxes=store.mailboxes.all(),
+    )

@@ -1,0 +1,291 @@
+"""The save service: parsed messages in, stored messages out, once per user.
+
+Both intake paths (the Haraka spool and IMAP) end here. A batch of deliveries is stored in one
+transaction:
+
+1. each delivery gets a dedup key: ``mid:<Message-ID>``, or ``sha256:<content hash>`` when the
+   message has no usable Message-ID (the seed hashed subject+sender+date, so a message without
+   a Date header was stored again on every run);
+2. deliveries already stored, or repeated inside the batch, are counted as duplicates;
+3. attachment files of the new ones are written, and made durable in one step per batch,
+   BEFORE the commit;
+4. the rows and the optional IMAP sync positions are committed together; a row that a
+   concurrent run committed first comes back as a duplicate and its files are removed; if the
+   transaction fails every file written for it is removed.
+
+When a batch fails for a reason that belongs to one message (not a lost connection), the batch
+is retried message by message so that one bad message harms only itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+
+from mail_pipeline.errors import SaveError
+from mail_pipeline.mime import ParsedMessage
+from mail_pipeline.storage.attachments import AttachmentStorage, safe_filename
+from mail_pipeline.storage.store import (
+    EmailSource,
+    MailStore,
+    NewAttachment,
+    NewMessage,
+    SyncUpdate,
+)
+
+log = logging.getLogger(__name__)
+
+
+def dedup_key(parsed: ParsedMessage) -> str:
+    """Return the key that makes a message unique for one user.
+
+    ``mid:<Message-ID>`` when the message has a usable Message-ID, else
+    ``sha256:<content hash>`` (the parser's hash ignores trace headers, so the same message
+    fetched twice, or by IMAP and by SMTP, hashes the same).
+    """
+    if parsed.message_id:
+        return f"mid:{parsed.message_id}"
+    return f"sha256:{parsed.content_hash}"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One parsed message to store for one user."""
+
+    user_id: int
+    parsed: ParsedMessage
+    source: EmailSource
+    origin: str = ""
+    received_at: datetime | None = None
+
+    @property
+    def key(self) -> tuple[int, str]:
+        """(user id, dedup key)."""
+        return (self.user_id, dedup_key(self.parsed))
+
+
+class Outcome(StrEnum):
+    """What happened to one delivery."""
+
+    SAVED = "saved"
+    DUPLICATE = "duplicate"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """The outcome of one delivery; ``message_pk`` is the new row id when saved."""
+
+    outcome: Outcome
+    message_pk: int | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """The outcomes of a batch, in the order of its deliveries."""
+
+    results: list[DeliveryResult] = field(default_factory=list)
+
+    @property
+    def saved(self) -> int:
+        """How many deliveries were stored."""
+        return sum(r.outcome is Outcome.SAVED for r in self.results)
+
+    @property
+    def duplicates(self) -> int:
+        """How many deliveries were already stored."""
+        return sum(r.outcome is Outcome.DUPLICATE for r in self.results)
+
+    @property
+    def failed(self) -> int:
+        """How many deliveries could not be stored."""
+        return sum(r.outcome is Outcome.FAILED for r in self.results)
+
+
+def _is_connection_problem(exc: BaseException) -> bool:
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+class EmailSaveService:
+    """Stores parsed messages and their attachments, deduplicated per user."""
+
+    def __init__(self, store: MailStore, attachments: AttachmentStorage) -> None:
+        self.store = store
+        self.attachments = attachments
+
+    # --- recipients ----------------------------------------------------------------------
+
+    def find_users_by_recipients(self, addresses: Iterable[str]) -> list[int]:
+        """Return the ids of EVERY active user that any of ``addresses`` reaches, sorted.
+
+        Matching is case-insensitive over user e-mails and active aliases (the seed matched
+        case-sensitively and stopped at the first user).
+        """
+        found: set[int] = set()
+        for ids in self.store.users.user_ids_by_address(addresses).values():
+            found |= ids
+        return sorted(found)
+
+    def resolve_recipients(self, addresses: Iterable[str]) -> dict[str, set[int]]:
+        """Map each normalised address to the active users it reaches (one query per call)."""
+        return self.store.users.user_ids_by_address(addresses)
+
+    # --- saving --------------------------------------------------------------------------
+
+    def save(
+        self,
+        user_id: int,
+        parsed: ParsedMessage,
+        *,
+        source: EmailSource,
+        origin: str = "",
+        received_at: datetime | None = None,
+    ) -> DeliveryResult:
+        """Store one message for one user. See :meth:`save_batch`.
+
+        Raises:
+            SaveError: the message could not be stored.
+        """
+        result = self.save_batch([Delivery(user_id, parsed, source, origin, received_at)])
+        only = result.results[0]
+        if only.outcome is Outcome.FAILED:
+            raise SaveError(only.error)
+        return only
+
+    def save_batch(
+        self, deliveries: Sequence[Delivery], sync: Sequence[SyncUpdate] = ()
+    ) -> BatchResult:
+        """Store ``deliveries`` and the ``sync`` positions they cover in one transaction.
+
+        Returns:
+            One :class:`DeliveryResult` per delivery, in order. A delivery that cannot be
+            stored on its own (a value the database refuses, an attachment that cannot be
+            written) is FAILED; the others are still stored and ``sync`` still applied.
+
+        Raises:
+            SQLAlchemyError: the database is unreachable (nothing was stored; retry later).
+        """
+        results: list[DeliveryResult | None] = [None] * len(deliveries)
+        seen: set[tuple[int, str]] = set()
+        existing = self.store.messages.existing_keys(d.key for d in deliveries)
+        pending: list[int] = []
+        for i, delivery in enumerate(deliveries):
+            if delivery.key in existing or delivery.key in seen:
+                results[i] = DeliveryResult(Outcome.DUPLICATE)
+            else:
+                seen.add(delivery.key)
+                pending.append(i)
+        try:
+            self._commit(deliveries, pending, sync, results)
+        except SQLAlchemyError as exc:
+            if _is_connection_problem(exc):
+                raise
+            log.warning("batch of %d failed (%s); saving one by one", len(pending), exc)
+            for i in pending:
+                try:
+                    self._commit(deliveries, [i], (), results)
+                except SQLAlchemyError as one:
+                    if _is_connection_problem(one):
+                        raise
+                    results[i] = DeliveryResult(Outcome.FAILED, error=_describe(one))
+            if sync:
+                self._commit(deliveries, [], sync, results)
+        return BatchResult([r if r is not None else DeliveryResult(Outcome.FAILED, error="lost")
+                            for r in results])
+
+    def _commit(
+        self,
+        deliveries: Sequence[Delivery],
+        indexes: list[int],
+        sync: Sequence[SyncUpdate],
+        results: list[DeliveryResult | None],
+    ) -> None:
+        rows: list[NewMessage] = []
+        written: list[list[str]] = []
+        committed = False
+        try:
+            kept: list[int] = []
+            for i in indexes:
+                try:
+                    row, paths = self._prepare(deliveries[i])
+                except SaveError as exc:
+                    results[i] = DeliveryResult(Outcome.FAILED, error=str(exc))
+                    continue
+                rows.append(row)
+                written.append(paths)
+                kept.append(i)
+            self.attachments.sync(p for paths in written for p in paths)
+            ids = self.store.messages.insert_batch(rows, sync)
+            committed = True
+        finally:
+            if not committed:
+                self.attachments.remove(p for paths in written for p in paths)
+        for i, new_id, paths in zip(kept, ids, written, strict=True):
+            if new_id is None:  # a concurrent run stored it first
+                self.attachments.remove(paths)
+                results[i] = DeliveryResult(Outcome.DUPLICATE)
+            else:
+                results[i] = DeliveryResult(Outcome.SAVED, message_pk=new_id)
+
+    def _prepare(self, delivery: Delivery) -> tuple[NewMessage, list[str]]:
+        parsed = delivery.parsed
+        paths: list[str] = []
+        attachments: list[NewAttachment] = []
+        try:
+            for att in parsed.attachments:
+                safe = safe_filename(att.filename, att.content_type)
+                path = self.attachments.write(delivery.user_id, safe, att.content, sync=False)
+                paths.append(path)
+                attachments.append(NewAttachment(
+                    filename=(att.filename or safe)[:1000],
+                    safe_filename=safe,
+                    content_type=att.content_type[:255],
+                    file_size=att.size,
+                    file_path=path,
+                    is_image=att.content_type.startswith("image/"),
+                    is_inline=att.inline,
+                    content_id=att.content_id[:998] if att.content_id else None,
+                    sha256=att.sha256,
+                ))
+        except SaveError:
+            self.attachments.remove(paths)
+            raise
+        received = delivery.received_at or parsed.date or self.store.clock()
+        row = NewMessage(
+            user_id=delivery.user_id,
+            message_id=parsed.message_id or "",
+            dedup_key=dedup_key(parsed),
+            subject=_text(parsed.subject),
+            sender=parsed.sender[:320],
+            recipients=list(parsed.to),
+            cc=list(parsed.cc),
+            received_at=received,
+            sent_at=parsed.date,
+            raw_content=parsed.raw,
+            html_content=_text(parsed.html),
+            text_content=_text(parsed.text),
+            source=delivery.source.value,
+            origin=delivery.origin[:500],
+            content_hash=parsed.content_hash,
+            size=parsed.size,
+            attachments=tuple(attachments),
+        )
+        return row, paths
+
+
+def _text(value: str) -> str:
+    """PostgreSQL text cannot hold NUL; the raw bytes keep the original, so drop it here."""
+    return value.replace("\x00", "") if "\x00" in value else value
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]

@@ -1,0 +1,51 @@
+"""The mail store: the only code of mail_pipeline that talks SQL.
+
+See :class:`MailStore`. Repositories: :mod:`.users`, :mod:`.tasks` (the EmailTask state
+machine), :mod:`.locks` (lease locks), :mod:`.messages` (messages, attachments, IMAP sync),
+:mod:`.maintenance` (retention with audit, task statistics), :mod:`.mailbox_state` (mailboxes).
+"""
+
+from mail_pipeline.storage.store.locks import Lease, LockGrant
+from mail_pipeline.storage.store.mailbox_state import MailboxStatus
+from mail_pipeline.storage.store.maintenance import AuditRecord, SourceStats, TaskStats
+from mail_pipeline.storage.store.messages import (
+    NewAttachment,
+    NewMessage,
+    StoredMessage,
+    SyncPosition,
+    SyncUpdate,
+)
+from mail_pipeline.storage.store.store import MailStore
+from mail_pipeline.storage.store.tasks import (
+    ALLOWED_TRANSITIONS,
+    EmailSource,
+    TaskCounters,
+    TaskFinish,
+    TaskSnapshot,
+    TaskStatus,
+)
+from mail_pipeline.storage.store.users import AliasRecord, UserRecord, normalize_address
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "AliasRecord",
+    "AuditRecord",
+    "EmailSource",
+    "Lease",
+    "LockGrant",
+    "MailStore",
+    "MailboxStatus",
+    "NewAttachment",
+    "NewMessage",
+    "SourceStats",
+    "StoredMessage",
+    "SyncPosition",
+    "SyncUpdate",
+    "TaskCounters",
+    "TaskFinish",
+    "TaskSnapshot",
+    "TaskStats",
+    "TaskStatus",
+    "UserRecord",
+    "normalize_address",
+]

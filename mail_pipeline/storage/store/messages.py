@@ -1,0 +1,327 @@
+"""Stored messages, their attachments, and IMAP sync positions.
+
+Saving is batch-first: :meth:`MessageRepository.insert_batch` writes many messages, their
+attachment rows and (optionally) the IMAP sync positions they cover in ONE transaction. Each
+message is inserted with ``ON CONFLICT DO NOTHING`` on (user, dedup key), so a message that is
+already stored, or that a concurrent run stores first, is reported as a duplicate instead of
+failing the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, func, select, tuple_
+from sqlalchemy import insert as sa_insert
+from sqlalchemy.dialects import postgresql, sqlite
+
+from mail_pipeline.errors import NotFoundError
+from mail_pipeline.storage.store.base import Repository
+from mail_pipeline.storage.store.models import EmailAttachment, EmailMessage, ImapSyncState
+
+# How many failed UIDs a folder's sync state remembers (the newest ones).
+MAX_FAILED_UIDS = 200
+
+
+@dataclass(frozen=True)
+class NewAttachment:
+    """An attachment row to insert; its file is already written under the attachment root."""
+
+    filename: str
+    safe_filename: str
+    content_type: str
+    file_size: int
+    file_path: str
+    is_image: bool
+    is_inline: bool
+    content_id: str | None
+    sha256: str
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message row to insert for one user."""
+
+    user_id: int
+    message_id: str
+    dedup_key: str
+    subject: str
+    sender: str
+    recipients: list[str]
+    cc: list[str]
+    received_at: datetime
+    sent_at: datetime | None
+    raw_content: bytes = field(repr=False)
+    html_content: str = field(repr=False)
+    text_content: str = field(repr=False)
+    source: str
+    origin: str
+    content_hash: str
+    size: int
+    attachments: tuple[NewAttachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class SyncUpdate:
+    """The new sync position of one IMAP folder, stored with the messages it covers.
+
+    ``failed_uids`` are (uid, reason) of messages fetched but not stored; ``too_large`` are
+    (uid, size, limit) of messages left on the server for their size. Both are kept in the
+    row's ``failed_uids`` list, the latter as ``{"uid", "reason": "too_large", "size",
+    "limit"}``.
+    """
+
+    user_id: int
+    folder: str
+    uidvalidity: int
+    last_uid: int
+    fetched_at: datetime
+    failed_uids: tuple[tuple[int, str], ...] = ()
+    too_large: tuple[tuple[int, int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class SyncPosition:
+    """A read-only copy of an ``imap_sync_state`` row."""
+
+    user_id: int
+    folder: str
+    uidvalidity: int
+    last_uid: int
+    last_fetch_at: datetime | None
+    failed_uids: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A summary of a stored message (what tests and the CLI look at)."""
+
+    id: int
+    user_id: int
+    message_id: str
+    dedup_key: str
+    subject: str
+    sender: str
+    recipients: list[str]
+    received_at: datetime
+    source: str
+    origin: str
+    size: int
+    attachment_paths: tuple[str, ...]
+
+
+def _position(row: ImapSyncState) -> SyncPosition:
+    return SyncPosition(row.user_id, row.folder, row.uidvalidity, row.last_uid,
+                        row.last_fetch_at, list(row.failed_uids or []))
+
+
+class MessageRepository(Repository):
+    """Messages, attachments and IMAP sync state."""
+
+    def existing_keys(self, keys: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
+        """Return the (user id, dedup key) pairs among ``keys`` that are already stored."""
+        wanted = list(set(keys))
+        found: set[tuple[int, str]] = set()
+        with self._transaction() as session:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                stmt = select(EmailMessage.user_id, EmailMessage.dedup_key).where(
+                    tuple_(EmailMessage.user_id, EmailMessage.dedup_key).in_(chunk)
+                )
+                found.update(session.execute(stmt).all())
+        return found
+
+    def insert_batch(
+        self, messages: Sequence[NewMessage], sync: Sequence[SyncUpdate] = ()
+    ) -> list[int | None]:
+        """Insert ``messages`` and apply ``sync`` in one transaction.
+
+        Returns:
+            For each message, in order, the new row id, or None when it was a duplicate
+            (already stored for that user, or earlier in the same batch).
+        """
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        now = self._now()
+        with self._transaction() as session:
+            ids: list[int | None] = []
+            if messages:
+                # One multi-row statement per batch (SQLAlchemy's "insertmanyvalues"); rows
+                # that hit the unique key return nothing and are matched back by their key.
+                table = cast(Table, EmailMessage.__table__)
+                stmt = (
+                    insert(table)
+                    .on_conflict_do_nothing(index_elements=["user_id", "dedup_key"])
+                    .returning(table.c.id, table.c.user_id, table.c.dedup_key)
+                )
+                params = [
+                    {
+                        "user_id": msg.user_id,
+                        "message_id": msg.message_id,
+                        "dedup_key": msg.dedup_key,
+                        "subject": msg.subject,
+                        "sender": msg.sender,
+                        "recipients": msg.recipients,
+                        "cc": msg.cc,
+                        "received_at": msg.received_at,
+                        "sent_at": msg.sent_at,
+                        "raw_content": msg.raw_content,
+                        "html_content": msg.html_content,
+                        "text_content": msg.text_content,
+                        "status": "FETCHED",
+                        "source": msg.source,
+                        "origin": msg.origin,
+                        "content_hash": msg.content_hash,
+                        "size": msg.size,
+                        "created_at": now,
+                    }
+                    for msg in messages
+                ]
+                new_ids = {
+                    (user_id, key): pk
+                    for pk, user_id, key in session.execute(stmt, params).all()
+                }
+                seen: set[tuple[int, str]] = set()
+                for msg in messages:
+                    key = (msg.user_id, msg.dedup_key)
+                    ids.append(None if key in seen else new_ids.get(key))
+                    seen.add(key)
+            rows = [
+                {
+                    "user_id": msg.user_id,
+                    "message_id": new_id,
+                    "filename": att.filename,
+                    "safe_filename": att.safe_filename,
+                    "content_type": att.content_type,
+                    "file_size": att.file_size,
+                    "file_path": att.file_path,
+                    "is_image": att.is_image,
+                    "is_inline": att.is_inline,
+                    "content_id": att.content_id,
+                    "sha256": att.sha256,
+                    "created_at": now,
+                }
+                for msg, new_id in zip(messages, ids, strict=True)
+                if new_id is not None
+                for att in msg.attachments
+            ]
+            if rows:
+                session.execute(sa_insert(cast(Table, EmailAttachment.__table__)), rows)
+            for update in sync:
+                self._apply_sync(session, update, now)
+        return ids
+
+    def update_sync(self, update: SyncUpdate) -> None:
+        """Store one folder's sync position on its own (when a batch had no new messages)."""
+        with self._transaction() as session:
+            self._apply_sync(session, update, self._now())
+
+    def sync_position(self, user_id: int, folder: str) -> SyncPosition | None:
+        """Return the stored sync position of ``folder`` of ``user_id``, or None."""
+        with self._transaction() as session:
+            row = session.scalars(
+                select(ImapSyncState).where(
+                    ImapSyncState.user_id == user_id, ImapSyncState.folder == folder
+                )
+            ).one_or_none()
+            if row is None:
+                return None
+            return _position(row)
+
+    def sync_positions(self, user_id: int) -> list[SyncPosition]:
+        """Return every folder's sync position of ``user_id``, by folder name."""
+        with self._transaction() as session:
+            rows = session.scalars(
+                select(ImapSyncState).where(ImapSyncState.user_id == user_id)
+                .order_by(ImapSyncState.folder)
+            )
+            return [_position(r) for r in rows]
+
+    def count(self, user_id: int | None = None) -> int:
+        """Return how many messages are stored (for one user, or in all)."""
+        stmt = select(func.count()).select_from(EmailMessage)
+        if user_id is not None:
+            stmt = stmt.where(EmailMessage.user_id == user_id)
+        with self._transaction() as session:
+            return int(session.scalar(stmt) or 0)
+
+    def summaries(self, user_id: int | None = None, *, limit: int = 1000) -> list[StoredMessage]:
+        """Return stored messages (one user's, or all), oldest first by id."""
+        stmt = select(EmailMessage).order_by(EmailMessage.id).limit(limit)
+        if user_id is not None:
+            stmt = stmt.where(EmailMessage.user_id == user_id)
+        with self._transaction() as session:
+            out = []
+            for m in session.scalars(stmt):
+                paths = tuple(a.file_path for a in m.attachments)
+                out.append(StoredMessage(m.id, m.user_id, m.message_id, m.dedup_key, m.subject,
+                                         m.sender, list(m.recipients), m.received_at, m.source,
+                                         m.origin, m.size, paths))
+            return out
+
+    def get_content(self, message_pk: int) -> dict[str, Any]:
+        """Return the stored contents of one message: raw bytes, text, html, attachments."""
+        with self._transaction() as session:
+            m = session.get(EmailMessage, message_pk)
+            if m is None:
+                raise NotFoundError(f"no message with id {message_pk}")
+            return {
+                "raw_content": m.raw_content,
+                "text_content": m.text_content,
+                "html_content": m.html_content,
+                "sent_at": m.sent_at,
+                "cc": list(m.cc),
+                "content_hash": m.content_hash,
+                "attachments": [
+                    {
+                        "filename": a.filename,
+                        "safe_filename": a.safe_filename,
+                        "content_type": a.content_type,
+                        "file_size": a.file_size,
+                        "file_path": a.file_path,
+                        "is_image": a.is_image,
+                        "is_inline": a.is_inline,
+                        "content_id": a.content_id,
+                        "sha256": a.sha256,
+                    }
+                    for a in m.attachments
+                ],
+            }
+
+    def attachment_paths(self) -> set[str]:
+        """Return every attachment file path the store references (relative to the root)."""
+        with self._transaction() as session:
+            return set(session.scalars(select(EmailAttachment.file_path)))
+
+    def _apply_sync(self, session: Any, update: SyncUpdate, now: datetime) -> None:
+        row = session.scalars(
+            select(ImapSyncState)
+            .where(ImapSyncState.user_id == update.user_id, ImapSyncState.folder == update.folder)
+            .with_for_update()
+        ).one_or_none()
+        failed: list[dict[str, Any]] = [
+            {"uid": uid, "reason": reason[:500]} for uid, reason in update.failed_uids]
+        failed += [{"uid": uid, "reason": "too_large", "size": size, "limit": limit}
+                   for uid, size, limit in update.too_large]
+        failed.sort(key=lambda entry: int(entry["uid"]))
+        if row is None:
+            session.add(ImapSyncState(
+                user_id=update.user_id, folder=update.folder, uidvalidity=update.uidvalidity,
+                last_uid=update.last_uid, last_fetch_at=update.fetched_at,
+                failed_uids=failed[-MAX_FAILED_UIDS:], updated_at=now,
+            ))
+            return
+        if row.uidvalidity != update.uidvalidity:
+            # A new UIDVALIDITY: the old UIDs mean nothing any more.
+            row.uidvalidity = update.uidvalidity
+            row.last_uid = update.last_uid
+            row.failed_uids = failed[-MAX_FAILED_UIDS:]
+        else:
+            # Never move the cursor backwards (two overlapping runs).
+            row.last_uid = max(row.last_uid, update.last_uid)
+            if failed:
+                row.failed_uids = [*(row.failed_uids or []), *failed][-MAX_FAILED_UIDS:]
+        row.last_fetch_at = update.fetched_at
+        row.updated_at = now

@@ -1,0 +1,132 @@
+"""EmailConfigManager: the seed's key names, validation, sealed and masked passwords."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from mail_pipeline.errors import ConfigError, SecretKeyError
+from mail_pipeline.intake.imap.config import EmailConfigManager, PostAction
+from mail_pipeline.intake.imap.connection import ImapSecurity
+from mail_pipeline.platform.secret_box import MASK
+from mail_pipeline.storage.store import EmailSource, MailStore
+
+KEY = "test passphrase for the secret box"
+
+
+def seed_style(**imap: Any) -> dict[str, Any]:
+    """An email_config with the seed system's real key names."""
+    base = {
+        "imap_host": "imap.example.org",
+        "imap_ssl_port": 993,
+        "username": "alice@example.org",
+        "password": "hunter2",
+        "use_ssl": True,
+    }
+    base.update(imap)
+    return {
+        "mode": "custom_imap",
+        "imap_config": base,
+        "filter_config": {"folder": "INBOX", "max_age_days": 3, "filters": ["unread"]},
+    }
+
+
+@pytest.fixture
+def manager(store: MailStore) -> EmailConfigManager:
+    store.users.add("alice", "alice@example.org")
+    return EmailConfigManager(store, KEY)
+
+
+def test_seed_config_is_stored_sealed_and_read_back(
+    manager: EmailConfigManager, store: MailStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    shown = manager.update_fetch_config("alice", seed_style())
+    assert shown["imap_config"]["password"] == MASK
+    stored = store.users.get_setting("alice", "email_config")
+    assert stored is not None
+    assert "hunter2" not in json.dumps(stored)
+    assert stored["imap_config"]["password"].startswith("fernet:v1:")
+    assert "hunter2" not in caplog.text
+    fetch = manager.imap_fetch_config("alice")
+    assert fetch.account.password == "hunter2"
+    assert (fetch.account.host, fetch.account.port) == ("imap.example.org", 993)
+    assert fetch.account.security is ImapSecurity.SSL
+    assert "hunter2" not in repr(fetch)
+    assert fetch.filters.folders == ("INBOX",)
+    assert fetch.filters.unread_only and fetch.filters.max_age_days == 3
+    assert manager.detect_email_source("alice") is EmailSource.IMAP
+
+
+def test_short_keys_and_starttls(manager: EmailConfigManager) -> None:
+    config = {"imap_config": {"host": "mx.example.org", "port": 143, "username": "a",
+                              "password": "p", "use_ssl": False, "delete_after_fetch": True}}
+    manager.update_fetch_config("alice", config)
+    fetch = manager.imap_fetch_config("alice")
+    assert fetch.account.security is ImapSecurity.STARTTLS and fetch.account.port == 143
+    assert fetch.post_action is PostAction.DELETE
+
+
+def test_validation_reports_every_problem(manager: EmailConfigManager) -> None:
+    bad = {"imap_config": {"imap_host": "", "imap_ssl_port": 70000, "username": "",
+                           "post_action": "move"},
+           "filter_config": {"max_age_days": -1, "filters": ["weird"], "since": "yesterday"}}
+    with pytest.raises(ConfigError) as info:
+        manager.update_fetch_config("alice", bad)
+    text = str(info.value)
+    for needle in ("imap_host", "imap_ssl_port", "username", "credential", "move_to",
+                   "max_age_days", "weird", "since"):
+        assert needle in text
+    assert manager.get_email_config("alice") == {}
+    assert not EmailConfigManager.is_valid_imap_config(bad)
+    assert EmailConfigManager.is_valid_imap_config(seed_style())
+
+
+def test_masked_password_keeps_the_stored_one(manager: EmailConfigManager) -> None:
+    shown = manager.update_fetch_config("alice", seed_style())
+    shown["imap_config"]["imap_host"] = "imap2.example.org"
+    manager.update_fetch_config("alice", shown)
+    fetch = manager.imap_fetch_config("alice")
+    assert fetch.account.host == "imap2.example.org" and fetch.account.password == "hunter2"
+
+
+def test_no_key_no_password(store: MailStore) -> None:
+    store.users.add("bob", "bob@example.org")
+    with pytest.raises(SecretKeyError):
+        EmailConfigManager(store, None).update_fetch_config("bob", seed_style())
+
+
+def test_update_fetch_time_and_first_sync_window(manager: EmailConfigManager) -> None:
+    manager.update_fetch_config("alice", seed_style())
+    manager.update_fetch_time("alice", datetime(2026, 11, 25, 10, 0, tzinfo=UTC))
+    filters = manager.get_email_config("alice")["filter_config"]
+    assert filters["last_email_fetch_time"] == "2026-11-25T10:00:00+00:00"
+    window = manager.imap_fetch_config("alice").filters
+    assert window.first_sync_since(date(2026, 11, 25)) == date(2026, 11, 22)
+
+
+def test_auto_assign_is_haraka(manager: EmailConfigManager, store: MailStore) -> None:
+    store.users.set_setting("alice", "email_config", {"mode": "auto_assign"})
+    assert manager.detect_email_source("alice") is EmailSource.HARAKA
+    with pytest.raises(ConfigError):
+        manager.imap_fetch_config("alice")
+    assert manager.imap_users() == []
+
+
+def test_max_message_bytes_is_per_account_validated_and_defaults_to_the_spools(
+    manager: EmailConfigManager,
+) -> None:
+    from mail_pipeline.intake.spool.ingest import DEFAULT_MAX_SIZE
+
+    manager.update_fetch_config("alice", seed_style())
+    assert manager.imap_fetch_config("alice").max_message_bytes == DEFAULT_MAX_SIZE
+    manager.update_fetch_config("alice", seed_style(max_message_bytes=102400))
+    assert manager.imap_fetch_config("alice").max_message_bytes == 102400
+    for bad in (0, -5, "100k", True, 1.5):
+        with pytest.raises(ConfigError, match="max_message_bytes"):
+            manager.update_fetch_config("alice", seed_style(max_message_bytes=bad))
+    assert manager.imap_fetch_config("alice").max_message_bytes == 102400  # kept

@@ -1,0 +1,60 @@
+"""The migration creates the schema on both databases, and it matches the models."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from mail_pipeline.storage.store import MailStore
+from mail_pipeline.storage.store.models import Base
+
+TABLES = {
+    "users", "email_aliases", "settings", "email_tasks", "email_messages",
+    "email_attachments", "task_locks", "imap_sync_state", "email_task_audit", "mailbox_state",
+}
+HEAD = "0003"
+
+
+def test_migration_creates_every_table(store: MailStore) -> None:
+    assert set(store.table_names()) >= TABLES
+    assert store.schema_revision() == HEAD
+
+
+def test_models_match_the_migration(store: MailStore) -> None:
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_upgrade_is_idempotent(store: MailStore) -> None:
+    store.upgrade()
+    assert store.schema_revision() == HEAD
+
+
+def test_migration_0003_gives_existing_tasks_a_heartbeat(store: MailStore) -> None:
+    """Rows written before 0003 start from their updated_at; downgrade drops the column."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from mail_pipeline.storage.store.store import alembic_config
+
+    with store.engine.begin() as connection:
+        config = alembic_config(store.url)
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+    assert store.schema_revision() == "0002"
+    with store.engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO email_tasks (task_id, email_source, status, created_at, updated_at, "
+            "timeout_seconds, emails_fetched, emails_saved, emails_failed, emails_duplicate, "
+            "details, error_message) VALUES ('old', 'IMAP_EMAIL_FETCH', 'RUNNING', "
+            ":created, :updated, 600, 0, 0, 0, 0, '{}', '')"),
+            {"created": datetime(2026, 1, 1, 12, 0, tzinfo=UTC),
+             "updated": datetime(2026, 1, 1, 12, 5, tzinfo=UTC)})
+    store.upgrade()
+    assert store.schema_revision() == HEAD
+    task = store.tasks.get("old")
+    assert task.heartbeat_at == datetime(2026, 1, 1, 12, 5, tzinfo=UTC)
+    assert task.is_stale(datetime(2026, 1, 1, 12, 16, tzinfo=UTC))

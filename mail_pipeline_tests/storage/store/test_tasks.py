@@ -1,0 +1,203 @@
+"""The EmailTask state machine: every allowed move works, every other one is refused."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from mail_pipeline.errors import InvalidTransitionError, NotFoundError
+from mail_pipeline.storage.store import (
+    ALLOWED_TRANSITIONS,
+    EmailSource,
+    MailStore,
+    TaskCounters,
+    TaskStatus,
+)
+from mail_pipeline.storage.store.tasks import MAX_LOG_ENTRIES
+
+ALL_MOVES = list(itertools.product(TaskStatus, TaskStatus))
+
+
+def _task_in(store: MailStore, status: TaskStatus) -> str:
+    """Return the id of a new task brought to ``status`` through allowed moves."""
+    task = store.tasks.create(EmailSource.IMAP)
+    if status is TaskStatus.PENDING:
+        return task.task_id
+    if status in (TaskStatus.RUNNING, TaskStatus.COMPLETED, TaskStatus.FAILED):
+        store.tasks.start(task.task_id)
+    if status is not TaskStatus.RUNNING:
+        store.tasks.transition(task.task_id, status)
+    return task.task_id
+
+
+def test_the_allowed_moves_are_those_of_the_design() -> None:
+    assert {
+        TaskStatus.PENDING: {TaskStatus.RUNNING, TaskStatus.CANCELLED, TaskStatus.SKIPPED},
+        TaskStatus.RUNNING: {
+            TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.SKIPPED,
+        },
+    } == ALLOWED_TRANSITIONS
+
+
+@pytest.mark.parametrize(("current", "target"), ALL_MOVES, ids=lambda s: str(s))
+def test_each_move_is_allowed_or_refused(
+    store: MailStore, current: TaskStatus, target: TaskStatus
+) -> None:
+    task_id = _task_in(store, current)
+    assert store.tasks.get(task_id).status is current
+    if target in ALLOWED_TRANSITIONS.get(current, set()):
+        after = store.tasks.transition(task_id, target)
+        assert after.status is target
+        assert (after.completed_at is not None) == target.is_final
+    else:
+        with pytest.raises(InvalidTransitionError, match=f"{current} -> {target}"):
+            store.tasks.transition(task_id, target)
+        assert store.tasks.get(task_id).status is current
+
+
+def test_unknown_state_is_refused(store: MailStore) -> None:
+    task = store.tasks.create(EmailSource.HARAKA)
+    with pytest.raises(InvalidTransitionError):
+        store.tasks.transition(task.task_id, "DONE")
+
+
+def test_lifecycle_records_times_counters_and_log(store: MailStore) -> None:
+    task = store.tasks.create(EmailSource.HARAKA, run_id="run-1", timeout_seconds=30)
+    assert task.status is TaskStatus.PENDING and task.started_at is None
+    assert task.timeout_seconds == 30
+    store.tasks.start(task.task_id)
+    store.tasks.add_counters(task.task_id, TaskCounters(fetched=3, saved=2, duplicate=1))
+    store.tasks.add_execution_log(task.task_id, "ingest", "3 files", "INFO")
+    done = store.tasks.mark_completed(task.task_id, TaskCounters(fetched=1, saved=1))
+    assert done.status is TaskStatus.COMPLETED
+    assert done.counters == TaskCounters(fetched=4, saved=3, failed=0, duplicate=1)
+    assert done.started_at is not None and done.completed_at is not None
+    assert done.started_at <= done.completed_at
+    steps = [entry["step"] for entry in done.log]
+    assert steps == ["create", "start", "ingest", "complete"]
+    assert {"timestamp", "step", "message", "level"} <= set(done.log[0])
+
+
+def test_mark_failed_keeps_the_error(store: MailStore) -> None:
+    task = store.tasks.create(EmailSource.IMAP, status=TaskStatus.RUNNING)
+    failed = store.tasks.mark_failed(task.task_id, "imap.example.org: connection refused")
+    assert failed.status is TaskStatus.FAILED
+    assert failed.error_message == "imap.example.org: connection refused"
+    assert failed.log[-1]["level"] == "ERROR"
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_staleness_is_the_heartbeat_not_the_age(store_url: str) -> None:
+    clock = Clock()
+    store = MailStore(store_url, clock=clock)
+    task = store.tasks.create(EmailSource.IMAP, timeout_seconds=60, status=TaskStatus.RUNNING)
+    pending = store.tasks.create(EmailSource.HARAKA, timeout_seconds=60)
+    assert task.heartbeat_at == clock.now == pending.heartbeat_at  # set at creation
+    clock.now += timedelta(seconds=50)
+    assert store.tasks.heartbeat(task.task_id) is True
+    clock.now += timedelta(seconds=50)  # 100 s old, heartbeat 50 s old: alive
+    fresh = store.tasks.get(task.task_id)
+    assert fresh.age(clock.now) > timedelta(seconds=60) and not fresh.is_stale(clock.now)
+    assert store.tasks.get(pending.task_id).is_stale(clock.now)  # never renewed
+    clock.now += timedelta(seconds=10)
+    assert not store.tasks.get(task.task_id).is_stale(clock.now)  # exactly the timeout
+    clock.now += timedelta(seconds=1)
+    assert store.tasks.get(task.task_id).is_stale(clock.now)
+    # Starting a task renews its heartbeat.
+    assert not store.tasks.start(pending.task_id).is_stale(clock.now)
+    # A closed task is never stale and its heartbeat is not renewed.
+    store.tasks.mark_completed(task.task_id)
+    assert store.tasks.heartbeat(task.task_id) is False
+    clock.now += timedelta(days=1)
+    done = store.tasks.get(task.task_id)
+    assert not done.is_stale(clock.now) and done.heartbeat_at < clock.now - timedelta(hours=1)
+    with pytest.raises(NotFoundError):
+        store.tasks.heartbeat("no-such-task")
+    store.dispose()
+
+
+def test_cancel_if_stale_rechecks_in_its_transaction(store_url: str) -> None:
+    clock = Clock()
+    store = MailStore(store_url, clock=clock)
+    task = store.tasks.create(EmailSource.IMAP, timeout_seconds=60, status=TaskStatus.RUNNING)
+    clock.now += timedelta(seconds=61)
+    seen = store.tasks.get(task.task_id)
+    assert seen.is_stale(clock.now)
+    store.tasks.heartbeat(task.task_id)  # the run beats after the cleanup looked
+    assert store.tasks.cancel_if_stale(task.task_id, "stale") is None
+    assert store.tasks.get(task.task_id).status is TaskStatus.RUNNING
+    clock.now += timedelta(seconds=61)
+    cancelled = store.tasks.cancel_if_stale(task.task_id, "stale task cleanup: no heartbeat")
+    assert cancelled is not None and cancelled.status is TaskStatus.CANCELLED
+    assert cancelled.error_message == "stale task cleanup: no heartbeat"
+    assert store.tasks.cancel_if_stale(task.task_id, "again") is None  # closed already
+    store.dispose()
+
+
+def test_finish_survives_a_task_closed_under_its_run(store: MailStore) -> None:
+    ok = store.tasks.create(EmailSource.IMAP, status=TaskStatus.RUNNING)
+    done = store.tasks.finish(ok.task_id, message="2 mailboxes")
+    assert not done.already_closed and done.task.status is TaskStatus.COMPLETED
+    bad = store.tasks.create(EmailSource.IMAP, status=TaskStatus.RUNNING)
+    failed = store.tasks.finish(bad.task_id, error="every mailbox failed")
+    assert failed.task.status is TaskStatus.FAILED
+    assert failed.task.error_message == "every mailbox failed"
+
+    closed = store.tasks.create(EmailSource.IMAP, status=TaskStatus.RUNNING)
+    store.tasks.mark_cancelled(closed.task_id, "stale task cleanup: no heartbeat")
+    late = store.tasks.finish(closed.task_id, message="2 mailboxes")
+    assert late.already_closed and late.task.status is TaskStatus.CANCELLED
+    assert "was already CANCELLED (stale task cleanup: no heartbeat)" in late.note()
+    entry = late.task.log[-1]
+    assert entry["level"] == "WARNING" and "COMPLETED: 2 mailboxes" in entry["message"]
+    assert store.tasks.finish(closed.task_id, error="x").already_closed  # never raises
+
+    pending = store.tasks.create(EmailSource.IMAP)
+    with pytest.raises(InvalidTransitionError):
+        store.tasks.finish(pending.task_id)  # it never started: a bug, not a late close
+
+
+def test_the_log_is_bounded(store: MailStore) -> None:
+    task = store.tasks.create(EmailSource.IMAP)
+    for i in range(MAX_LOG_ENTRIES + 5):
+        store.tasks.add_execution_log(task.task_id, "step", f"entry {i}")
+    snap = store.tasks.get(task.task_id)
+    assert len(snap.log) == MAX_LOG_ENTRIES
+    assert snap.log[-1]["message"] == f"entry {MAX_LOG_ENTRIES + 4}"
+    assert snap.details["log_truncated"] == 6
+
+
+def test_unknown_task(store: MailStore) -> None:
+    with pytest.raises(NotFoundError):
+        store.tasks.get("nope")
+    with pytest.raises(NotFoundError):
+        store.tasks.add_counters("nope", TaskCounters(saved=1))
+
+
+def test_task_ids_are_unique(store: MailStore) -> None:
+    store.tasks.create(EmailSource.IMAP, task_id="fixed")
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+        store.tasks.create(EmailSource.IMAP, task_id="fixed")
+
+
+def test_list_filters_and_open_tasks(store: MailStore) -> None:
+    a = store.tasks.create(EmailSource.IMAP, run_id="r1")
+    b = store.tasks.create(EmailSource.HARAKA, run_id="r1", status=TaskStatus.RUNNING)
+    c = store.tasks.create(EmailSource.HARAKA, run_id="r2", status=TaskStatus.RUNNING)
+    store.tasks.mark_completed(c.task_id)
+    assert {t.task_id for t in store.tasks.open_tasks()} == {a.task_id, b.task_id}
+    assert [t.task_id for t in store.tasks.recent(source=EmailSource.HARAKA, run_id="r1")] == [
+        b.task_id
+    ]
+    assert store.tasks.count_by_status() == {"PENDING": 1, "RUNNING": 1, "COMPLETED": 1}

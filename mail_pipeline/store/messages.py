@@ -4,7 +4,9 @@ Saving is batch-first: :meth:`MessageRepository.insert_batch` writes many messag
 attachment rows and (optionally) the IMAP sync positions they cover in ONE transaction. Each
 message is inserted with ``ON CONFLICT DO NOTHING`` on (user, dedup key), so a message that is
 already stored, or that a concurrent run stores first, is reported as a duplicate instead of
-failing the batch.
+failing the batch. Every row goes through :func:`~mail_pipeline.store.columns.clean_row` on
+its way in (NUL removed, strings cut to their column's length), so a message's odd text never
+makes the database refuse it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from mail_pipeline.errors import NotFoundError
 from mail_pipeline.store.base import Repository
+from mail_pipeline.store.columns import clean_json, clean_row
 from mail_pipeline.store.models import EmailAttachment, EmailMessage, ImapSyncState
 
 # How many failed UIDs a folder's sync state remembers (the newest ones).
@@ -150,7 +153,7 @@ class MessageRepository(Repository):
                     .returning(table.c.id, table.c.user_id, table.c.dedup_key)
                 )
                 params = [
-                    {
+                    clean_row(EmailMessage, {
                         "user_id": msg.user_id,
                         "message_id": msg.message_id,
                         "dedup_key": msg.dedup_key,
@@ -169,7 +172,7 @@ class MessageRepository(Repository):
                         "content_hash": msg.content_hash,
                         "size": msg.size,
                         "created_at": now,
-                    }
+                    })
                     for msg in messages
                 ]
                 new_ids = {
@@ -177,12 +180,12 @@ class MessageRepository(Repository):
                     for pk, user_id, key in session.execute(stmt, params).all()
                 }
                 seen: set[tuple[int, str]] = set()
-                for msg in messages:
-                    key = (msg.user_id, msg.dedup_key)
+                for row in params:  # the keys as stored, i.e. as cleaned
+                    key = (row["user_id"], row["dedup_key"])
                     ids.append(None if key in seen else new_ids.get(key))
                     seen.add(key)
             rows = [
-                {
+                clean_row(EmailAttachment, {
                     "user_id": msg.user_id,
                     "message_id": new_id,
                     "filename": att.filename,
@@ -195,7 +198,7 @@ class MessageRepository(Repository):
                     "content_id": att.content_id,
                     "sha256": att.sha256,
                     "created_at": now,
-                }
+                })
                 for msg, new_id in zip(messages, ids, strict=True)
                 if new_id is not None
                 for att in msg.attachments
@@ -294,7 +297,8 @@ class MessageRepository(Repository):
             .where(ImapSyncState.user_id == update.user_id, ImapSyncState.folder == update.folder)
             .with_for_update()
         ).one_or_none()
-        failed = [{"uid": uid, "reason": reason[:500]} for uid, reason in update.failed_uids]
+        failed = clean_json(
+            [{"uid": uid, "reason": reason[:500]} for uid, reason in update.failed_uids])
         if row is None:
             session.add(ImapSyncState(
                 user_id=update.user_id, folder=update.folder, uidvalidity=update.uidvalidity,

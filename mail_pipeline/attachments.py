@@ -6,6 +6,11 @@ created with ``O_EXCL`` so even a clash of random names cannot overwrite. Files 
 in one step per batch (:meth:`AttachmentStorage.sync`) before the database commit. A name from
 a message can never leave the root: path separators, ``..``, control characters and reserved
 device names are removed before it is used.
+
+A write that fails because of the file system (full, over quota, read-only, permission, I/O
+error) raises :class:`~mail_pipeline.errors.StorageUnavailable`: no message can be stored
+until it is fixed, so the caller puts its work back. Any other failure (a name the file system
+refuses, ...) raises :class:`~mail_pipeline.errors.SaveError`: only that message is affected.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import functools
 import mimetypes
 import os
@@ -22,7 +28,14 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
-from mail_pipeline.errors import SaveError
+from mail_pipeline.errors import SaveError, StorageUnavailable
+
+#: errno values that say the attachment file system cannot take files now, whatever the
+#: message: out of space or quota, read-only, permission refused, I/O error, out of handles.
+ENVIRONMENT_ERRNOS = frozenset({
+    errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
+    errno.EMFILE, errno.ENFILE,
+})
 
 MAX_NAME_LENGTH = 150
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
@@ -60,6 +73,19 @@ def safe_filename(name: str | None, content_type: str = "application/octet-strea
     budget = MAX_NAME_LENGTH - (len(ext) + 1 if ext else 0)
     stem = stem[:budget].rstrip(" .") or "attachment"
     return f"{stem}.{ext}" if ext else stem
+
+
+def storage_error(action: str, exc: OSError) -> SaveError | StorageUnavailable:
+    """Return the error to raise for ``exc``, raised while doing ``action``.
+
+    Returns:
+        :class:`StorageUnavailable` when ``exc.errno`` is one of :data:`ENVIRONMENT_ERRNOS`
+        (the file system, not the message, is at fault), else :class:`SaveError`.
+    """
+    text = f"{action}: {exc}"
+    if exc.errno in ENVIRONMENT_ERRNOS:
+        return StorageUnavailable(text)
+    return SaveError(text)
 
 
 def _fsync_path(path: Path) -> None:
@@ -104,14 +130,15 @@ class AttachmentStorage:
         """Use ``root`` (created if missing). ``fsync`` makes each file durable before commit.
 
         Raises:
-            SaveError: the root cannot be created.
+            StorageUnavailable: the root cannot be created because of the file system.
+            SaveError: the root cannot be created for another reason.
         """
         self.root = Path(root).expanduser().resolve()
         self.fsync = fsync
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise SaveError(f"cannot create attachment root {self.root}: {exc}") from exc
+            raise storage_error(f"cannot create attachment root {self.root}", exc) from exc
 
     def write(self, user_id: int, filename: str, content: bytes, *, sync: bool = True) -> str:
         """Write ``content`` under a new unique path for ``user_id`` and return that path.
@@ -121,7 +148,9 @@ class AttachmentStorage:
         leaves durability to a later :meth:`sync` of the whole batch.
 
         Raises:
-            SaveError: the file cannot be written (disk full, permissions, ...); nothing is
+            StorageUnavailable: the file system cannot take files (see
+                :data:`ENVIRONMENT_ERRNOS`); nothing is left behind.
+            SaveError: this file cannot be written (its name is refused, ...); nothing is
                 left behind.
         """
         if filename != safe_filename(filename):
@@ -136,7 +165,7 @@ class AttachmentStorage:
             except FileExistsError:
                 continue
             except OSError as exc:
-                raise SaveError(f"cannot write attachment {relative}: {exc}") from exc
+                raise storage_error(f"cannot write attachment {relative}", exc) from exc
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(content)
@@ -145,7 +174,7 @@ class AttachmentStorage:
                         os.fsync(handle.fileno())
             except OSError as exc:
                 self.remove([relative])
-                raise SaveError(f"cannot write attachment {relative}: {exc}") from exc
+                raise storage_error(f"cannot write attachment {relative}", exc) from exc
             return relative
         raise SaveError("could not find a free attachment path after 5 tries")
 
@@ -156,7 +185,8 @@ class AttachmentStorage:
         else one ``fsync`` per file and per directory. Does nothing when ``fsync`` is off.
 
         Raises:
-            SaveError: the data could not be flushed.
+            StorageUnavailable: the data could not be flushed (whatever the errno: a batch's
+                files cannot be told apart, and a failed flush is the file system's fault).
         """
         paths = list(relatives)
         if not self.fsync or not paths:
@@ -169,7 +199,7 @@ class AttachmentStorage:
             for relative in paths:
                 _fsync_path(self.path_of(relative))
         except OSError as exc:
-            raise SaveError(f"cannot flush attachment files: {exc}") from exc
+            raise StorageUnavailable(f"cannot flush attachment files: {exc}") from exc
 
     def path_of(self, relative: str) -> Path:
         """Return the absolute path of a stored ``relative`` path.

@@ -80,7 +80,28 @@ class MessageTooLargeError(MessageParseError):
 
 
 class SaveError(MailPipelineError):
-    """A message could not be stored (attachment storage failed, for example)."""
+    """This message could not be stored (an attachment name the file system refuses, ...).
+
+    A fault of the message itself: it is quarantined and the others go on. A fault of the
+    environment is an :class:`EnvironmentFault` instead.
+    """
+
+
+# --- the environment -----------------------------------------------------------------------
+
+
+class EnvironmentFault(MailPipelineError):
+    """Nothing can be stored right now, whatever the message: the fault is outside the mail.
+
+    Transient: the work in hand is put back (spool files return to the inbox, the IMAP cursor
+    stays), the run reports failure, and the first run after the fault clears stores it.
+    Database outages stay ``SQLAlchemyError`` (connection and operational errors) and are
+    treated the same way.
+    """
+
+
+class StorageUnavailable(EnvironmentFault):
+    """The attachment root cannot take files: disk full, quota, read-only, permission, I/O."""
 
 
 # --- IMAP ----------------------------------------------------------------------------------

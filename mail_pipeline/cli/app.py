@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
 
-from mail_pipeline.errors import MailPipelineError
+from mail_pipeline.errors import EnvironmentFault, MailPipelineError
 from mail_pipeline.platform.settings import Settings, load_settings
 from mail_pipeline.storage.store import MailStore
 
@@ -115,6 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         context = Context(load_settings())
         return int(args.handler(context, args))
+    except EnvironmentFault as exc:  # disk full, read-only, ...: a failed run, not bad usage
+        _one_line(f"error: {exc}")
+        return EXIT_FAILED
     except (UsageError, MailPipelineError, ValueError) as exc:
         _one_line(f"error: {exc}")
         return EXIT_USAGE

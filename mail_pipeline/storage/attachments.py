@@ -7,6 +7,11 @@ in one step per batch (:meth:`AttachmentStorage.sync`) before the database commi
 a message can never leave the root: path separators, ``..``, control characters and reserved
 device names are removed before it is used, and the name is short enough in UTF-8 bytes for
 the 255-byte name limit of common file systems whatever its script.
+
+A write that fails because of the file system (full, over quota, read-only, permission, I/O
+error) raises :class:`~mail_pipeline.errors.StorageUnavailable`: no message can be stored
+until it is fixed, so the caller puts its work back. Any other failure (a name the file system
+refuses, ...) raises :class:`~mail_pipeline.errors.SaveError`: only that message is affected.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import functools
 import mimetypes
 import os
@@ -23,7 +29,14 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
-from mail_pipeline.errors import SaveError
+from mail_pipeline.errors import SaveError, StorageUnavailable
+
+#: errno values that say the attachment file system cannot take files now, whatever the
+#: message: out of space or quota, read-only, permission refused, I/O error, out of handles.
+ENVIRONMENT_ERRNOS = frozenset({
+    errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
+    errno.EMFILE, errno.ENFILE,
+})
 
 MAX_NAME_LENGTH = 150
 # File systems limit a name to 255 *bytes* (ext4, XFS, btrfs, ZFS, APFS), and 150 CJK
@@ -99,6 +112,19 @@ def _cut(text: str, max_chars: int, max_bytes: int) -> str:
     return text[:n]
 
 
+def storage_error(action: str, exc: OSError) -> SaveError | StorageUnavailable:
+    """Return the error to raise for ``exc``, raised while doing ``action``.
+
+    Returns:
+        :class:`StorageUnavailable` when ``exc.errno`` is one of :data:`ENVIRONMENT_ERRNOS`
+        (the file system, not the message, is at fault), else :class:`SaveError`.
+    """
+    text = f"{action}: {exc}"
+    if exc.errno in ENVIRONMENT_ERRNOS:
+        return StorageUnavailable(text)
+    return SaveError(text)
+
+
 def _fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -141,14 +167,15 @@ class AttachmentStorage:
         """Use ``root`` (created if missing). ``fsync`` makes each file durable before commit.
 
         Raises:
-            SaveError: the root cannot be created.
+            StorageUnavailable: the root cannot be created because of the file system.
+            SaveError: the root cannot be created for another reason.
         """
         self.root = Path(root).expanduser().resolve()
         self.fsync = fsync
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise SaveError(f"cannot create attachment root {self.root}: {exc}") from exc
+            raise storage_error(f"cannot create attachment root {self.root}", exc) from exc
 
     def write(self, user_id: int, filename: str, content: bytes, *, sync: bool = True) -> str:
         """Write ``content`` under a new unique path for ``user_id`` and return that path.
@@ -158,7 +185,9 @@ class AttachmentStorage:
         leaves durability to a later :meth:`sync` of the whole batch.
 
         Raises:
-            SaveError: the file cannot be written (disk full, permissions, ...); nothing is
+            StorageUnavailable: the file system cannot take files (see
+                :data:`ENVIRONMENT_ERRNOS`); nothing is left behind.
+            SaveError: this file cannot be written (its name is refused, ...); nothing is
                 left behind.
         """
         if filename != safe_filename(filename):
@@ -173,7 +202,7 @@ class AttachmentStorage:
             except FileExistsError:
                 continue
             except OSError as exc:
-                raise SaveError(f"cannot write attachment {relative}: {exc}") from exc
+                raise storage_error(f"cannot write attachment {relative}", exc) from exc
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(content)
@@ -182,7 +211,7 @@ class AttachmentStorage:
                         os.fsync(handle.fileno())
             except OSError as exc:
                 self.remove([relative])
-                raise SaveError(f"cannot write attachment {relative}: {exc}") from exc
+                raise storage_error(f"cannot write attachment {relative}", exc) from exc
             return relative
         raise SaveError("could not find a free attachment path after 5 tries")
 
@@ -193,7 +222,8 @@ class AttachmentStorage:
         else one ``fsync`` per file and per directory. Does nothing when ``fsync`` is off.
 
         Raises:
-            SaveError: the data could not be flushed.
+            StorageUnavailable: the data could not be flushed (whatever the errno: a batch's
+                files cannot be told apart, and a failed flush is the file system's fault).
         """
         paths = list(relatives)
         if not self.fsync or not paths:
@@ -206,7 +236,7 @@ class AttachmentStorage:
             for relative in paths:
                 _fsync_path(self.path_of(relative))
         except OSError as exc:
-            raise SaveError(f"cannot flush attachment files: {exc}") from exc
+            raise StorageUnavailable(f"cannot flush attachment files: {exc}") from exc
 
     def path_of(self, relative: str) -> Path:
         """Return the absolute path of a stored ``relative`` path.

@@ -13,8 +13,15 @@ transaction:
    concurrent run committed first comes back as a duplicate and its files are removed; if the
    transaction fails every file written for it is removed.
 
-When a batch fails for a reason that belongs to one message (not a lost connection), the batch
-is retried message by message so that one bad message harms only itself.
+When a batch fails for any reason that may belong to one message (a value the database
+refuses, a ``ValueError`` or ``TypeError`` from a driver, an attachment name the file system
+refuses, ...), the batch is retried message by message so that one bad message harms only
+itself: it comes back FAILED with its reason. A fault of the environment is never blamed on a
+message: a lost or refusing database (``OperationalError``, ``InterfaceError``, an invalidated
+connection) and an attachment root that cannot take files
+(:class:`~mail_pipeline.errors.StorageUnavailable`: full, read-only, no permission) are raised
+with nothing of the failed transaction stored, so the caller puts the work back and retries it
+later. Text is made to fit the columns by the store (:mod:`mail_pipeline.storage.store.columns`).
 """
 
 from __future__ import annotations
@@ -25,9 +32,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from mail_pipeline.errors import SaveError
+from mail_pipeline.errors import EnvironmentFault, SaveError
 from mail_pipeline.mime import ParsedMessage
 from mail_pipeline.storage.attachments import AttachmentStorage, safe_filename
 from mail_pipeline.storage.store import (
@@ -108,8 +115,15 @@ class BatchResult:
         return sum(r.outcome is Outcome.FAILED for r in self.results)
 
 
-def _is_connection_problem(exc: BaseException) -> bool:
-    if isinstance(exc, (OperationalError, InterfaceError)):
+def is_environment_fault(exc: BaseException) -> bool:
+    """Return True when ``exc`` says nothing can be stored now, whatever the message.
+
+    That is an :class:`~mail_pipeline.errors.EnvironmentFault` (the attachment root is full,
+    read-only, ...) or a database that is unreachable or refuses work for its own reasons
+    (``OperationalError``: connection lost, disk full, read-only; ``InterfaceError``; an
+    invalidated connection). Anything else may belong to one message.
+    """
+    if isinstance(exc, EnvironmentFault | OperationalError | InterfaceError):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
@@ -167,11 +181,16 @@ class EmailSaveService:
 
         Returns:
             One :class:`DeliveryResult` per delivery, in order. A delivery that cannot be
-            stored on its own (a value the database refuses, an attachment that cannot be
-            written) is FAILED; the others are still stored and ``sync`` still applied.
+            stored on its own, whatever the error (a value the database refuses, an
+            attachment name the file system refuses, a driver's ``ValueError``), is FAILED
+            with the reason; the others are still stored and ``sync`` still applied.
 
         Raises:
-            SQLAlchemyError: the database is unreachable (nothing was stored; retry later).
+            StorageUnavailable: the attachment root cannot take files (full, read-only, no
+                permission); ``sync`` is not applied and the failed transaction left nothing
+                (deliveries stored one by one before the fault stay stored: a retry finds
+                them as duplicates).
+            SQLAlchemyError: the database is unreachable or refuses work (same guarantees).
         """
         results: list[DeliveryResult | None] = [None] * len(deliveries)
         seen: set[tuple[int, str]] = set()
@@ -185,16 +204,18 @@ class EmailSaveService:
                 pending.append(i)
         try:
             self._commit(deliveries, pending, sync, results)
-        except SQLAlchemyError as exc:
-            if _is_connection_problem(exc):
+        except Exception as exc:
+            if is_environment_fault(exc):
                 raise
-            log.warning("batch of %d failed (%s); saving one by one", len(pending), exc)
+            log.warning("batch of %d failed (%s); saving one by one", len(pending),
+                        _describe(exc))
             for i in pending:
                 try:
                     self._commit(deliveries, [i], (), results)
-                except SQLAlchemyError as one:
-                    if _is_connection_problem(one):
+                except Exception as one:
+                    if is_environment_fault(one):
                         raise
+                    log.warning("delivery %d of the batch failed: %s", i, _describe(one))
                     results[i] = DeliveryResult(Outcome.FAILED, error=_describe(one))
             if sync:
                 self._commit(deliveries, [], sync, results)
@@ -216,8 +237,10 @@ class EmailSaveService:
             for i in indexes:
                 try:
                     row, paths = self._prepare(deliveries[i])
-                except SaveError as exc:
-                    results[i] = DeliveryResult(Outcome.FAILED, error=str(exc))
+                except Exception as exc:
+                    if is_environment_fault(exc):
+                        raise
+                    results[i] = DeliveryResult(Outcome.FAILED, error=_describe(exc))
                     continue
                 rows.append(row)
                 written.append(paths)
@@ -245,17 +268,17 @@ class EmailSaveService:
                 path = self.attachments.write(delivery.user_id, safe, att.content, sync=False)
                 paths.append(path)
                 attachments.append(NewAttachment(
-                    filename=(att.filename or safe)[:1000],
+                    filename=att.filename or safe,
                     safe_filename=safe,
-                    content_type=att.content_type[:255],
+                    content_type=att.content_type,
                     file_size=att.size,
                     file_path=path,
                     is_image=att.content_type.startswith("image/"),
                     is_inline=att.inline,
-                    content_id=att.content_id[:998] if att.content_id else None,
+                    content_id=att.content_id or None,
                     sha256=att.sha256,
                 ))
-        except SaveError:
+        except BaseException:
             self.attachments.remove(paths)
             raise
         received = delivery.received_at or parsed.date or self.store.clock()
@@ -263,27 +286,22 @@ class EmailSaveService:
             user_id=delivery.user_id,
             message_id=parsed.message_id or "",
             dedup_key=dedup_key(parsed),
-            subject=_text(parsed.subject),
-            sender=parsed.sender[:320],
+            subject=parsed.subject,
+            sender=parsed.sender,
             recipients=list(parsed.to),
             cc=list(parsed.cc),
             received_at=received,
             sent_at=parsed.date,
             raw_content=parsed.raw,
-            html_content=_text(parsed.html),
-            text_content=_text(parsed.text),
+            html_content=parsed.html,
+            text_content=parsed.text,
             source=delivery.source.value,
-            origin=delivery.origin[:500],
+            origin=delivery.origin,
             content_hash=parsed.content_hash,
             size=parsed.size,
             attachments=tuple(attachments),
         )
         return row, paths
-
-
-def _text(value: str) -> str:
-    """PostgreSQL text cannot hold NUL; the raw bytes keep the original, so drop it here."""
-    return value.replace("\x00", "") if "\x00" in value else value
 
 
 def _describe(exc: BaseException) -> str:

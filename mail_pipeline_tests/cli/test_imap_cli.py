@@ -11,6 +11,7 @@ import pytest
 from mail_pipeline.storage.store import EmailSource, MailStore, TaskStatus
 from mail_pipeline_tests.cli.conftest import Run
 from mail_pipeline_tests.fixtures.dovecot import DovecotServer
+from mail_pipeline_tests.fixtures.faults import StorageFault
 
 pytestmark = pytest.mark.dovecot
 
@@ -19,6 +20,16 @@ def raw(n: int) -> bytes:
     return (
         f"From: bob@example.net\r\nTo: alice@example.org\r\nSubject: cli {n}\r\n"
         f"Message-ID: <cli-{n}-{uuid.uuid4().hex}@example.net>\r\n\r\nbody {n}\r\n"
+    ).encode()
+
+
+def with_attachment(n: int) -> bytes:
+    return (
+        f"From: bob@example.net\r\nTo: alice@example.org\r\nSubject: cli {n}\r\n"
+        f"Message-ID: <cli-att-{n}-{uuid.uuid4().hex}@example.net>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+        "Content-Type: text/plain\r\n\r\nbody\r\n--b\r\nContent-Type: text/plain\r\n"
+        f'Content-Disposition: attachment; filename="f{n}.txt"\r\n\r\nfile {n}\r\n--b--\r\n'
     ).encode()
 
 
@@ -138,3 +149,33 @@ def test_fetch_usage_errors_exit_2(cli: Run, args: tuple[str, ...], needle: str)
     result = cli(*args)
     assert result.code == 2 and needle in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+def test_fetch_with_a_storage_fault_exits_1_and_fails_the_task(
+    cli: Run, dovecot: DovecotServer, store_url: str, monkeypatch: pytest.MonkeyPatch,
+    storage_fault: StorageFault,
+) -> None:
+    """An environment fault is a failed run (exit 1), not a usage error, and not bad mail."""
+    monkeypatch.setenv("MAIL_PIPELINE_ATTACHMENT_ROOT", str(storage_fault.path))
+    user = dovecot.new_user()
+    for n in range(3):
+        dovecot.append(user.username, with_attachment(n), internaldate=dt.datetime.now(dt.UTC))
+    set_account(cli, dovecot, user.password, user.username)
+    storage_fault.inject()
+
+    result = cli("imap", "fetch", user.username)
+
+    assert result.code == 1
+    assert "StorageUnavailable" not in result.out and "attachment" in result.err
+    store = MailStore(store_url)
+    try:
+        (task,) = store.tasks.recent(source=EmailSource.IMAP)
+        assert task.status is TaskStatus.FAILED and "StorageUnavailable" in task.error_message
+        assert store.messages.count() == 0
+        storage_fault.clear()
+        again = cli("imap", "fetch", user.username)
+        assert again.code == 0, again.err
+        assert "fetched 3, saved 3, duplicates 0, failed 0" in again.out
+        assert store.messages.count() == 3
+    finally:
+        store.dispose()

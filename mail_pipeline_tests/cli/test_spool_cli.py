@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from mail_pipeline_tests.cli.conftest import Run
+from mail_pipeline_tests.fixtures.faults import StorageFault
 from mail_pipeline_tests.fixtures.spool_files import all_files, make_raw, write_pair
 
 
@@ -79,3 +82,29 @@ def test_pass_level_error_exits_1(cli: Run, tmp_path: Path, monkeypatch) -> None
     result = cli("spool", "ingest")
     assert result.code == 1 and "connection lost" in result.err
     assert "FAILED" in cli("tasks", "list").out
+
+
+def test_a_storage_fault_exits_1_keeps_the_inbox_and_the_next_ingest_stores_all(
+    cli: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage_fault: StorageFault,
+) -> None:
+    """The seed moved the mail to failed/ and exited 0 with the attachment root full."""
+    monkeypatch.setenv("MAIL_PIPELINE_ATTACHMENT_ROOT", str(storage_fault.path))
+    spool = tmp_path / "home" / "spool"
+    assert cli("users", "add", "alice", "alice@example.org").code == 0
+    for n in range(3):
+        write_pair(spool, make_raw(n, attachment=b"x" * 200), ["alice@example.org"])
+    storage_fault.inject()
+
+    result = cli("spool", "ingest")
+
+    assert result.code == 1
+    assert "StorageUnavailable" in result.err
+    files = all_files(spool)
+    assert len(files["inbox"]) == 6 and files["failed"] == [] and files["processed"] == []
+    assert "FAILED" in cli("tasks", "list").out
+
+    storage_fault.clear()
+    again = cli("spool", "ingest")
+    assert again.code == 0, again.err
+    assert "found 3, saved 3, duplicates 0, failed 0" in again.out
+    assert all_files(spool)["inbox"] == []

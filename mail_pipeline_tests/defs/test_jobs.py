@@ -8,12 +8,14 @@ import dagster as dg
 
 from mail_pipeline.defs.jobs import email_fetch_job, fetch_mailbox_job
 from mail_pipeline.defs.partitions import MAILBOX_PARTITIONS
-from mail_pipeline.defs.resources import FETCH_LOCK
+from mail_pipeline.defs.resources import FETCH_LOCK, AttachmentsResource
 from mail_pipeline.intake.imap.config import EmailConfigManager
+from mail_pipeline.maintenance.stale_tasks import close_tasks_of_run
 from mail_pipeline.storage.store import EmailSource, TaskStatus
 from mail_pipeline_tests.defs.conftest import SECRET, Rig
 from mail_pipeline_tests.defs.job_process import run_fetch_job
 from mail_pipeline_tests.fixtures.dovecot import DovecotServer
+from mail_pipeline_tests.fixtures.faults import StorageFault
 from mail_pipeline_tests.fixtures.spool_files import make_raw, write_pair
 
 
@@ -202,3 +204,50 @@ def test_mailbox_partition_fails_then_backfills(rig: Rig, dovecot: DovecotServer
                                                instance=instance)
     assert ok.success
     assert rig.store.messages.count(user) == 1
+
+
+def _with_attachment(n: int, to: str) -> bytes:
+    head = _imap_message(n, to).split(b"\r\n\r\n", 1)[0]
+    return head + (b'\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n'
+                   b"\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\n"
+                   b"Content-Type: text/plain\r\nContent-Disposition: attachment; "
+                   b'filename="f.txt"\r\n\r\nattached\r\n--b--\r\n')
+
+
+def test_a_storage_fault_fails_the_run_and_the_next_run_stores_everything(
+    rig: Rig, dovecot: DovecotServer, storage_fault: StorageFault
+) -> None:
+    """A full or read-only attachment root fails both branches' ops, so the run fails; the
+    spool pairs stay in the inbox and the IMAP cursor stays, and nothing lands in failed/."""
+    alice, login = rig.add_imap_user(dovecot, "alice")
+    for n in range(2):
+        dovecot.append(login, _with_attachment(n, "alice@example.org"))
+    for n in range(2):
+        write_pair(rig.spool_dir, make_raw(n, to="alice@example.org", attachment=b"x" * 50),
+                   ["alice@example.org"])
+    resources = dict(rig.resources)
+    resources["attachments"] = AttachmentsResource(root=str(storage_fault.path), fsync=False)
+    storage_fault.inject()
+
+    failed = email_fetch_job.execute_in_process(resources=resources, raise_on_error=False)
+
+    assert not failed.success
+    steps = {e.step_key for e in failed.all_events if e.event_type_value == "STEP_FAILURE"}
+    assert {"ingest_spool", "fetch_mailbox[alice_1]"} <= steps
+    assert rig.store.messages.count() == 0
+    assert len(list((rig.spool_dir / "inbox").glob("*.meta"))) == 2
+    assert list((rig.spool_dir / "failed").iterdir()) == []
+    assert rig.store.messages.sync_position(alice, "INBOX") is None
+    tasks = {t.email_source: t for t in rig.store.tasks.recent(run_id=failed.run_id)}
+    haraka = tasks[EmailSource.HARAKA]
+    assert haraka.status is TaskStatus.FAILED and "StorageUnavailable" in haraka.error_message
+    assert any("StorageUnavailable" in e["message"] for e in tasks[EmailSource.IMAP].log)
+    # What the run-failure sensor does for a failed run (tested in test_sensors.py).
+    close_tasks_of_run(rig.store, failed.run_id, failed=True, reason="test",
+                       lock_name=FETCH_LOCK)
+
+    storage_fault.clear()
+    healed = email_fetch_job.execute_in_process(resources=resources, raise_on_error=False)
+    assert healed.success
+    assert rig.store.messages.count(alice) == 4
+    assert list((rig.spool_dir / "inbox").glob("*.meta")) == []

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import unicodedata
 from pathlib import Path
 
 import pytest
 
+from mail_pipeline.errors import SaveError, StorageUnavailable
 from mail_pipeline.storage.attachments import (
     MAX_DISK_NAME_BYTES,
     MAX_NAME_BYTES,
     MAX_NAME_LENGTH,
     AttachmentStorage,
     safe_filename,
+    storage_error,
 )
+from mail_pipeline_tests.fixtures.faults import StorageFault
 
 
 @pytest.mark.parametrize(
@@ -113,3 +118,34 @@ def test_sync_flushes_a_batch(attachment_root: Path) -> None:
     storage.sync(paths)  # one syncfs (or fsyncs): must not raise, files intact
     assert sorted(storage.path_of(p).read_bytes() for p in paths) == [b"x", b"x", b"x"]
     assert all(Path(p).name.endswith(f"_f{i}.txt") for i, p in enumerate(paths))
+
+
+def test_a_full_or_read_only_root_is_storage_unavailable(storage_fault: StorageFault) -> None:
+    """The file system's fault, not the message's: callers put the work back and retry."""
+    storage = AttachmentStorage(storage_fault.path, fsync=False)
+    storage_fault.inject()
+    with pytest.raises(StorageUnavailable) as info:
+        storage.write(1, "a.txt", b"some content")
+    assert info.value.__cause__ is not None
+    expected = errno.EROFS if storage_fault.kind == "read_only" else errno.ENOSPC
+    assert getattr(info.value.__cause__, "errno", None) == expected
+    storage_fault.clear()
+    assert list(storage.iter_files()) == []  # nothing half-written was left behind
+    assert storage.path_of(storage.write(1, "a.txt", b"again")).read_bytes() == b"again"
+
+
+@pytest.mark.parametrize(
+    ("code", "environmental"),
+    [
+        (errno.ENOSPC, True), (errno.EDQUOT, True), (errno.EROFS, True), (errno.EACCES, True),
+        (errno.EPERM, True), (errno.EIO, True), (errno.EMFILE, True),
+        (errno.ENAMETOOLONG, False), (errno.EINVAL, False), (errno.EILSEQ, False),
+    ],
+)
+def test_storage_errors_tell_the_file_system_from_the_message(
+    code: int, environmental: bool
+) -> None:
+    error = storage_error("cannot write attachment x", OSError(code, os.strerror(code)))
+    assert isinstance(error, StorageUnavailable) is environmental
+    assert isinstance(error, SaveError) is not environmental
+    assert os.strerror(code) in str(error)

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from mail_pipeline.errors import SaveError
+from mail_pipeline.errors import SaveError, StorageUnavailable
 from mail_pipeline.mime import ParsedMessage, parse_message
 from mail_pipeline.storage.attachments import AttachmentStorage
 from mail_pipeline.storage.save_service import Delivery, EmailSaveService, Outcome, dedup_key
-from mail_pipeline.storage.store import EmailSource, MailStore, SyncUpdate
+from mail_pipeline.storage.store import (
+    EmailSource,
+    MailStore,
+    NewAttachment,
+    NewMessage,
+    SyncUpdate,
+    column_length,
+    text_limits,
+)
+from mail_pipeline.storage.store.models import EmailAttachment, EmailMessage
+from mail_pipeline_tests.fixtures.faults import NUL_FORMS, StorageFault, nul_message
 
 IMAP = EmailSource.IMAP
 
@@ -257,3 +268,124 @@ def test_resaving_the_whole_corpus_twice_keeps_one_copy_per_user(
         first.setdefault(dedup_key(p), p)  # the first of a key is the one stored
     expected_files = 2 * sum(len(p.attachments) for p in first.values())
     assert len(files) == expected_files
+
+
+# --- poison messages and faults of the environment -----------------------------------------
+
+
+@pytest.mark.parametrize("form", sorted(NUL_FORMS))
+def test_a_nul_in_an_attachment_name_or_content_id_is_stored_without_it(
+    service: EmailSaveService, store: MailStore, alice: int, form: str
+) -> None:
+    """psycopg2 refused the NUL with a plain ValueError that escaped the whole batch."""
+    good = [parse_message(make_raw(200 + i, attachments=("good.txt",))) for i in range(2)]
+    poison = parse_message(nul_message(1, form))
+    batch = service.save_batch([Delivery(alice, good[0], IMAP), Delivery(alice, poison, IMAP),
+                                Delivery(alice, good[1], IMAP)])
+    assert [r.outcome for r in batch.results] == [Outcome.SAVED] * 3, batch.results
+    content = store.messages.get_content(batch.results[1].message_pk or 0)
+    (attachment,) = content["attachments"]
+    if form == "content_id":
+        assert attachment["content_id"] == "ab@example.net"
+    else:
+        assert attachment["filename"] == "ab.txt"
+        assert "\x00" not in attachment["safe_filename"]
+    assert content["raw_content"] == poison.raw  # the original stays in the raw bytes
+    assert store.messages.count(alice) == 3
+
+
+@pytest.mark.parametrize("where", ["attachment_write", "insert"])
+def test_any_error_saving_one_message_fails_only_that_message(
+    store: MailStore, attachment_root: Path, alice: int, monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    """Not only SQLAlchemy errors: a TypeError of a writer, a driver's ValueError at insert."""
+    class TypeErrorOnBad(AttachmentStorage):
+        def write(
+            self, user_id: int, filename: str, content: bytes, *, sync: bool = True
+        ) -> str:
+            if filename == "bad.txt":
+                raise TypeError("a writer that cannot take this name")
+            return super().write(user_id, filename, content, sync=sync)
+
+    service = EmailSaveService(store, TypeErrorOnBad(attachment_root, fsync=False))
+    if where == "insert":
+        original = store.messages.insert_batch
+
+        def refuse_poison(messages: Sequence[NewMessage], sync: Sequence[SyncUpdate] = ()
+                          ) -> list[int | None]:
+            if any(m.subject == "message 302" for m in messages):
+                raise ValueError("A string literal cannot contain NUL (0x00) characters.")
+            return original(messages, sync)
+
+        monkeypatch.setattr(store.messages, "insert_batch", refuse_poison)
+    names = {"attachment_write": ("first.txt", "bad.txt"), "insert": ("first.txt",)}[where]
+    parsed = [parse_message(make_raw(301, attachments=("a.txt",))),
+              parse_message(make_raw(302, attachments=names)),
+              parse_message(make_raw(303))]
+    sync = SyncUpdate(alice, "INBOX", 9, 30, datetime(2026, 9, 3, tzinfo=UTC))
+    batch = service.save_batch([Delivery(alice, p, IMAP) for p in parsed], sync=[sync])
+    assert [r.outcome for r in batch.results] == [Outcome.SAVED, Outcome.FAILED, Outcome.SAVED]
+    expected = "TypeError" if where == "attachment_write" else "ValueError"
+    assert batch.results[1].error.startswith(expected), batch.results[1].error
+    assert sorted(m.subject for m in store.messages.summaries(alice)) == [
+        "message 301", "message 303"]
+    position = store.messages.sync_position(alice, "INBOX")
+    assert position is not None and position.last_uid == 30  # the cursor still moves on
+    # The failed message's files are gone; the stored one's stay.
+    assert [Path(p).name.split("_", 1)[1] for p in service.attachments.iter_files()] == ["a.txt"]
+
+
+def test_a_storage_fault_raises_and_leaves_nothing(
+    store: MailStore, alice: int, storage_fault: StorageFault
+) -> None:
+    """Disk full or read-only is not the message's fault: raise, store nothing, move no cursor."""
+    service = EmailSaveService(store, AttachmentStorage(storage_fault.path, fsync=False))
+    parsed = [parse_message(make_raw(400)),
+              parse_message(make_raw(401, attachments=("x.txt",)))]
+    sync = SyncUpdate(alice, "INBOX", 9, 41, datetime(2026, 9, 3, tzinfo=UTC))
+    storage_fault.inject()
+    with pytest.raises(StorageUnavailable):
+        service.save_batch([Delivery(alice, p, IMAP) for p in parsed], sync=[sync])
+    assert store.messages.count(alice) == 0
+    assert store.messages.sync_position(alice, "INBOX") is None
+    storage_fault.clear()
+    assert list(service.attachments.iter_files()) == []
+    batch = service.save_batch([Delivery(alice, p, IMAP) for p in parsed], sync=[sync])
+    assert batch.saved == 2
+    assert len(list(service.attachments.iter_files())) == 1
+
+
+def test_the_store_fits_every_inserted_row_to_the_models_columns(
+    store: MailStore, alice: int
+) -> None:
+    """One place cleans rows on their way in: NUL removed, cut to the String(n) lengths."""
+    assert column_length(EmailMessage, "sender") == 320
+    assert text_limits(EmailAttachment)["content_type"] == 255
+    assert column_length(EmailMessage, "subject") is None  # Text: unbounded
+    now = datetime(2026, 9, 4, tzinfo=UTC)
+    attachment = NewAttachment(
+        filename="n\x00" + "f" * 1200, safe_filename="f.txt", content_type="text/" + "x" * 300,
+        file_size=1, file_path="1/aa/aaaa_f.txt", is_image=False, is_inline=True,
+        content_id="c\x00" + "i" * 1100, sha256="0" * 64,
+    )
+    row = NewMessage(
+        user_id=alice, message_id="m@x", dedup_key="mid:m@x", subject="s\x00ubject",
+        sender="s" * 400 + "@example.net", recipients=["a\x00@example.org"], cc=[],
+        received_at=now, sent_at=None, raw_content=b"raw\x00", html_content="",
+        text_content="t\x00", source="IMAP_EMAIL_FETCH", origin="o" * 700,
+        content_hash="0" * 64, size=4, attachments=(attachment,),
+    )
+    sync = SyncUpdate(alice, "INBOX", 1, 2, now, failed_uids=((1, "bad\x00 name"),))
+    (pk,) = store.messages.insert_batch([row], [sync])
+    assert pk is not None
+    (stored,) = store.messages.summaries(alice)
+    assert stored.sender == "s" * 320 and stored.origin == "o" * 500
+    assert stored.subject == "subject" and stored.recipients == ["a@example.org"]
+    content = store.messages.get_content(pk)
+    assert content["raw_content"] == b"raw\x00" and content["text_content"] == "t"
+    (att,) = content["attachments"]
+    assert att["filename"] == "n" + "f" * 999 and att["content_type"] == "text/" + "x" * 250
+    assert att["content_id"] == "c" + "i" * 997
+    position = store.messages.sync_position(alice, "INBOX")
+    assert position is not None and position.failed_uids == [{"uid": 1, "reason": "bad name"}]

@@ -28,8 +28,12 @@ configured folder:
 Nothing new costs one EXAMINE and one SEARCH per folder and no FETCH. Mailbox problems (login
 refused, server unreachable, TLS refused, connection dropped, a folder that cannot be
 selected, a bad config) never raise: they come back as :attr:`MailboxResult.error_kind` with a
-message that never holds the password or token. Only a store outage (``SQLAlchemyError``) or a
-bug raises; whatever was committed before stays committed, with its cursor.
+message that never holds the password or token. A message that cannot be stored, whatever the
+error, harms only itself: its UID and reason go into the sync state and the cursor moves past
+it. Only a fault of the environment raises — a store outage (``SQLAlchemyError``) or an
+attachment root that cannot take files (:class:`~mail_pipeline.errors.StorageUnavailable`:
+full, read-only) — and then the batch in hand is not committed and its cursor stays, so the
+next run fetches it again; whatever was committed before stays committed, with its cursor.
 
 Known limits, by design:
 
@@ -54,7 +58,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -66,6 +70,7 @@ from imapclient.datetime_util import parse_to_datetime
 
 from mail_pipeline.errors import (
     ConfigError,
+    EnvironmentFault,
     ImapAuthError,
     ImapConnectError,
     ImapError,
@@ -551,6 +556,9 @@ class MailboxFetcher:
 
         Raises:
             SQLAlchemyError: the store is unreachable (what was committed stays committed).
+            StorageUnavailable: the attachment root cannot take files; the batch in hand was
+                not committed and its cursor stays (the reason is also written into the
+                task's execution log).
             NotFoundError: ``task_id`` names no task.
         """
         started = time.monotonic()
@@ -581,6 +589,14 @@ class MailboxFetcher:
                         log.warning("%s: folder %r: %s", username, folder, exc)
         except (ImapError, ConfigError) as exc:
             error_kind, error = error_kind_of(exc), str(exc)
+        except EnvironmentFault as exc:  # not the mailbox's fault: the run must fail, retry
+            log.error("%s: fetch stopped, nothing more can be stored: %s", username, exc)
+            if task_id is not None:
+                with suppress(Exception):
+                    self.store.tasks.add_execution_log(
+                        task_id, f"imap_fetch:{username}",
+                        f"stopped, the cursor stays: {type(exc).__name__}: {exc}", "ERROR")
+            raise
 
         if error_kind is ErrorKind.NONE and run is not None and run.counters.fetched:
             # The seed's last_email_fetch_time marks the last fetch that brought mail; an idle
@@ -709,6 +725,10 @@ class MailboxFetcher:
                 parsed = parse_message(message.raw)
             except MessageParseError as exc:
                 failures.append((message.uid, f"parse: {exc}"))
+                continue
+            except Exception as exc:  # a parser bug must harm only this message
+                log.exception("%s: parsing UID %d failed", run.username, message.uid)
+                failures.append((message.uid, f"parse: parser_error: {exc!r}"))
                 continue
             deliveries.append(Delivery(
                 user_id=run.user_id,

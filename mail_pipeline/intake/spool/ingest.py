@@ -17,10 +17,17 @@ One pass (:meth:`SpoolIngestService.ingest`):
    with ONE :meth:`EmailSaveService.save_batch` call;
 4. only after that commit, move each pair: all its deliveries SAVED or DUPLICATE →
    ``processed/<day>/``; no user matched → ``unmatched/``; unreadable, unparseable or too large
-   → ``failed/`` with ``<id>.error.json``; a delivery FAILED for some user → ``failed/`` with
-   reason ``save_failed`` once every user's outcome is known (the users that were saved stay
-   saved; ``retry-failed`` re-runs the pair and dedup turns them into duplicates). Each
-   destination directory is fsynced once per batch.
+   → ``failed/`` with ``<id>.error.json``; a delivery FAILED for some user (the message itself
+   could not be stored, whatever the error) → ``failed/`` with reason ``save_failed`` once
+   every user's outcome is known (the users that were saved stay saved; ``retry-failed``
+   re-runs the pair and dedup turns them into duplicates). Each destination directory is
+   fsynced once per batch.
+
+``failed/`` is for messages that are bad themselves. A fault of the environment — the
+attachment root full, over quota, read-only or refusing permission
+(:class:`~mail_pipeline.errors.StorageUnavailable`), the database unreachable — puts the whole
+batch back into the inbox and stops the pass with the error (its task FAILED), so the first
+pass after the fault clears stores everything without an operator.
 
 Crash safety follows from the order: a file leaves its claim folder only after its message is
 committed, a crashed pass's claim folder is returned to the inbox by the next pass, and the
@@ -209,8 +216,10 @@ class SpoolIngestService:
 
         Raises:
             SpoolError: the spool cannot be opened or used.
-            SQLAlchemyError: the database failed (the current batch's files are back in the
-                inbox; earlier batches are committed and moved).
+            StorageUnavailable: the attachment root cannot take files (full, read-only, no
+                permission); the current batch's files are back in the inbox, earlier
+                batches are committed and moved.
+            SQLAlchemyError: the database failed (the same).
         """
         started = time.monotonic()
         result = IngestResult(task_id=task_id)

@@ -2,9 +2,11 @@
 
 See :class:`MailStore`. Repositories: :mod:`.users`, :mod:`.tasks` (the EmailTask state
 machine), :mod:`.locks` (lease locks), :mod:`.messages` (messages, attachments, IMAP sync),
-:mod:`.maintenance` (retention with audit, task statistics), :mod:`.mailbox_state` (mailboxes).
+:mod:`.maintenance` (retention with audit, task statistics), :mod:`.mailbox_state` (mailboxes);
+:mod:`.columns` makes text fit the columns (NUL removed, cut to the models' lengths).
 """
 
+from mail_pipeline.storage.store.columns import clean_row, clean_text, column_length, text_limits
 from mail_pipeline.storage.store.locks import Lease, LockGrant
 from mail_pipeline.storage.store.mailbox_state import MailboxStatus
 from mail_pipeline.storage.store.maintenance import AuditRecord, SourceStats, TaskStats
@@ -47,5 +49,9 @@ __all__ = [
     "TaskStats",
     "TaskStatus",
     "UserRecord",
+    "clean_row",
+    "clean_text",
+    "column_length",
     "normalize_address",
+    "text_limits",
 ]

@@ -4,7 +4,9 @@ Saving is batch-first: :meth:`MessageRepository.insert_batch` writes many messag
 attachment rows and (optionally) the IMAP sync positions they cover in ONE transaction. Each
 message is inserted with ``ON CONFLICT DO NOTHING`` on (user, dedup key), so a message that is
 already stored, or that a concurrent run stores first, is reported as a duplicate instead of
-failing the batch.
+failing the batch. Every row goes through :func:`~mail_pipeline.storage.store.columns.clean_row` on
+its way in (NUL removed, strings cut to their column's length), so a message's odd text never
+makes the database refuse it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from mail_pipeline.errors import NotFoundError
 from mail_pipeline.storage.store.base import Repository
+from mail_pipeline.storage.store.columns import clean_json, clean_row
 from mail_pipeline.storage.store.models import EmailAttachment, EmailMessage, ImapSyncState
 
 # How many failed UIDs a folder's sync state remembers (the newest ones).
@@ -157,7 +160,7 @@ class MessageRepository(Repository):
                     .returning(table.c.id, table.c.user_id, table.c.dedup_key)
                 )
                 params = [
-                    {
+                    clean_row(EmailMessage, {
                         "user_id": msg.user_id,
                         "message_id": msg.message_id,
                         "dedup_key": msg.dedup_key,
@@ -176,7 +179,7 @@ class MessageRepository(Repository):
                         "content_hash": msg.content_hash,
                         "size": msg.size,
                         "created_at": now,
-                    }
+                    })
                     for msg in messages
                 ]
                 new_ids = {
@@ -184,12 +187,12 @@ class MessageRepository(Repository):
                     for pk, user_id, key in session.execute(stmt, params).all()
                 }
                 seen: set[tuple[int, str]] = set()
-                for msg in messages:
-                    key = (msg.user_id, msg.dedup_key)
+                for row in params:  # the keys as stored, i.e. as cleaned
+                    key = (row["user_id"], row["dedup_key"])
                     ids.append(None if key in seen else new_ids.get(key))
                     seen.add(key)
             rows = [
-                {
+                clean_row(EmailAttachment, {
                     "user_id": msg.user_id,
                     "message_id": new_id,
                     "filename": att.filename,
@@ -202,7 +205,7 @@ class MessageRepository(Repository):
                     "content_id": att.content_id,
                     "sha256": att.sha256,
                     "created_at": now,
-                }
+                })
                 for msg, new_id in zip(messages, ids, strict=True)
                 if new_id is not None
                 for att in msg.attachments
@@ -306,6 +309,7 @@ class MessageRepository(Repository):
         failed += [{"uid": uid, "reason": "too_large", "size": size, "limit": limit}
                    for uid, size, limit in update.too_large]
         failed.sort(key=lambda entry: int(entry["uid"]))
+        failed = clean_json(failed)
         if row is None:
             session.add(ImapSyncState(
                 user_id=update.user_id, folder=update.folder, uidvalidity=update.uidvalidity,

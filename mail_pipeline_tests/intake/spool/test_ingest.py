@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from mail_pipeline.errors import StorageUnavailable
 from mail_pipeline.intake.spool.ingest import SpoolIngestService
 from mail_pipeline.storage.store import EmailSource, MailStore, TaskStatus
+from mail_pipeline_tests.fixtures.faults import NUL_FORMS, StorageFault, nul_message
 from mail_pipeline_tests.fixtures.spool_files import all_files, make_raw, write_pair
 
 
@@ -343,6 +345,85 @@ def test_database_error_returns_batch_and_fails_task(
     assert files["inbox"] == sorted([f"{i}.eml" for i in ids] + [f"{i}.meta" for i in ids])
     task = store.tasks.recent()[0]
     assert task.status is TaskStatus.FAILED and "server closed" in task.error_message
+
+
+# --- poison messages and faults of the environment -------------------------------------------
+
+
+@pytest.mark.parametrize("form", sorted(NUL_FORMS))
+def test_a_nul_attachment_in_a_batch_is_stored_cleaned_with_the_others(
+    service: SpoolIngestService, store: MailStore, spool: Path, users: dict[str, int],
+    form: str,
+) -> None:
+    """On PostgreSQL the NUL's ValueError sent the whole batch back, and every pass after."""
+    good = [write_pair(spool, make_raw(n, attachment=b"ok"), ["alice@example.org"])
+            for n in (30, 31)]
+    poison = write_pair(spool, nul_message(1, form), ["alice@example.org", "bob@example.org"])
+    result = service.ingest_as_task()
+    assert (result.found, result.saved, result.failed) == (3, 4, 0), result.problems
+    files = all_files(spool)
+    assert files["inbox"] == [] and files["failed"] == []
+    assert sorted(files["processed"]) == sorted(
+        f"{sid}.{ext}" for sid in (*good, poison) for ext in ("eml", "meta"))
+    assert store.tasks.get(result.task_id or "").status is TaskStatus.COMPLETED
+    stored_poison = [m for m in store.messages.summaries() if m.subject == "poison 1"]
+    assert len(stored_poison) == 2
+    (attachment,) = store.messages.get_content(stored_poison[0].id)["attachments"]
+    assert "\x00" not in f"{attachment['filename']}{attachment['content_id']}"
+
+
+def test_an_unexpected_error_saving_one_message_quarantines_only_it(
+    service: SpoolIngestService, store: MailStore, spool: Path, users: dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Any error class, not only SQLAlchemy's: the message goes to failed/, the rest on."""
+    good = [write_pair(spool, make_raw(n, attachment=b"ok"), ["alice@example.org"])
+            for n in (40, 41)]
+    bad = write_pair(spool, make_raw(42, attachment=b"bad"), ["alice@example.org"])
+    original = service.saver.attachments.write
+
+    def type_error_for_42(user_id: int, name: str, content: bytes, *, sync: bool = True) -> str:
+        if name == "file-42.bin":
+            raise TypeError("cannot take this one")
+        return original(user_id, name, content, sync=sync)
+
+    monkeypatch.setattr(service.saver.attachments, "write", type_error_for_42)
+    result = service.ingest_as_task()
+    assert (result.found, result.saved, result.failed, result.processed) == (3, 2, 1, 2)
+    files = all_files(spool)
+    assert files["failed"] == sorted([f"{bad}.eml", f"{bad}.error.json", f"{bad}.meta"])
+    assert sorted(files["processed"]) == sorted(
+        f"{sid}.{ext}" for sid in good for ext in ("eml", "meta"))
+    error = json.loads((spool / "failed" / f"{bad}.error.json").read_text())
+    assert error["reason"] == "save_failed" and "TypeError: cannot take this one" in error["detail"]
+    assert store.tasks.get(result.task_id or "").status is TaskStatus.COMPLETED
+
+
+def test_a_storage_fault_puts_the_batch_back_fails_the_task_and_heals(
+    store: MailStore, spool: Path, users: dict[str, int], storage_fault: StorageFault
+) -> None:
+    """The seed moved every message to failed/ and completed the task; nothing retried."""
+    service = SpoolIngestService(store, spool, storage_fault.path, batch_size=2, fsync=False)
+    ids = [write_pair(spool, make_raw(n, attachment=b"x" * 100), ["alice@example.org"])
+           for n in range(50, 55)]
+    storage_fault.inject()
+    with pytest.raises(StorageUnavailable):
+        service.ingest_as_task()
+    files = all_files(spool)
+    assert files["inbox"] == sorted(f"{sid}.{ext}" for sid in ids for ext in ("eml", "meta"))
+    assert files["failed"] == [] and files["processed"] == [] and files["claims"] == []
+    task = store.tasks.recent()[0]
+    assert task.status is TaskStatus.FAILED
+    assert "StorageUnavailable" in task.error_message
+    expected = "Read-only file system" if storage_fault.kind == "read_only" else "No space left"
+    assert expected in task.error_message
+    assert store.messages.count() == 0
+
+    storage_fault.clear()
+    result = service.ingest_as_task()
+    assert (result.found, result.saved, result.failed) == (5, 5, 0)
+    assert store.tasks.get(result.task_id or "").status is TaskStatus.COMPLETED
+    assert all_files(spool)["inbox"] == []
 
 
 # --- crash safety: kill -9 at several points -------------------------------------------------

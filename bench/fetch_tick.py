@@ -542,8 +542,11 @@ def main(argv: list[str] | None = None) -> int:
             runners.append(("core", lambda kind, expect: core_tick(
                 store, attachment_root, user_ids, expect, kind)))
         for executor in executors:
-            runners.append((executor, lambda kind, expect, ex=executor: job_tick(
-                ex, instance, store, users, expect, kind)))
+
+            def run_job(kind: str, expect: int, ex: str = executor) -> Tick:
+                return job_tick(ex, instance, store, users, expect, kind)
+
+            runners.append((executor, run_job))
         for round_number in range(1, args.repeat + 1):
             print(f"round {round_number}/{args.repeat}", flush=True)
             for name, run in runners:

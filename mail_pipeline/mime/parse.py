@@ -58,7 +58,9 @@ _MESSAGE_FIELDS = frozenset(
 )
 
 
-def parse_message(raw: bytes, *, max_size: int | None = None) -> ParsedMessage:
+def parse_message(
+    raw: bytes | bytearray | memoryview, *, max_size: int | None = None
+) -> ParsedMessage:
     """Parse the raw bytes of one message (RFC 5322 / MIME) into a :class:`ParsedMessage`.
 
     Returns the parsed message; what was repaired or guessed is listed in its ``notes``.

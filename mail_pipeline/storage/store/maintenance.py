@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select
 
 from mail_pipeline.storage.store.base import Repository
 from mail_pipeline.storage.store.models import EmailTask, EmailTaskAudit
-from mail_pipeline.storage.store.tasks import EmailSource, TaskStatus, heartbeat_expired
+from mail_pipeline.storage.store.transitions import EmailSource, TaskStatus, heartbeat_expired
 
 #: The only states retention may delete.
 FINAL_STATUSES = frozenset(s for s in TaskStatus if s.is_final)

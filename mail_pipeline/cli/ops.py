@@ -19,7 +19,8 @@ from mail_pipeline.cli.common import EXIT_OK, Context, command, positive_int, sh
 from mail_pipeline.cli.mailbox import mailbox_table
 from mail_pipeline.maintenance.health import HealthThresholds, evaluate
 from mail_pipeline.maintenance.metrics import DEFAULT_RECENT_RUNS, Metrics, compute_metrics
-from mail_pipeline.maintenance.retention import DEFAULT_BATCH_SIZE, RetentionPolicy, run_retention
+from mail_pipeline.maintenance.retention import run_retention
+from mail_pipeline.maintenance.retention_policy import DEFAULT_BATCH_SIZE, RetentionPolicy
 from mail_pipeline.maintenance.stale_tasks import cleanup_stale_tasks
 
 

@@ -14,7 +14,8 @@ from sqlalchemy.exc import OperationalError
 from mail_pipeline.errors import SaveError, StorageUnavailable
 from mail_pipeline.mime import ParsedMessage, parse_message
 from mail_pipeline.storage.attachments import AttachmentStorage
-from mail_pipeline.storage.save_service import Delivery, EmailSaveService, Outcome, dedup_key
+from mail_pipeline.storage.deliveries import Delivery, Outcome, dedup_key
+from mail_pipeline.storage.save_service import EmailSaveService
 from mail_pipeline.storage.store import (
     EmailSource,
     MailStore,

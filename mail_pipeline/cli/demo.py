@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mail_pipeline.cli.app import EXIT_OK, Context, command
+from mail_pipeline.cli.common import EXIT_OK, Context, command
 from mail_pipeline.demo import install_demo
 
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mail_pipeline.cli.app import EXIT_FAILED, EXIT_OK, Context, UsageError, command, group
+from mail_pipeline.cli.common import EXIT_FAILED, EXIT_OK, Context, UsageError, command, group
 from mail_pipeline.intake.spool import haraka as haraka_server
 
 

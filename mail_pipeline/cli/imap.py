@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.table import Table
 
-from mail_pipeline.cli.app import (
+from mail_pipeline.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     Context,
@@ -21,7 +21,7 @@ from mail_pipeline.cli.app import (
     group,
     positive_int,
 )
-from mail_pipeline.cli.ops import mailbox_state_line, resume_mailbox
+from mail_pipeline.cli.mailbox import mailbox_state_line, resume_mailbox
 from mail_pipeline.errors import ImapError
 from mail_pipeline.intake.imap.circuit import MailboxCircuitBreaker
 from mail_pipeline.intake.imap.config import EmailConfigManager, PostAction

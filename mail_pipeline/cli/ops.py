@@ -1,8 +1,9 @@
-"""Operator commands: metrics, health, cleanup, cleanup-stale, mailbox, locks.
+"""Operator commands: metrics, health, cleanup (retention) and cleanup-stale.
 
 ``mail-pipeline health`` exits 0/1/2 (healthy/warning/critical) with one line of reasons, for
 cron or a container health check. ``cleanup-stale`` is a top-level command (the ``tasks``
-group belongs to :mod:`mail_pipeline.cli.tasks`).
+group belongs to :mod:`mail_pipeline.cli.tasks`). The ``mailbox`` and ``locks`` groups are
+:mod:`mail_pipeline.cli.mailbox` and :mod:`mail_pipeline.cli.locks`.
 """
 
 from __future__ import annotations
@@ -10,26 +11,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime
 from typing import Any
 
 from rich.table import Table
 
-from mail_pipeline.cli.app import (
-    EXIT_FAILED,
-    EXIT_OK,
-    Context,
-    UsageError,
-    command,
-    group,
-    positive_int,
-)
-from mail_pipeline.intake.imap.circuit import MailboxCircuitBreaker
+from mail_pipeline.cli.common import EXIT_OK, Context, command, positive_int, show_time
+from mail_pipeline.cli.mailbox import mailbox_table
 from mail_pipeline.maintenance.health import HealthThresholds, evaluate
 from mail_pipeline.maintenance.metrics import DEFAULT_RECENT_RUNS, Metrics, compute_metrics
-from mail_pipeline.maintenance.retention import DEFAULT_BATCH_SIZE, RetentionPolicy, run_retention
+from mail_pipeline.maintenance.retention import run_retention
+from mail_pipeline.maintenance.retention_policy import DEFAULT_BATCH_SIZE, RetentionPolicy
 from mail_pipeline.maintenance.stale_tasks import cleanup_stale_tasks
-from mail_pipeline.storage.store import MailboxStatus
 
 
 def register(groups: Any) -> None:
@@ -88,22 +80,6 @@ def register(groups: Any) -> None:
             "cancel PENDING/RUNNING tasks whose heartbeat is older than their timeout "
             "(their run is dead) and free those runs' leases")
 
-    mb = group(groups, "mailbox", "IMAP mailbox state and the circuit breaker")
-    command(mb, "list", list_mailboxes, "every mailbox: last success, failures, paused")
-    show = command(mb, "show", show_mailbox, "one mailbox's state")
-    show.add_argument("username")
-    resume = command(mb, "resume", resume_mailbox,
-                     "lift a pause and reset the failure counters (fix the password first)")
-    resume.add_argument("username")
-
-    lk = group(groups, "locks", "lease locks (the fetch lock)")
-    command(lk, "list", list_locks, "every lease: holder run, expiry, live or expired")
-    rel = command(lk, "release", release_lock,
-                  "release a lease whoever holds it (live ones need --force)")
-    rel.add_argument("name")
-    rel.add_argument("--force", action="store_true",
-                     help="release even a live lease (only when its run is surely dead)")
-
 
 # --- argument types ------------------------------------------------------------------------
 
@@ -124,10 +100,6 @@ def _days(text: str) -> float | None:
     return _limit(text)
 
 
-def _iso(value: datetime | None) -> str:
-    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
@@ -146,7 +118,8 @@ def show_metrics(ctx: Context, args: argparse.Namespace) -> int:
         _json(metrics.as_dict())
         return EXIT_OK
     numbers = metrics.numeric()
-    tasks = Table("tasks", "count", title=f"mail_pipeline metrics at {_iso(metrics.generated_at)}")
+    tasks = Table("tasks", "count",
+                  title=f"mail_pipeline metrics at {show_time(metrics.generated_at)}")
     for key, label in (("total_tasks", "total"), ("pending_tasks", "pending"),
                        ("running_tasks", "running"), ("timeout_tasks", "stale (no heartbeat)"),
                        ("completed_tasks", "completed"), ("failed_tasks", "failed"),
@@ -169,19 +142,8 @@ def show_metrics(ctx: Context, args: argparse.Namespace) -> int:
         ctx.out.print(f"spool: {s.inbox_ready} ready in inbox (oldest file {age}), "
                       f"{s.failed} failed, {s.unmatched} unmatched", markup=False,
                       highlight=False)
-    ctx.out.print(_mailbox_table(metrics.mailboxes))
+    ctx.out.print(mailbox_table(metrics.mailboxes))
     return EXIT_OK
-
-
-def _mailbox_table(boxes: list[MailboxStatus]) -> Table:
-    table = Table("user", "last success", "failures", "auth failures", "state", "last error",
-                  title="mailboxes")
-    for m in boxes:
-        state = f"PAUSED since {_iso(m.paused_at)}" if m.paused else "active"
-        table.add_row(m.username, _iso(m.last_success_at), str(m.consecutive_failures),
-                      str(m.consecutive_auth_failures), state,
-                      f"{m.last_error_kind}: {m.last_error}"[:80] if m.last_error else "")
-    return table
 
 
 def check_health(ctx: Context, args: argparse.Namespace) -> int:
@@ -250,89 +212,4 @@ def cleanup_stale(ctx: Context, _args: argparse.Namespace) -> int:
         ctx.out.print(f"  {task_id}: {reason}", markup=False, highlight=False)
     for run_id in report.released_runs:
         ctx.out.print(f"  released the lease(s) of run {run_id}", markup=False, highlight=False)
-    return EXIT_OK
-
-
-# --- mailboxes -----------------------------------------------------------------------------
-
-
-def list_mailboxes(ctx: Context, _args: argparse.Namespace) -> int:
-    """Print every recorded mailbox's state."""
-    ctx.out.print(_mailbox_table(ctx.store.mailboxes.all()))
-    return EXIT_OK
-
-
-def show_mailbox(ctx: Context, args: argparse.Namespace) -> int:
-    """Print one mailbox's state."""
-    user = ctx.store.users.get(args.username)
-    state = ctx.store.mailboxes.get(user.id)
-    if state is None:
-        ctx.out.print(f"{user.username}: never fetched", markup=False, highlight=False)
-        return EXIT_OK
-    lines = [
-        f"mailbox of {state.username}: {'PAUSED' if state.paused else 'active'}",
-        f"  last attempt:       {_iso(state.last_attempt_at)}",
-        f"  last success:       {_iso(state.last_success_at)}",
-        f"  failures in a row:  {state.consecutive_failures} "
-        f"({state.consecutive_auth_failures} authentication)",
-    ]
-    if state.last_error:
-        lines.append(f"  last error:         {state.last_error_kind}: {state.last_error}")
-    if state.paused:
-        lines.append(f"  paused since:       {_iso(state.paused_at)}: {state.paused_reason}")
-        lines.append(f"  to resume:          mail-pipeline imap resume {state.username}")
-    for line in lines:
-        ctx.out.print(line, markup=False, highlight=False)
-    return EXIT_OK
-
-
-def mailbox_state_line(state: MailboxStatus) -> str:
-    """One line on a mailbox's state (for ``imap show``)."""
-    text = (f"mailbox: {'PAUSED since ' + _iso(state.paused_at) if state.paused else 'active'}"
-            f"; last success {_iso(state.last_success_at)}; {state.consecutive_failures} "
-            f"failure(s) in a row ({state.consecutive_auth_failures} authentication)")
-    if state.paused:
-        text += (f"; {state.paused_reason}; resume with: mail-pipeline imap resume "
-                 f"{state.username}")
-    return text
-
-
-def resume_mailbox(ctx: Context, args: argparse.Namespace) -> int:
-    """Lift the pause of a mailbox and reset its counters."""
-    was_paused, _state = MailboxCircuitBreaker(ctx.store).resume(args.username)
-    what = "resumed: the next fetch will try it again" if was_paused else \
-        "was not paused; failure counters reset"
-    ctx.out.print(f"{args.username}: {what}", markup=False, highlight=False)
-    return EXIT_OK
-
-
-# --- locks ---------------------------------------------------------------------------------
-
-
-def list_locks(ctx: Context, _args: argparse.Namespace) -> int:
-    """Print every lease."""
-    now = ctx.store.clock()
-    table = Table("name", "state", "run", "owner", "acquired", "expires")
-    for lease in ctx.store.locks.all():
-        table.add_row(lease.name, "live" if lease.is_live(now) else "expired",
-                      lease.run_id or "-", lease.owner_info, _iso(lease.acquired_at),
-                      _iso(lease.expires_at))
-    ctx.out.print(table)
-    return EXIT_OK
-
-
-def release_lock(ctx: Context, args: argparse.Namespace) -> int:
-    """Release a lease; a live one only with --force."""
-    lease = ctx.store.locks.get(args.name)
-    if lease is None:
-        raise UsageError(f"no lease named {args.name!r}")
-    if lease.is_live(ctx.store.clock()) and not args.force:
-        ctx.err.print(
-            f"mail-pipeline: {args.name} is held by run {lease.run_id or '-'} until "
-            f"{_iso(lease.expires_at)}; check that run is dead, then add --force",
-            markup=False, highlight=False)
-        return EXIT_FAILED
-    ctx.store.locks.force_release(args.name)
-    ctx.out.print(f"released {args.name} (was held by run {lease.run_id or '-'})",
-                  markup=False, highlight=False)
     return EXIT_OK

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mail_pipeline.cli.app import EXIT_OK, Context, command
+from mail_pipeline.cli.common import EXIT_OK, Context, command
 from mail_pipeline.platform.secret_box import create_key_file
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mail_pipeline.cli.app import EXIT_FAILED, EXIT_OK, Context, command, group
+from mail_pipeline.cli.common import EXIT_FAILED, EXIT_OK, Context, command, group
 from mail_pipeline.intake.spool.ingest import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_SIZE,

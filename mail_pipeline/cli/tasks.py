@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from mail_pipeline.cli.app import EXIT_OK, Context, command, group
+from mail_pipeline.cli.common import EXIT_OK, Context, command, group
 from mail_pipeline.storage.store import EmailSource, TaskStatus
 
 

@@ -22,21 +22,27 @@ connection) and an attachment root that cannot take files
 (:class:`~mail_pipeline.errors.StorageUnavailable`: full, read-only, no permission) are raised
 with nothing of the failed transaction stored, so the caller puts the work back and retries it
 later. Text is made to fit the columns by the store (:mod:`mail_pipeline.storage.store.columns`).
+Deliveries and their outcomes are :mod:`mail_pipeline.storage.deliveries`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from mail_pipeline.errors import EnvironmentFault, SaveError
 from mail_pipeline.mime import ParsedMessage
 from mail_pipeline.storage.attachments import AttachmentStorage, safe_filename
+from mail_pipeline.storage.deliveries import (
+    BatchResult,
+    Delivery,
+    DeliveryResult,
+    Outcome,
+    dedup_key,
+)
 from mail_pipeline.storage.store import (
     EmailSource,
     MailStore,
@@ -45,74 +51,21 @@ from mail_pipeline.storage.store import (
     SyncUpdate,
 )
 
+# The records of deliveries are re-exported: the intake paths take them from here with the
+# service (their home is mail_pipeline.storage.deliveries).
+__all__ = [
+    "BatchResult",
+    "Delivery",
+    "DeliveryResult",
+    "EmailSaveService",
+    "Outcome",
+    "dedup_key",
+    "is_environment_fault",
+]
+
 log = logging.getLogger(__name__)
-
-
-def dedup_key(parsed: ParsedMessage) -> str:
-    """Return the key that makes a message unique for one user.
-
-    ``mid:<Message-ID>`` when the message has a usable Message-ID, else
-    ``sha256:<content hash>`` (the parser's hash ignores trace headers, so the same message
-    fetched twice, or by IMAP and by SMTP, hashes the same).
-    """
-    if parsed.message_id:
-        return f"mid:{parsed.message_id}"
-    return f"sha256:{parsed.content_hash}"
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One parsed message to store for one user."""
-
-    user_id: int
-    parsed: ParsedMessage
-    source: EmailSource
-    origin: str = ""
-    received_at: datetime | None = None
-
-    @property
-    def key(self) -> tuple[int, str]:
-        """(user id, dedup key)."""
-        return (self.user_id, dedup_key(self.parsed))
-
-
-class Outcome(StrEnum):
-    """What happened to one delivery."""
-
-    SAVED = "saved"
-    DUPLICATE = "duplicate"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class DeliveryResult:
-    """The outcome of one delivery; ``message_pk`` is the new row id when saved."""
-
-    outcome: Outcome
-    message_pk: int | None = None
-    error: str = ""
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    """The outcomes of a batch, in the order of its deliveries."""
-
-    results: list[DeliveryResult] = field(default_factory=list)
-
-    @property
-    def saved(self) -> int:
-        """How many deliveries were stored."""
-        return sum(r.outcome is Outcome.SAVED for r in self.results)
-
-    @property
-    def duplicates(self) -> int:
-        """How many deliveries were already stored."""
-        return sum(r.outcome is Outcome.DUPLICATE for r in self.results)
-
-    @property
-    def failed(self) -> int:
-        """How many deliveries could not be stored."""
-        return sum(r.outcome is Outcome.FAILED for r in self.results)
+#: A failed delivery's reason is kept to this many characters (it is logged and reported).
+MAX_REASON_CHARS = 500
 
 
 def is_environment_fault(exc: BaseException) -> bool:
@@ -306,4 +259,4 @@ class EmailSaveService:
 
 def _describe(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:MAX_REASON_CHARS]

@@ -1,8 +1,7 @@
-"""Retention: tasks (with audit, in batches) on SQLite and PostgreSQL, the spool, attachments."""
+"""Task retention (with audit, in batches) on SQLite and PostgreSQL, and the whole pass."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -11,21 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, select
 
-from mail_pipeline.maintenance.retention import (
-    DAY,
-    RetentionPolicy,
-    cleanup_attachments,
-    cleanup_spool,
-    cleanup_tasks,
-    run_retention,
-)
-from mail_pipeline.mime import parse_message
-from mail_pipeline.storage.attachments import AttachmentStorage
-from mail_pipeline.storage.save_service import Delivery, EmailSaveService
+from mail_pipeline.maintenance.retention import cleanup_tasks, run_retention
+from mail_pipeline.maintenance.retention_policy import DAY, RetentionPolicy
 from mail_pipeline.storage.store import EmailSource, MailStore, TaskStatus
 from mail_pipeline.storage.store.models import EmailTask
-from mail_pipeline_tests.fixtures.spool_files import make_raw, make_spool
 from mail_pipeline_tests.fixtures.task_rows import seed, task_row
+from mail_pipeline_tests.maintenance.conftest import aged_file, spool_tree
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 AGES_DAYS = (0.25, 2, 10, 45)
@@ -158,123 +148,17 @@ def test_custom_and_disabled_retention(clocked: MailStore) -> None:
     assert clocked.tasks.count_by_status() == {"COMPLETED": 1}
 
 
-def test_policy_is_checked() -> None:
-    with pytest.raises(ValueError, match="batch_size"):
-        RetentionPolicy(batch_size=0)
-    with pytest.raises(ValueError, match="failed_days"):
-        RetentionPolicy(failed_days=-1)
-
-
 def test_open_states_can_never_be_deleted(clocked: MailStore) -> None:
     with pytest.raises(ValueError, match="never deletes RUNNING"):
         clocked.maintenance.delete_expired_batch({TaskStatus.RUNNING: NOW}, 10)
 
 
-# --- spool -----------------------------------------------------------------------------------
-
-
-def _file(path: Path, age_days: float, now: float, data: bytes = b"x" * 10) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    os.utime(path, (now - age_days * DAY, now - age_days * DAY))
-    return path
-
-
-def _spool_tree(root: Path, now: float) -> dict[str, Path]:
-    make_spool(root)
-    files = {}
-    for name, age in (("old", 8), ("young", 3)):
-        day = root / "processed" / ("2026-11-01" if name == "old" else "2026-11-17")
-        files[f"processed_{name}_eml"] = _file(day / f"{name}.eml", age, now)
-        files[f"processed_{name}_meta"] = _file(day / f"{name}.meta", age, now)
-    os.utime(root / "processed" / "2026-11-01", (now - 8 * DAY, now - 8 * DAY))
-    # failed/: an old message whose error is recent stays (its newest file counts).
-    for stem, ages in (("f-old", (40, 40, 35)), ("f-recent-error", (40, 40, 2)),
-                       ("f-young", (5, 5, 5))):
-        for suffix, age in zip((".eml", ".meta", ".error.json"), ages, strict=True):
-            files[f"{stem}{suffix}"] = _file(root / "failed" / f"{stem}{suffix}", age, now)
-    for stem, age in (("u-old", 31), ("u-young", 29)):
-        for suffix in (".eml", ".meta"):
-            files[f"{stem}{suffix}"] = _file(root / "unmatched" / f"{stem}{suffix}", age, now)
-    # Never touched, however old: the inbox, claims, tmp, and symlinks.
-    files["inbox"] = _file(root / "inbox" / "waiting.eml", 100, now)
-    files["claim"] = _file(root / "claims" / "h+1+1+ab" / "c.eml", 100, now)
-    files["tmp"] = _file(root / "tmp" / "t.eml.tmp", 100, now)
-    target = _file(root.parent / "outside.eml", 100, now)
-    link = root / "failed" / "link.eml"
-    link.symlink_to(target)
-    files["outside"] = target
-    return files
-
-
-def test_spool_retention_with_a_dry_run_first(tmp_path: Path) -> None:
-    now = time.time()
-    root = tmp_path / "spool"
-    files = _spool_tree(root, now)
-    before = sorted(str(p) for p in root.rglob("*"))
-
-    processed, failed, unmatched = cleanup_spool(root, RetentionPolicy(), now=now, dry_run=True)
-    assert sorted(str(p) for p in root.rglob("*")) == before  # nothing deleted
-    assert processed.files == 2 and failed.files == 3 and unmatched.files == 2
-
-    processed, failed, unmatched = cleanup_spool(root, RetentionPolicy(), now=now)
-    gone = {k for k, p in files.items() if not os.path.lexists(p)}
-    assert gone == {"processed_old_eml", "processed_old_meta", "f-old.eml", "f-old.meta",
-                    "f-old.error.json", "u-old.eml", "u-old.meta"}
-    assert processed.bytes == 20 and failed.files == 3 and unmatched.files == 2
-    assert not (root / "processed" / "2026-11-01").exists()  # the emptied old day went
-    assert (root / "processed" / "2026-11-17").is_dir()
-    assert (root / "failed" / "link.eml").is_symlink() and files["outside"].exists()
-
-
-def test_spool_retention_is_configurable_and_a_missing_spool_is_empty(tmp_path: Path) -> None:
-    now = time.time()
-    root = tmp_path / "spool"
-    _spool_tree(root, now)
-    policy = RetentionPolicy(processed_days=1, failed_spool_days=None, unmatched_days=None)
-    processed, failed, unmatched = cleanup_spool(root, policy, now=now)
-    assert processed.files == 4 and failed.files == 0 and unmatched.files == 0
-    assert cleanup_spool(tmp_path / "nowhere", RetentionPolicy())[0].files == 0
-
-
-# --- attachments -----------------------------------------------------------------------------
-
-
-def _save_with_attachment(store: MailStore, root: Path) -> str:
-    user = store.users.add("att", "att@example.org")
-    raw = make_raw(1, to="att@example.org", attachment=b"%PDF-1.4 report")
-    service = EmailSaveService(store, AttachmentStorage(root, fsync=False))
-    service.save_batch([Delivery(user.id, parse_message(raw), source=EmailSource.HARAKA,
-                                 origin="spool:x")])
-    (path,) = store.messages.attachment_paths()
-    return path
-
-
-def test_unreferenced_old_attachments_go_young_and_referenced_stay(
-    store: MailStore, attachment_root: Path,
-) -> None:
-    now = time.time()
-    kept = _save_with_attachment(store, attachment_root)
-    storage = AttachmentStorage(attachment_root)
-    _file(storage.root / kept, 30, now)  # old but referenced
-    orphan = _file(storage.root / "1" / "ab" / "abcd" / "orphan.pdf", 2, now)
-    in_flight = _file(storage.root / "1" / "cd" / "cdef" / "inflight.pdf", 0.01, now)
-
-    dry = cleanup_attachments(store, attachment_root, RetentionPolicy(), now=now, dry_run=True)
-    assert dry.paths == ["1/ab/abcd/orphan.pdf"] and orphan.exists()
-
-    result = cleanup_attachments(store, attachment_root, RetentionPolicy(), now=now)
-    assert result.files == 1 and not orphan.exists()
-    assert not (storage.root / "1" / "ab").exists()  # its emptied directories went too
-    assert in_flight.exists() and (storage.root / kept).exists()
-
-
 def test_run_retention_reports_everything(clocked: MailStore, tmp_path: Path) -> None:
     now = time.time()
     seed(clocked, [task_row(TaskStatus.COMPLETED, NOW - timedelta(days=2)) for _ in range(3)])
-    _spool_tree(tmp_path / "spool", now)
+    spool_tree(tmp_path / "spool", now)
     att = tmp_path / "att"
-    _file(att / "9" / "aa" / "aabb" / "x.bin", 1, now)
+    aged_file(att / "9" / "aa" / "aabb" / "x.bin", 1, now)
     report = run_retention(clocked, RetentionPolicy(), spool_dir=tmp_path / "spool",
                            attachment_root=att, now=now)
     meta = report.metadata()

@@ -14,17 +14,14 @@ from sqlalchemy.exc import OperationalError
 from mail_pipeline.errors import SaveError, StorageUnavailable
 from mail_pipeline.mime import ParsedMessage, parse_message
 from mail_pipeline.storage.attachments import AttachmentStorage
-from mail_pipeline.storage.save_service import Delivery, EmailSaveService, Outcome, dedup_key
+from mail_pipeline.storage.deliveries import Delivery, Outcome, dedup_key
+from mail_pipeline.storage.save_service import EmailSaveService
 from mail_pipeline.storage.store import (
     EmailSource,
     MailStore,
-    NewAttachment,
     NewMessage,
     SyncUpdate,
-    column_length,
-    text_limits,
 )
-from mail_pipeline.storage.store.models import EmailAttachment, EmailMessage
 from mail_pipeline_tests.fixtures.faults import NUL_FORMS, StorageFault, nul_message
 
 IMAP = EmailSource.IMAP
@@ -354,38 +351,3 @@ def test_a_storage_fault_raises_and_leaves_nothing(
     batch = service.save_batch([Delivery(alice, p, IMAP) for p in parsed], sync=[sync])
     assert batch.saved == 2
     assert len(list(service.attachments.iter_files())) == 1
-
-
-def test_the_store_fits_every_inserted_row_to_the_models_columns(
-    store: MailStore, alice: int
-) -> None:
-    """One place cleans rows on their way in: NUL removed, cut to the String(n) lengths."""
-    assert column_length(EmailMessage, "sender") == 320
-    assert text_limits(EmailAttachment)["content_type"] == 255
-    assert column_length(EmailMessage, "subject") is None  # Text: unbounded
-    now = datetime(2026, 9, 4, tzinfo=UTC)
-    attachment = NewAttachment(
-        filename="n\x00" + "f" * 1200, safe_filename="f.txt", content_type="text/" + "x" * 300,
-        file_size=1, file_path="1/aa/aaaa_f.txt", is_image=False, is_inline=True,
-        content_id="c\x00" + "i" * 1100, sha256="0" * 64,
-    )
-    row = NewMessage(
-        user_id=alice, message_id="m@x", dedup_key="mid:m@x", subject="s\x00ubject",
-        sender="s" * 400 + "@example.net", recipients=["a\x00@example.org"], cc=[],
-        received_at=now, sent_at=None, raw_content=b"raw\x00", html_content="",
-        text_content="t\x00", source="IMAP_EMAIL_FETCH", origin="o" * 700,
-        content_hash="0" * 64, size=4, attachments=(attachment,),
-    )
-    sync = SyncUpdate(alice, "INBOX", 1, 2, now, failed_uids=((1, "bad\x00 name"),))
-    (pk,) = store.messages.insert_batch([row], [sync])
-    assert pk is not None
-    (stored,) = store.messages.summaries(alice)
-    assert stored.sender == "s" * 320 and stored.origin == "o" * 500
-    assert stored.subject == "subject" and stored.recipients == ["a@example.org"]
-    content = store.messages.get_content(pk)
-    assert content["raw_content"] == b"raw\x00" and content["text_content"] == "t"
-    (att,) = content["attachments"]
-    assert att["filename"] == "n" + "f" * 999 and att["content_type"] == "text/" + "x" * 250
-    assert att["content_id"] == "c" + "i" * 997
-    position = store.messages.sync_position(alice, "INBOX")
-    assert position is not None and position.failed_uids == [{"uid": 1, "reason": "bad name"}]

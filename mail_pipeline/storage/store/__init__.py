@@ -1,24 +1,20 @@
 """The mail store: the only code of mail_pipeline that talks SQL.
 
-See :class:`MailStore`. Repositories: :mod:`.users`, :mod:`.tasks` (the EmailTask state
-machine), :mod:`.locks` (lease locks), :mod:`.messages` (messages, attachments, IMAP sync),
-:mod:`.maintenance` (retention with audit, task statistics), :mod:`.mailbox_state` (mailboxes);
-:mod:`.columns` makes text fit the columns (NUL removed, cut to the models' lengths).
+See :class:`MailStore`. Repositories: :mod:`.users`, :mod:`.tasks` (EmailTask rows; the
+state machine is :mod:`.transitions`), :mod:`.locks` (lease locks), :mod:`.messages` (messages
+and attachments; IMAP sync positions are :mod:`.sync_state`), :mod:`.maintenance` (retention
+with audit, task statistics), :mod:`.mailbox_state` (mailboxes); :mod:`.columns` makes text fit
+the columns (NUL removed, cut to the models' lengths).
 """
 
 from mail_pipeline.storage.store.columns import clean_row, clean_text, column_length, text_limits
 from mail_pipeline.storage.store.locks import Lease, LockGrant
 from mail_pipeline.storage.store.mailbox_state import MailboxStatus
 from mail_pipeline.storage.store.maintenance import AuditRecord, SourceStats, TaskStats
-from mail_pipeline.storage.store.messages import (
-    NewAttachment,
-    NewMessage,
-    StoredMessage,
-    SyncPosition,
-    SyncUpdate,
-)
+from mail_pipeline.storage.store.messages import NewAttachment, NewMessage, StoredMessage
 from mail_pipeline.storage.store.store import MailStore
-from mail_pipeline.storage.store.tasks import (
+from mail_pipeline.storage.store.sync_state import SyncPosition, SyncUpdate
+from mail_pipeline.storage.store.transitions import (
     ALLOWED_TRANSITIONS,
     EmailSource,
     TaskCounters,

@@ -17,6 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mail_pipeline.storage.store.base import Repository
+from mail_pipeline.storage.store.columns import clean_text, column_length
 from mail_pipeline.storage.store.models import TaskLock
 
 
@@ -79,7 +80,7 @@ class LockRepository(Repository):
             "name": name,
             "owner_token": token,
             "run_id": run_id,
-            "owner_info": owner_info[:500],
+            "owner_info": clean_text(owner_info, column_length(TaskLock, "owner_info")),
             "acquired_at": now,
             "expires_at": expires,
         }

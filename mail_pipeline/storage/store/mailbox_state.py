@@ -17,9 +17,11 @@ from sqlalchemy.orm import Session
 
 from mail_pipeline.errors import NotFoundError
 from mail_pipeline.storage.store.base import Repository
+from mail_pipeline.storage.store.columns import clean_text, column_length
 from mail_pipeline.storage.store.models import MailboxState, User
 
-#: Stored error texts are capped at this many characters.
+#: Stored error texts are capped at this many characters (a cap of ours: the columns are Text).
+#: Like every text a server or a message sent, they lose their NUL characters.
 MAX_ERROR_CHARS = 1000
 
 
@@ -119,16 +121,15 @@ class MailboxStateRepository(Repository):
             row.consecutive_failures += 1
             if kind == "auth":
                 row.consecutive_auth_failures += 1
-            row.last_error_kind = kind[:20]
-            row.last_error = error[:MAX_ERROR_CHARS]
+            row.last_error_kind = clean_text(kind, column_length(MailboxState, "last_error_kind"))
+            row.last_error = clean_text(error, MAX_ERROR_CHARS)
             if (not row.paused and pause_after_auth_failures is not None
                     and row.consecutive_auth_failures >= pause_after_auth_failures):
                 row.paused = True
                 row.paused_at = now
-                row.paused_reason = (
+                row.paused_reason = clean_text(
                     f"{row.consecutive_auth_failures} consecutive authentication failures; "
-                    f"last: {error}"
-                )[:MAX_ERROR_CHARS]
+                    f"last: {error}", MAX_ERROR_CHARS)
             return _status(row, name)
 
     def pause(self, user_id: int, reason: str) -> MailboxStatus:
@@ -144,7 +145,7 @@ class MailboxStateRepository(Repository):
             row, name = self._locked(session, user_id)
             if not row.paused:
                 row.paused, row.paused_at = True, self._now()
-                row.paused_reason = reason[:MAX_ERROR_CHARS]
+                row.paused_reason = clean_text(reason, MAX_ERROR_CHARS)
             row.updated_at = self._now()
             return _status(row, name)
 

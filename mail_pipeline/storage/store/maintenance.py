@@ -18,11 +18,14 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select
 
 from mail_pipeline.storage.store.base import Repository
+from mail_pipeline.storage.store.columns import clean_text
 from mail_pipeline.storage.store.models import EmailTask, EmailTaskAudit
-from mail_pipeline.storage.store.tasks import EmailSource, TaskStatus, heartbeat_expired
+from mail_pipeline.storage.store.transitions import EmailSource, TaskStatus, heartbeat_expired
 
 #: The only states retention may delete.
 FINAL_STATUSES = frozenset(s for s in TaskStatus if s.is_final)
+#: An audited task's error is kept to this many characters (a cap of ours: the column is Text).
+MAX_AUDIT_ERROR_CHARS = 10_000
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,7 @@ class MaintenanceRepository(Repository):
                     "duration_seconds": duration, "emails_fetched": r.emails_fetched,
                     "emails_saved": r.emails_saved, "emails_failed": r.emails_failed,
                     "emails_duplicate": r.emails_duplicate,
-                    "error_message": (r.error_message or "")[:10_000]
+                    "error_message": clean_text(r.error_message or "", MAX_AUDIT_ERROR_CHARS)
                     if r.status != TaskStatus.COMPLETED.value else "",
                     "deleted_at": now,
                 })

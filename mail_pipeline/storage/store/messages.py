@@ -1,4 +1,4 @@
-"""Stored messages, their attachments, and IMAP sync positions.
+"""Stored messages and their attachments (IMAP sync positions: :mod:`.sync_state`).
 
 Saving is batch-first: :meth:`MessageRepository.insert_batch` writes many messages, their
 attachment rows and (optionally) the IMAP sync positions they cover in ONE transaction. Each
@@ -22,11 +22,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from mail_pipeline.errors import NotFoundError
 from mail_pipeline.storage.store.base import Repository
-from mail_pipeline.storage.store.columns import clean_json, clean_row
-from mail_pipeline.storage.store.models import EmailAttachment, EmailMessage, ImapSyncState
-
-# How many failed UIDs a folder's sync state remembers (the newest ones).
-MAX_FAILED_UIDS = 200
+from mail_pipeline.storage.store.columns import clean_row
+from mail_pipeline.storage.store.models import EmailAttachment, EmailMessage
+from mail_pipeline.storage.store.sync_state import (
+    SyncPosition,
+    SyncUpdate,
+    apply_sync,
+    read_position,
+    read_positions,
+)
 
 
 @dataclass(frozen=True)
@@ -68,37 +72,6 @@ class NewMessage:
 
 
 @dataclass(frozen=True)
-class SyncUpdate:
-    """The new sync position of one IMAP folder, stored with the messages it covers.
-
-    ``failed_uids`` are (uid, reason) of messages fetched but not stored; ``too_large`` are
-    (uid, size, limit) of messages left on the server for their size. Both are kept in the
-    row's ``failed_uids`` list, the latter as ``{"uid", "reason": "too_large", "size",
-    "limit"}``.
-    """
-
-    user_id: int
-    folder: str
-    uidvalidity: int
-    last_uid: int
-    fetched_at: datetime
-    failed_uids: tuple[tuple[int, str], ...] = ()
-    too_large: tuple[tuple[int, int, int], ...] = ()
-
-
-@dataclass(frozen=True)
-class SyncPosition:
-    """A read-only copy of an ``imap_sync_state`` row."""
-
-    user_id: int
-    folder: str
-    uidvalidity: int
-    last_uid: int
-    last_fetch_at: datetime | None
-    failed_uids: list[dict[str, Any]]
-
-
-@dataclass(frozen=True)
 class StoredMessage:
     """A summary of a stored message (what tests and the CLI look at)."""
 
@@ -114,11 +87,6 @@ class StoredMessage:
     origin: str
     size: int
     attachment_paths: tuple[str, ...]
-
-
-def _position(row: ImapSyncState) -> SyncPosition:
-    return SyncPosition(row.user_id, row.folder, row.uidvalidity, row.last_uid,
-                        row.last_fetch_at, list(row.failed_uids or []))
 
 
 class MessageRepository(Repository):
@@ -213,34 +181,23 @@ class MessageRepository(Repository):
             if rows:
                 session.execute(sa_insert(cast(Table, EmailAttachment.__table__)), rows)
             for update in sync:
-                self._apply_sync(session, update, now)
+                apply_sync(session, update, now)
         return ids
 
     def update_sync(self, update: SyncUpdate) -> None:
         """Store one folder's sync position on its own (when a batch had no new messages)."""
         with self._transaction() as session:
-            self._apply_sync(session, update, self._now())
+            apply_sync(session, update, self._now())
 
     def sync_position(self, user_id: int, folder: str) -> SyncPosition | None:
         """Return the stored sync position of ``folder`` of ``user_id``, or None."""
         with self._transaction() as session:
-            row = session.scalars(
-                select(ImapSyncState).where(
-                    ImapSyncState.user_id == user_id, ImapSyncState.folder == folder
-                )
-            ).one_or_none()
-            if row is None:
-                return None
-            return _position(row)
+            return read_position(session, user_id, folder)
 
     def sync_positions(self, user_id: int) -> list[SyncPosition]:
         """Return every folder's sync position of ``user_id``, by folder name."""
         with self._transaction() as session:
-            rows = session.scalars(
-                select(ImapSyncState).where(ImapSyncState.user_id == user_id)
-                .order_by(ImapSyncState.folder)
-            )
-            return [_position(r) for r in rows]
+            return read_positions(session, user_id)
 
     def count(self, user_id: int | None = None) -> int:
         """Return how many messages are stored (for one user, or in all)."""
@@ -297,35 +254,3 @@ class MessageRepository(Repository):
         """Return every attachment file path the store references (relative to the root)."""
         with self._transaction() as session:
             return set(session.scalars(select(EmailAttachment.file_path)))
-
-    def _apply_sync(self, session: Any, update: SyncUpdate, now: datetime) -> None:
-        row = session.scalars(
-            select(ImapSyncState)
-            .where(ImapSyncState.user_id == update.user_id, ImapSyncState.folder == update.folder)
-            .with_for_update()
-        ).one_or_none()
-        failed: list[dict[str, Any]] = [
-            {"uid": uid, "reason": reason[:500]} for uid, reason in update.failed_uids]
-        failed += [{"uid": uid, "reason": "too_large", "size": size, "limit": limit}
-                   for uid, size, limit in update.too_large]
-        failed.sort(key=lambda entry: int(entry["uid"]))
-        failed = clean_json(failed)
-        if row is None:
-            session.add(ImapSyncState(
-                user_id=update.user_id, folder=update.folder, uidvalidity=update.uidvalidity,
-                last_uid=update.last_uid, last_fetch_at=update.fetched_at,
-                failed_uids=failed[-MAX_FAILED_UIDS:], updated_at=now,
-            ))
-            return
-        if row.uidvalidity != update.uidvalidity:
-            # A new UIDVALIDITY: the old UIDs mean nothing any more.
-            row.uidvalidity = update.uidvalidity
-            row.last_uid = update.last_uid
-            row.failed_uids = failed[-MAX_FAILED_UIDS:]
-        else:
-            # Never move the cursor backwards (two overlapping runs).
-            row.last_uid = max(row.last_uid, update.last_uid)
-            if failed:
-                row.failed_uids = [*(row.failed_uids or []), *failed][-MAX_FAILED_UIDS:]
-        row.last_fetch_at = update.fetched_at
-        row.updated_at = now

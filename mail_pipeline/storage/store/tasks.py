@@ -1,191 +1,53 @@
-"""The EmailTask state machine and its repository.
+"""The EmailTask repository: creation, checked state moves, heartbeats, counters, the log.
 
-States: PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, SKIPPED. Allowed moves:
-PENDING -> RUNNING | CANCELLED | SKIPPED; RUNNING -> COMPLETED | FAILED | CANCELLED | SKIPPED.
-Every other move raises :class:`~mail_pipeline.errors.InvalidTransitionError`. Moves are checked
-inside the transaction that makes them (the row is locked on PostgreSQL), so two workers can
-never both close a task.
+The states and the moves allowed between them are :mod:`mail_pipeline.storage.store.transitions`;
+this module applies them to rows. Moves are checked inside the transaction that makes them
+(the row is locked on PostgreSQL), so two workers can never both close a task. The heartbeat
+is renewed by :meth:`TaskRepository.heartbeat` (driven by
+:class:`mail_pipeline.storage.heartbeat.TaskHeartbeat`); staleness is judged by
+:func:`~mail_pipeline.storage.store.transitions.heartbeat_expired`.
 
-Liveness: an open task has a heartbeat (``heartbeat_at``), set when it is created or started
-and renewed by the live run (:meth:`TaskRepository.heartbeat`, driven by
-:class:`mail_pipeline.storage.heartbeat.TaskHeartbeat`). A task is *stale* when it is open and its
-heartbeat is older than its ``timeout_seconds`` (:func:`heartbeat_expired`), whatever its age.
+Error and log text often carries a server's or a message's words: it goes through
+:func:`~mail_pipeline.storage.store.columns.clean_text` (NUL removed, cut to its column), so a
+NUL in an error never makes PostgreSQL refuse the row that records it.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from enum import StrEnum
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from mail_pipeline.errors import InvalidTransitionError, NotFoundError
+from mail_pipeline.errors import NotFoundError
 from mail_pipeline.storage.store.base import Repository
+from mail_pipeline.storage.store.columns import clean_json, clean_text, column_length
 from mail_pipeline.storage.store.models import EmailTask
+from mail_pipeline.storage.store.transitions import (
+    EmailSource,
+    TaskCounters,
+    TaskFinish,
+    TaskSnapshot,
+    TaskStatus,
+    check_transition,
+    heartbeat_expired,
+    snapshot,
+)
 
 # The execution log of a task is capped so a long-running task cannot grow a row forever.
 MAX_LOG_ENTRIES = 500
 
 
-class TaskStatus(StrEnum):
-    """States of an EmailTask."""
-
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    SKIPPED = "SKIPPED"
-
-    @property
-    def is_final(self) -> bool:
-        """True for the states a task never leaves."""
-        return self not in (TaskStatus.PENDING, TaskStatus.RUNNING)
-
-
-class EmailSource(StrEnum):
-    """Where a task fetches from."""
-
-    IMAP = "IMAP_EMAIL_FETCH"
-    HARAKA = "HARAKA_EMAIL_FETCH"
-
-
-ALLOWED_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
-    TaskStatus.PENDING: frozenset(
-        {TaskStatus.RUNNING, TaskStatus.CANCELLED, TaskStatus.SKIPPED}
-    ),
-    TaskStatus.RUNNING: frozenset(
-        {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.SKIPPED}
-    ),
-}
-
-
-def heartbeat_expired(heartbeat_at: datetime, timeout_seconds: int, now: datetime) -> bool:
-    """Return True when a heartbeat taken at ``heartbeat_at`` is older than ``timeout_seconds``.
-
-    The one staleness rule of the pipeline (cleanup, metrics and ``tasks list`` use it).
-    """
-    return now - heartbeat_at > timedelta(seconds=timeout_seconds)
-
-
-def check_transition(task_id: str, current: str, requested: str) -> TaskStatus:
-    """Return ``requested`` as a :class:`TaskStatus` if the move from ``current`` is allowed.
-
-    Raises:
-        InvalidTransitionError: the state machine does not allow the move (including to an
-            unknown state).
-    """
-    try:
-        target = TaskStatus(requested)
-        source = TaskStatus(current)
-    except ValueError:
-        raise InvalidTransitionError(task_id, current, requested) from None
-    if target not in ALLOWED_TRANSITIONS.get(source, frozenset()):
-        raise InvalidTransitionError(task_id, current, requested)
-    return target
-
-
-@dataclass(frozen=True)
-class TaskCounters:
-    """Message counters of a task. Used both as totals and as increments."""
-
-    fetched: int = 0
-    saved: int = 0
-    failed: int = 0
-    duplicate: int = 0
-
-    def __add__(self, other: TaskCounters) -> TaskCounters:
-        return TaskCounters(
-            self.fetched + other.fetched,
-            self.saved + other.saved,
-            self.failed + other.failed,
-            self.duplicate + other.duplicate,
-        )
-
-
-@dataclass(frozen=True)
-class TaskSnapshot:
-    """A read-only copy of an EmailTask row."""
-
-    task_id: str
-    email_source: EmailSource
-    status: TaskStatus
-    run_id: str | None
-    user_id: int | None
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    completed_at: datetime | None
-    heartbeat_at: datetime
-    timeout_seconds: int
-    counters: TaskCounters
-    details: dict[str, Any] = field(repr=False)
-    error_message: str
-
-    @property
-    def log(self) -> list[dict[str, Any]]:
-        """The execution log: dicts with ``timestamp``, ``step``, ``message``, ``level``."""
-        return list(self.details.get("log", []))
-
-    def is_stale(self, now: datetime) -> bool:
-        """True when the task is open and its heartbeat is older than its ``timeout_seconds``."""
-        return not self.status.is_final and heartbeat_expired(
-            self.heartbeat_at, self.timeout_seconds, now)
-
-    def heartbeat_age(self, now: datetime) -> timedelta:
-        """How long ago the task's heartbeat was last renewed."""
-        return now - self.heartbeat_at
-
-    def age(self, now: datetime) -> timedelta:
-        """How long ago the task was created."""
-        return now - self.created_at
-
-
-def _snapshot(row: EmailTask) -> TaskSnapshot:
-    return TaskSnapshot(
-        task_id=row.task_id,
-        email_source=EmailSource(row.email_source),
-        status=TaskStatus(row.status),
-        run_id=row.run_id,
-        user_id=row.user_id,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        started_at=row.started_at,
-        completed_at=row.completed_at,
-        heartbeat_at=row.heartbeat_at,
-        timeout_seconds=row.timeout_seconds,
-        counters=TaskCounters(
-            row.emails_fetched, row.emails_saved, row.emails_failed, row.emails_duplicate
-        ),
-        details=dict(row.details or {}),
-        error_message=row.error_message or "",
-    )
-
-
-@dataclass(frozen=True)
-class TaskFinish:
-    """What :meth:`TaskRepository.finish` did.
-
-    ``already_closed`` is True when the task had been closed under its run (by stale-task
-    cleanup, a run-status sensor or an operator) before the run finished it: the task then
-    keeps that state and the run's outcome is only logged.
-    """
-
-    task: TaskSnapshot
-    already_closed: bool
-
-    def note(self) -> str:
-        """Return one line saying how the task was closed before its run finished it."""
-        reason = f" ({self.task.error_message})" if self.task.error_message else ""
-        return f"task {self.task.task_id} was already {self.task.status.value}{reason}"
+def _error_text(error: str) -> str:
+    """Return ``error`` as ``error_message`` holds it (NUL removed, cut to the column)."""
+    return clean_text(error, column_length(EmailTask, "error_message"))
 
 
 def _log_entry(now: datetime, step: str, message: str, level: str) -> dict[str, Any]:
-    return {"timestamp": now.isoformat(), "step": step, "message": message, "level": level}
+    return {"timestamp": now.isoformat(), "step": clean_text(step),
+            "message": clean_text(message), "level": level}
 
 
 def _append_log(row: EmailTask, entry: dict[str, Any]) -> None:
@@ -247,7 +109,7 @@ class TaskRepository(Repository):
         with self._transaction() as session:
             session.add(row)
             session.flush()
-            return _snapshot(row)
+            return snapshot(row)
 
     def get(self, task_id: str) -> TaskSnapshot:
         """Return the task ``task_id``.
@@ -256,7 +118,7 @@ class TaskRepository(Repository):
             NotFoundError: no such task.
         """
         with self._transaction() as session:
-            return _snapshot(self._locked(session, task_id))
+            return snapshot(self._locked(session, task_id))
 
     def recent(
         self,
@@ -275,7 +137,7 @@ class TaskRepository(Repository):
         if run_id is not None:
             stmt = stmt.where(EmailTask.run_id == run_id)
         with self._transaction() as session:
-            return [_snapshot(r) for r in session.scalars(stmt.limit(limit))]
+            return [snapshot(r) for r in session.scalars(stmt.limit(limit))]
 
     def open_tasks(self) -> list[TaskSnapshot]:
         """Return every PENDING or RUNNING task, oldest first."""
@@ -285,7 +147,7 @@ class TaskRepository(Repository):
             .order_by(EmailTask.created_at, EmailTask.id)
         )
         with self._transaction() as session:
-            return [_snapshot(r) for r in session.scalars(stmt)]
+            return [snapshot(r) for r in session.scalars(stmt)]
 
     def count_by_status(self) -> dict[str, int]:
         """Return the number of tasks in each status (statuses with none are absent)."""
@@ -315,7 +177,7 @@ class TaskRepository(Repository):
         with self._transaction() as session:
             row = self._locked(session, task_id)
             self._move(row, str(status), message=message, error=error, step=step, level=level)
-            return _snapshot(row)
+            return snapshot(row)
 
     def _move(
         self, row: EmailTask, status: str, *, message: str, error: str | None, step: str,
@@ -334,7 +196,7 @@ class TaskRepository(Repository):
         if target.is_final:
             row.completed_at = now
         if error is not None:
-            row.error_message = error
+            row.error_message = _error_text(error)
         text = f"{previous} -> {target.value}" + (f": {message}" if message else "")
         _append_log(row, _log_entry(now, step, text, level))
 
@@ -379,7 +241,7 @@ class TaskRepository(Repository):
                 return None
             self._move(row, TaskStatus.CANCELLED.value, message=reason, error=reason,
                        step="cancel", level="WARNING")
-            return _snapshot(row)
+            return snapshot(row)
 
     def finish(
         self, task_id: str, *, error: str | None = None, message: str = "",
@@ -408,14 +270,14 @@ class TaskRepository(Repository):
                     now, step or "finish", f"the run finished after the task was closed "
                     f"({row.status}); its outcome was {outcome}", "WARNING"))
                 row.updated_at = now
-                return TaskFinish(_snapshot(row), already_closed=True)
+                return TaskFinish(snapshot(row), already_closed=True)
             if error is not None:
                 self._move(row, TaskStatus.FAILED.value, message=error, error=error,
                            step=step or "fail", level="ERROR")
             else:
                 self._move(row, TaskStatus.COMPLETED.value, message=message, error=None,
                            step=step or "complete", level="INFO")
-            return TaskFinish(_snapshot(row), already_closed=False)
+            return TaskFinish(snapshot(row), already_closed=False)
 
     def start(self, task_id: str, message: str = "") -> TaskSnapshot:
         """PENDING -> RUNNING. Raises as :meth:`transition`."""
@@ -497,7 +359,7 @@ class TaskRepository(Repository):
         with self._transaction() as session:
             row = self._locked(session, task_id)
             details = dict(row.details or {})
-            details[key] = value
+            details[key] = clean_json(value)
             row.details = details
             row.updated_at = self._now()
 

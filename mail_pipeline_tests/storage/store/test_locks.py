@@ -160,3 +160,10 @@ def test_ensure_renews_or_retakes_with_the_same_token(store_url: str) -> None:
     assert store.locks.ensure("fetch", "other-token", 60) is True
     assert store.locks.release("fetch", token) is False
     store.dispose()
+
+
+def test_owner_info_fits_its_column(store: MailStore) -> None:
+    token = store.locks.acquire("info", 60, owner_info="host\x00-" + "x" * 600)
+    assert token is not None
+    lease = store.locks.get("info")
+    assert lease is not None and lease.owner_info == ("host-" + "x" * 600)[:500]

@@ -58,3 +58,20 @@ def test_migration_0003_gives_existing_tasks_a_heartbeat(store: MailStore) -> No
     task = store.tasks.get("old")
     assert task.heartbeat_at == datetime(2026, 1, 1, 12, 5, tzinfo=UTC)
     assert task.is_stale(datetime(2026, 1, 1, 12, 16, tzinfo=UTC))
+
+
+def test_migration_0002_downgrades_and_upgrades(store: MailStore) -> None:
+    from alembic import command
+
+    from mail_pipeline.storage.store.store import alembic_config
+
+    with store.engine.begin() as connection:
+        config = alembic_config(store.url)
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0001")
+    assert store.schema_revision() == "0001"
+    assert not {"email_task_audit", "mailbox_state"} & set(store.table_names())
+    store.upgrade("0002")
+    assert store.schema_revision() == "0002"
+    assert {"email_task_audit", "mailbox_state"} <= set(store.table_names())
+    store.upgrade()

@@ -1,4 +1,4 @@
-"""The maintenance repository (audit, statistics) and the mailbox state, on both databases."""
+"""The maintenance repository (audit, statistics), on both databases."""
 
 from __future__ import annotations
 
@@ -61,57 +61,3 @@ def test_task_stats(store_url: str) -> None:
     assert store.maintenance.task_stats(recent_runs=1).throughput[
         "IMAP_EMAIL_FETCH"].seconds_per_run == 20
     store.dispose()
-
-
-def test_mailbox_state_streaks_pause_and_resume(store: MailStore) -> None:
-    user = store.users.add("mb", "mb@example.org")
-    boxes = store.mailboxes
-    assert boxes.get(user.id) is None
-    boxes.record_failure(user.id, "connect", "refused", pause_after_auth_failures=2)
-    state = boxes.record_failure(user.id, "auth", "bad password", pause_after_auth_failures=2)
-    assert (state.consecutive_failures, state.consecutive_auth_failures) == (2, 1)
-    assert not state.paused
-    # A connect failure in between neither counts nor breaks the authentication streak.
-    boxes.record_failure(user.id, "connect", "refused", pause_after_auth_failures=2)
-    state = boxes.record_failure(user.id, "auth", "bad password", pause_after_auth_failures=2)
-    assert state.paused and state.paused_at is not None
-    assert "2 consecutive authentication failures" in state.paused_reason
-    assert boxes.paused_user_ids() == {user.id}
-    assert [m.username for m in boxes.all(paused_only=True)] == ["mb"]
-    was, state = boxes.resume(user.id)
-    assert was and not state.paused and state.consecutive_auth_failures == 0
-    assert boxes.resume(user.id)[0] is False
-    state = boxes.record_success(user.id)
-    assert state.last_success_at is not None and state.last_error == ""
-    with pytest.raises(NotFoundError):
-        boxes.record_success(99_999)
-    with pytest.raises(ValueError):
-        boxes.record_failure(user.id, "auth", "x", pause_after_auth_failures=0)
-
-
-def test_a_success_resets_the_streaks_and_never_pauses(store: MailStore) -> None:
-    user = store.users.add("ok", "ok@example.org")
-    for _ in range(2):
-        store.mailboxes.record_failure(user.id, "auth", "no", pause_after_auth_failures=3)
-    store.mailboxes.record_success(user.id)
-    for _ in range(2):
-        state = store.mailboxes.record_failure(user.id, "auth", "no",
-                                               pause_after_auth_failures=3)
-    assert not state.paused and state.consecutive_auth_failures == 2
-
-
-def test_migration_0002_downgrades_and_upgrades(store: MailStore) -> None:
-    from alembic import command
-
-    from mail_pipeline.storage.store.store import alembic_config
-
-    with store.engine.begin() as connection:
-        config = alembic_config(store.url)
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0001")
-    assert store.schema_revision() == "0001"
-    assert not {"email_task_audit", "mailbox_state"} & set(store.table_names())
-    store.upgrade("0002")
-    assert store.schema_revision() == "0002"
-    assert {"email_task_audit", "mailbox_state"} <= set(store.table_names())
-    store.upgrade()

@@ -1,4 +1,4 @@
-"""mail-pipeline metrics / health / cleanup / cleanup-stale / mailbox / locks."""
+"""mail-pipeline metrics / health / cleanup / cleanup-stale."""
 
 from __future__ import annotations
 
@@ -104,60 +104,4 @@ def test_cleanup_stale_by_heartbeat_alone(
     assert "released the lease(s) of run dead" in result.out
     assert store.tasks.count_by_status() == {"CANCELLED": 1, "RUNNING": 1}
     assert store.locks.get("email_fetch") is None
-    store.dispose()
-
-
-def test_mailbox_show_list_resume(cli: Run, store_url: str) -> None:
-    store = MailStore(store_url)
-    user = store.users.add("yan", "yan@example.org")
-    assert "never fetched" in cli("mailbox", "show", "yan").out
-    for _ in range(3):
-        store.mailboxes.record_failure(user.id, "auth", "login refused",
-                                       pause_after_auth_failures=3)
-    shown = cli("mailbox", "show", "yan")
-    assert "PAUSED" in shown.out and "mail-pipeline imap resume yan" in shown.out
-    assert "yan" in cli("mailbox", "list").out
-    resumed = cli("mailbox", "resume", "yan")
-    assert resumed.code == 0 and "resumed" in resumed.out
-    state = store.mailboxes.get(user.id)
-    assert state is not None and not state.paused and state.consecutive_failures == 0
-    missing = cli("mailbox", "resume", "nobody")
-    assert missing.code == 2 and len(missing.err.strip().splitlines()) == 1
-    store.dispose()
-
-
-def test_locks_list_and_release(cli: Run, store_url: str) -> None:
-    store = MailStore(store_url)
-    store.locks.acquire("email_fetch", 600, run_id="run-1", owner_info="dagster run run-1")
-    listed = cli("locks", "list")
-    assert "email_fetch" in listed.out and "live" in listed.out and "run-1" in listed.out
-    refused = cli("locks", "release", "email_fetch")
-    assert refused.code == 1 and "--force" in refused.err
-    assert store.locks.get("email_fetch") is not None
-    released = cli("locks", "release", "email_fetch", "--force")
-    assert released.code == 0 and store.locks.get("email_fetch") is None
-    assert cli("locks", "release", "email_fetch").code == 2
-    past = MailStore(store_url, clock=lambda: _now() - timedelta(hours=2))
-    past.locks.acquire("email_fetch", 60, run_id="dead")
-    past.dispose()
-    assert cli("locks", "release", "email_fetch").code == 0  # expired: no --force needed
-    store.dispose()
-
-
-def test_imap_show_and_resume(cli: Run, store_url: str) -> None:
-    store = MailStore(store_url)
-    user = store.users.add("ivy", "ivy@example.org")
-    assert cli("imap", "set", "ivy", "--host", "imap.example.org",
-               "--password-stdin", stdin="secret\n").code == 0
-    assert "mailbox:" not in cli("imap", "show", "ivy").out  # never fetched
-    for _ in range(3):
-        store.mailboxes.record_failure(user.id, "auth", "login refused",
-                                       pause_after_auth_failures=3)
-    shown = cli("imap", "show", "ivy")
-    assert shown.code == 0 and "mailbox: PAUSED since" in shown.out
-    assert "resume with: mail-pipeline imap resume ivy" in shown.out
-    assert "secret" not in shown.out
-    resumed = cli("imap", "resume", "ivy")
-    assert resumed.code == 0 and "ivy: resumed" in resumed.out
-    assert "mailbox: active" in cli("imap", "show", "ivy").out
     store.dispose()

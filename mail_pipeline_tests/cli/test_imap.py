@@ -1,4 +1,4 @@
-"""``mail-pipeline imap fetch`` against a real Dovecot (and the other imap commands still work)."""
+"""``mail-pipeline imap``: set/show/list/resume, and ``fetch`` against a real Dovecot."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from mail_pipeline.storage.store import EmailSource, MailStore, TaskStatus
 from mail_pipeline_tests.cli.conftest import Run
 from mail_pipeline_tests.fixtures.dovecot import DovecotServer
 from mail_pipeline_tests.fixtures.faults import StorageFault
-
-pytestmark = pytest.mark.dovecot
 
 
 def raw(n: int) -> bytes:
@@ -41,6 +39,7 @@ def set_account(cli: Run, dovecot: DovecotServer, password: str, name: str) -> N
     assert result.code == 0, result.err
 
 
+@pytest.mark.dovecot
 def test_fetch_stores_mail_and_completes_the_task(
     cli: Run, dovecot: DovecotServer, store_url: str
 ) -> None:
@@ -69,6 +68,7 @@ def test_fetch_stores_mail_and_completes_the_task(
     assert again.code == 0 and "fetched 0" in again.out
 
 
+@pytest.mark.dovecot
 def test_fetch_with_a_wrong_password_exits_1_with_one_line(
     cli: Run, dovecot: DovecotServer, store_url: str
 ) -> None:
@@ -90,6 +90,7 @@ def test_fetch_with_a_wrong_password_exits_1_with_one_line(
         store.dispose()
 
 
+@pytest.mark.dovecot
 def test_manual_fetches_feed_the_circuit_breaker(
     cli: Run, dovecot: DovecotServer, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -109,6 +110,7 @@ def test_manual_fetches_feed_the_circuit_breaker(
         store.dispose()
 
 
+@pytest.mark.dovecot
 def test_set_max_message_bytes_leaves_a_larger_message_on_the_server(
     cli: Run, dovecot: DovecotServer, store_url: str
 ) -> None:
@@ -151,6 +153,7 @@ def test_fetch_usage_errors_exit_2(cli: Run, args: tuple[str, ...], needle: str)
     assert len(result.err.strip().splitlines()) == 1
 
 
+@pytest.mark.dovecot
 def test_fetch_with_a_storage_fault_exits_1_and_fails_the_task(
     cli: Run, dovecot: DovecotServer, store_url: str, monkeypatch: pytest.MonkeyPatch,
     storage_fault: StorageFault,
@@ -179,3 +182,44 @@ def test_fetch_with_a_storage_fault_exits_1_and_fails_the_task(
         assert store.messages.count() == 3
     finally:
         store.dispose()
+
+
+def test_imap_show_and_resume(cli: Run, store_url: str) -> None:
+    store = MailStore(store_url)
+    user = store.users.add("ivy", "ivy@example.org")
+    assert cli("imap", "set", "ivy", "--host", "imap.example.org",
+               "--password-stdin", stdin="secret\n").code == 0
+    assert "mailbox:" not in cli("imap", "show", "ivy").out  # never fetched
+    for _ in range(3):
+        store.mailboxes.record_failure(user.id, "auth", "login refused",
+                                       pause_after_auth_failures=3)
+    shown = cli("imap", "show", "ivy")
+    assert shown.code == 0 and "mailbox: PAUSED since" in shown.out
+    assert "resume with: mail-pipeline imap resume ivy" in shown.out
+    assert "secret" not in shown.out
+    resumed = cli("imap", "resume", "ivy")
+    assert resumed.code == 0 and "ivy: resumed" in resumed.out
+    assert "mailbox: active" in cli("imap", "show", "ivy").out
+    store.dispose()
+
+
+def test_imap_set_show_masks_the_password(cli: Run) -> None:
+    cli("users", "add", "alice", "alice@example.org")
+    result = cli("imap", "set", "alice", "--host", "imap.example.org", "--password-stdin",
+                 stdin="s3cret-pass\n")
+    assert result.code == 0, result.err
+    assert "s3cret-pass" not in result.out
+    shown = cli("imap", "show", "alice")
+    assert shown.code == 0 and "s3cret-pass" not in shown.out
+    config = json.loads(shown.out)
+    assert config["imap_config"]["password"] == "********"
+    assert config["imap_config"]["imap_host"] == "imap.example.org"
+    assert config["imap_config"]["imap_ssl_port"] == 993
+    listing = cli("imap", "list")
+    assert "alice" in listing.out and "yes" in listing.out
+
+
+def test_imap_set_without_a_secret_source(cli: Run) -> None:
+    cli("users", "add", "alice", "alice@example.org")
+    result = cli("imap", "set", "alice", "--host", "imap.example.org", stdin="")
+    assert result.code == 2 and "--password-stdin" in result.err

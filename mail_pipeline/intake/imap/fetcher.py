@@ -80,13 +80,10 @@ from mail_pipeline.errors import (
     MessageTooLargeError,
     NotFoundError,
 )
-from mail_pipeline.intake.imap.config import (
-    EmailConfigManager,
-    FetchFilters,
-    ImapFetchConfig,
-    PostAction,
-)
-from mail_pipeline.intake.imap.connection import imap_session, translate_imap_errors
+from mail_pipeline.intake.imap.account import PostAction
+from mail_pipeline.intake.imap.config import EmailConfigManager, FetchFilters, ImapFetchConfig
+from mail_pipeline.intake.imap.connection import imap_session
+from mail_pipeline.intake.imap.translate import translate_imap_errors
 from mail_pipeline.mime import parse_message
 from mail_pipeline.storage.save_service import Delivery, EmailSaveService, Outcome
 from mail_pipeline.storage.store import EmailSource, MailStore, SyncUpdate, TaskCounters

@@ -44,16 +44,14 @@ Known limits, by design:
   committed batch, so it may also take older messages above that UID that the first-sync
   filters would have skipped (nothing is lost; duplicates are impossible).
 
-Test hook: when the environment variable ``MAIL_PIPELINE_IMAP_TEST_PAUSE_AFTER_BATCH`` is
-``N:PATH`` (read at call time, never at import), the fetcher writes ``PATH`` after the N-th
-batch of a run is committed and then sleeps for an hour, so a test can ``kill -9`` it at a
-known point. It is for the crash tests only.
+Fault injection: the ``checkpoint`` given to :class:`MailboxFetcher` is called with
+``"after_batch:N"`` after the N-th batch of a run is committed (and its post-action run);
+in production it is :func:`~mail_pipeline.platform.faults.no_checkpoint`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -62,7 +60,6 @@ from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import imapclient
@@ -85,12 +82,12 @@ from mail_pipeline.intake.imap.config import EmailConfigManager, FetchFilters, I
 from mail_pipeline.intake.imap.connection import imap_session
 from mail_pipeline.intake.imap.translate import translate_imap_errors
 from mail_pipeline.mime import parse_message
+from mail_pipeline.platform.faults import Checkpoint, no_checkpoint
 from mail_pipeline.storage.save_service import Delivery, EmailSaveService, Outcome
 from mail_pipeline.storage.store import EmailSource, MailStore, SyncUpdate, TaskCounters
 
 __all__ = [
     "DEFAULT_BATCH_MAX_BYTES",
-    "TEST_PAUSE_ENV",
     "ErrorKind",
     "FolderResult",
     "MailboxFetcher",
@@ -98,9 +95,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: ``N:PATH``: after the N-th committed batch, write PATH and sleep (crash tests only).
-TEST_PAUSE_ENV = "MAIL_PIPELINE_IMAP_TEST_PAUSE_AFTER_BATCH"
 
 #: How many failed-UID lines one fetch writes into a task's execution log (the rest are
 #: counted in one summary line; every one is on the result and in the sync state).
@@ -301,8 +295,8 @@ def _fetch_raw(client: imapclient.IMAPClient, uids: Sequence[int]) -> list[RawMe
 
     The bulk FETCH goes through imapclient's underlying imaplib connection on purpose:
     imapclient's response parser tokenises every literal byte by byte in Python, which made a
-    batched FETCH of 1,000 × 20 KB messages ≈7× slower than imaplib's (0.2 s vs 0.03 s, see
-    DESIGN.md) and dominated the ingest. imaplib returns the literals as they are; only the
+    batched FETCH of 1,000 × 20 KB messages ≈7× slower than imaplib's (measured: 0.2 s vs
+    0.03 s) and dominated the ingest. imaplib returns the literals as they are; only the
     short response lines are parsed here (:func:`parse_fetch_response`).
 
     Raises:
@@ -430,18 +424,6 @@ def _search_criteria(filters: FetchFilters, today: date) -> tuple[list[Any], str
     return (criteria or ["ALL"]), charset
 
 
-def _test_pause(batch_number: int) -> None:
-    """The crash-test hook (see the module docstring); does nothing unless the variable is set."""
-    value = os.environ.get(TEST_PAUSE_ENV)
-    if not value:
-        return
-    number, _, path = value.partition(":")
-    if not path or not number.isdigit() or int(number) != batch_number:
-        return
-    Path(path).write_text(f"{os.getpid()}\n")
-    time.sleep(3600)
-
-
 # --- the fetcher ---------------------------------------------------------------------------
 
 
@@ -512,9 +494,14 @@ class MailboxFetcher:
         connect_timeout: float = 15.0,
         read_timeout: float = 60.0,
         clock: Callable[[], datetime] | None = None,
+        checkpoint: Checkpoint = no_checkpoint,
     ) -> None:
-        """Raises ValueError on a ``batch_size`` or ``batch_max_bytes`` < 1 or a timeout that
-        is not positive."""
+        """``checkpoint`` is called with ``"after_batch:N"`` after each committed batch.
+
+        Raises:
+            ValueError: a ``batch_size`` or ``batch_max_bytes`` < 1 or a timeout that is not
+                positive.
+        """
         for name, count in (("batch_size", batch_size), ("batch_max_bytes", batch_max_bytes)):
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
                 raise ValueError(f"{name} must be a positive integer, got {count!r}")
@@ -529,6 +516,7 @@ class MailboxFetcher:
         self.connect_timeout = float(connect_timeout)
         self.read_timeout = float(read_timeout)
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._checkpoint = checkpoint
 
     # --- public ----------------------------------------------------------------------------
 
@@ -690,7 +678,7 @@ class MailboxFetcher:
                 if stored and run.config.post_action is not PostAction.NONE:
                     writable = self._post_action(run, state, stored, writable)
                 run.batches += 1
-                _test_pause(run.batches)
+                self._checkpoint(f"after_batch:{run.batches}")
                 run.report()
 
     @staticmethod

@@ -6,7 +6,7 @@ Each seed fault is a test here: sequence numbers + ``RFC822`` marking mail read
 ``test_incremental_takes_every_uid_above_the_cursor``), swallowed login errors
 (``test_wrong_password_fails_only_that_user``), and delete/expunge before the save
 (``test_post_actions_run_only_after_the_commit``). The kill -9 test is in
-``test_imap_crash.py``.
+``test_fetcher_crash.py``.
 """
 
 from __future__ import annotations
@@ -228,6 +228,27 @@ def test_constructor_checks_arguments(store: MailStore, configs: EmailConfigMana
                 {"batch_max_bytes": 0}):
         with pytest.raises(ValueError):
             MailboxFetcher(store, save, configs, **bad)
+
+
+@pytest.mark.parametrize("post_action", ["none", "mark_seen"])  # with and without prefetch
+def test_the_checkpoint_is_called_after_each_committed_batch(
+    store: MailStore, configs: EmailConfigManager, attachment_root: Path,
+    mailbox: Callable[..., Mailbox], post_action: str,
+) -> None:
+    box = mailbox(post_action=post_action)
+    for n in range(7):
+        box.append(message(n))
+    seen: list[tuple[str, int]] = []
+
+    def checkpoint(point: str) -> None:
+        seen.append((point, store.messages.count(box.id)))
+
+    save = EmailSaveService(store, AttachmentStorage(attachment_root, fsync=False))
+    fetcher = MailboxFetcher(store, save, configs, batch_size=3, connect_timeout=5,
+                             read_timeout=10, checkpoint=checkpoint)
+    assert_ok(fetcher.fetch_user(box.id))
+    # each point is reached with its batch (and every earlier one) committed
+    assert seen == [("after_batch:1", 3), ("after_batch:2", 6), ("after_batch:3", 7)]
 
 
 # --- syncing ---------------------------------------------------------------------------------

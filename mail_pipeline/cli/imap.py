@@ -23,9 +23,11 @@ from mail_pipeline.cli.common import (
 )
 from mail_pipeline.cli.mailbox import mailbox_state_line, resume_mailbox
 from mail_pipeline.errors import ImapError
+from mail_pipeline.intake.imap.account import ImapSecurity, PostAction
 from mail_pipeline.intake.imap.circuit import MailboxCircuitBreaker
-from mail_pipeline.intake.imap.config import EmailConfigManager, PostAction
-from mail_pipeline.intake.imap.connection import ImapSecurity, imap_session, translate_imap_errors
+from mail_pipeline.intake.imap.config import EmailConfigManager
+from mail_pipeline.intake.imap.connection import imap_session
+from mail_pipeline.intake.imap.translate import translate_imap_errors
 from mail_pipeline.intake.limits import DEFAULT_MAX_MESSAGE_BYTES
 from mail_pipeline.storage.store import TaskFinish
 

@@ -39,7 +39,8 @@ from mail_pipeline.defs.resources import (
 )
 from mail_pipeline.errors import LeaseLostError
 from mail_pipeline.intake.imap.circuit import MailboxCircuitBreaker
-from mail_pipeline.intake.imap.fetcher import MailboxFetcher, MailboxResult
+from mail_pipeline.intake.imap.fetcher import MailboxFetcher
+from mail_pipeline.intake.imap.results import MailboxResult
 from mail_pipeline.intake.spool.ingest import IngestResult, SpoolIngestService
 from mail_pipeline.maintenance.metrics import SpoolMetrics, spool_metrics
 from mail_pipeline.maintenance.stale_tasks import cleanup_stale_tasks

@@ -1,6 +1,6 @@
 """The per-mailbox circuit breaker: stop knocking with a password the server keeps refusing.
 
-Every fetch outcome (a :class:`~mail_pipeline.intake.imap.fetcher.MailboxResult`) is recorded in the
+Every fetch outcome (a :class:`~mail_pipeline.intake.imap.results.MailboxResult`) is recorded in the
 store's ``mailbox_state``: a success resets the failure streaks and stamps the last
 successful fetch; a failure adds to ``consecutive_failures``, and an AUTH failure also to
 ``consecutive_auth_failures``. After N consecutive AUTH failures (default 3,
@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mail_pipeline.errors import ConfigError, NotFoundError
-from mail_pipeline.intake.imap.fetcher import ErrorKind, MailboxResult
+from mail_pipeline.intake.imap.results import ErrorKind, MailboxResult
 from mail_pipeline.storage.store import MailboxStatus, MailStore
 
 DEFAULT_AUTH_FAILURES_TO_PAUSE = 3

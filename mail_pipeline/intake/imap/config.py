@@ -23,6 +23,13 @@ The stored shape follows the seed system (``settings`` row, key ``email_config``
         "last_email_fetch_time": "2026-11-25T10:00:00+00:00"
       }
     }
+
+The ``imap_config`` block is checked and turned into an
+:class:`~mail_pipeline.intake.imap.account.ImapAccount` by the account schema
+(:mod:`mail_pipeline.intake.imap.account`), the one definition of its fields that both
+``mail-pipeline imap set`` (through :meth:`EmailConfigManager.update_fetch_config`) and the loader
+(:meth:`EmailConfigManager.imap_fetch_config`) go through; the ``filter_config`` block is checked
+here.
 """
 
 from __future__ import annotations
@@ -31,11 +38,17 @@ import copy
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from mail_pipeline.errors import ConfigError
-from mail_pipeline.intake.imap.connection import ImapAccount, ImapSecurity
+from mail_pipeline.intake.imap.account import (
+    ImapAccount,
+    PostAction,
+    account_fields,
+    canonical_imap,
+    imap_config_problems,
+    max_message_bytes_of,
+)
 from mail_pipeline.intake.limits import DEFAULT_MAX_MESSAGE_BYTES
 from mail_pipeline.platform.secret_box import SecretBox, is_encrypted, mask
 from mail_pipeline.storage.store import EmailSource, MailStore
@@ -45,15 +58,6 @@ log = logging.getLogger(__name__)
 SETTING_KEY = "email_config"
 SECRET_FIELDS = ("password", "oauth2_token")
 DEFAULT_MAX_AGE_DAYS = 7
-
-
-class PostAction(StrEnum):
-    """What to do with a message on the server after it is committed to the store."""
-
-    NONE = "none"
-    MARK_SEEN = "mark_seen"
-    MOVE = "move"
-    DELETE = "delete"
 
 
 @dataclass(frozen=True)
@@ -94,65 +98,14 @@ class ImapFetchConfig:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 
 
-def _first(mapping: dict[str, Any], *names: str) -> Any:
-    for name in names:
-        if mapping.get(name) not in (None, ""):
-            return mapping[name]
-    return None
-
-
-def _canonical_imap(raw: dict[str, Any]) -> dict[str, Any]:
-    """Return ``raw`` with the seed's and the short key names folded into the canonical ones."""
-    imap = dict(raw)
-    host = _first(imap, "imap_host", "host")
-    port = _first(imap, "imap_ssl_port", "imap_port", "port")
-    for alias in ("host", "port", "imap_port"):
-        imap.pop(alias, None)
-    imap["imap_host"] = host
-    security = imap.get("security")
-    if security is None:
-        use_ssl = imap.get("use_ssl", True)
-        security = ImapSecurity.SSL.value if use_ssl else ImapSecurity.STARTTLS.value
-    imap["security"] = str(security).lower()
-    imap["use_ssl"] = imap["security"] == ImapSecurity.SSL.value
-    if port is None:
-        port = 993 if imap["security"] == ImapSecurity.SSL.value else 143
-    imap["imap_ssl_port"] = port
-    if imap.pop("delete_after_fetch", False) and imap.get("post_action") in (None, "none"):
-        imap["post_action"] = PostAction.DELETE.value
-    imap.setdefault("post_action", PostAction.NONE.value)
-    return imap
-
-
 def _problems(config: dict[str, Any]) -> list[str]:
-    problems: list[str] = []
+    """Return every problem of an ``email_config`` with an ``imap_config`` ([] when valid):
+    the account's (:func:`~mail_pipeline.intake.imap.account.imap_config_problems`), then the
+    ``filter_config``'s."""
     imap = config.get("imap_config")
     if not isinstance(imap, dict):
         return ["imap_config is missing"]
-    imap = _canonical_imap(imap)
-    if not isinstance(imap.get("imap_host"), str) or not imap["imap_host"].strip():
-        problems.append("imap_host is missing")
-    port = imap.get("imap_ssl_port")
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        problems.append(f"imap_ssl_port must be a number from 1 to 65535, not {port!r}")
-    if not isinstance(imap.get("username"), str) or not imap["username"].strip():
-        problems.append("username is missing")
-    credentials = [k for k in ("password", "oauth2_token", "oauth2_token_command") if imap.get(k)]
-    if not credentials:
-        problems.append("a credential is needed: password, oauth2_token or oauth2_token_command")
-    elif len(credentials) > 1:
-        problems.append(f"give only one credential, not {', '.join(credentials)}")
-    if imap["security"] not in {s.value for s in ImapSecurity}:
-        problems.append(f"security must be ssl, starttls or plain, not {imap['security']!r}")
-    try:
-        action = PostAction(imap.get("post_action") or "none")
-        if action is PostAction.MOVE and not imap.get("move_to"):
-            problems.append("post_action 'move' needs move_to (a folder)")
-    except ValueError:
-        problems.append(f"post_action must be one of {', '.join(PostAction)}")
-    limit = imap.get("max_message_bytes")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        problems.append(f"max_message_bytes must be a whole number of bytes >= 1, not {limit!r}")
+    problems = imap_config_problems(canonical_imap(imap))
     filters = config.get("filter_config") or {}
     if not isinstance(filters, dict):
         problems.append("filter_config must be an object")
@@ -248,7 +201,7 @@ class EmailConfigManager:
                 if imap.get(name) == mask("x"):
                     imap[name] = old_imap.get(name)
         self.validate_imap_config(new)
-        imap = _canonical_imap(new["imap_config"])
+        imap = canonical_imap(new["imap_config"])
         for name in SECRET_FIELDS:
             if imap.get(name):
                 imap[name] = self.box.seal(str(imap[name]))
@@ -306,24 +259,14 @@ class EmailConfigManager:
         if self.detect_email_source(user) is not EmailSource.IMAP:
             raise ConfigError(f"user {user} has no IMAP config")
         self.validate_imap_config(config)
-        imap = _canonical_imap(config["imap_config"])
-        secrets = {}
+        imap = canonical_imap(config["imap_config"])
+        values = account_fields(imap)
         for name in SECRET_FIELDS:
-            value = imap.get(name)
-            if value:
-                secrets[name] = self.box.open(value) if is_encrypted(value) else str(value)
+            value = values[name]
+            if value is not None:
+                values[name] = self.box.open(value) if is_encrypted(value) else str(value)
         account = ImapAccount(
-            host=imap["imap_host"],
-            port=int(imap["imap_ssl_port"]),
-            username=imap["username"],
-            security=ImapSecurity(imap["security"]),
-            password=secrets.get("password"),
-            oauth2_token=secrets.get("oauth2_token"),
-            oauth2_token_command=imap.get("oauth2_token_command"),
-            verify_tls=bool(imap.get("verify_tls", True)),
-            ca_file=imap.get("ca_file"),
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
+            **values, connect_timeout=connect_timeout, read_timeout=read_timeout
         )
         filters = config.get("filter_config") or {}
         items = filters.get("filters") or []
@@ -340,8 +283,7 @@ class EmailConfigManager:
             ),
             post_action=PostAction(imap.get("post_action") or "none"),
             move_to=imap.get("move_to"),
-            max_message_bytes=(DEFAULT_MAX_MESSAGE_BYTES if imap.get("max_message_bytes") is None
-                               else int(imap["max_message_bytes"])),
+            max_message_bytes=max_message_bytes_of(imap),
         )
 
     def imap_users(self) -> list[tuple[int, str, bool, str]]:

@@ -10,7 +10,7 @@ from mail_pipeline.intake.imap.circuit import (
     MailboxCircuitBreaker,
     threshold_from_env,
 )
-from mail_pipeline.intake.imap.fetcher import ErrorKind, MailboxResult
+from mail_pipeline.intake.imap.results import ErrorKind, MailboxResult
 from mail_pipeline.storage.store import MailStore, TaskCounters
 
 

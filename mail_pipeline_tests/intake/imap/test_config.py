@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from mail_pipeline.errors import ConfigError, SecretKeyError
-from mail_pipeline.intake.imap.config import EmailConfigManager, PostAction
-from mail_pipeline.intake.imap.connection import ImapSecurity
+from mail_pipeline.intake.imap.account import ImapSecurity, PostAction
+from mail_pipeline.intake.imap.config import EmailConfigManager
 from mail_pipeline.platform.secret_box import MASK
 from mail_pipeline.storage.store import EmailSource, MailStore
 
@@ -130,3 +130,29 @@ def test_max_message_bytes_is_per_account_validated_and_defaults_to_the_spools(
         with pytest.raises(ConfigError, match="max_message_bytes"):
             manager.update_fetch_config("alice", seed_style(max_message_bytes=bad))
     assert manager.imap_fetch_config("alice").max_message_bytes == 102400  # kept
+
+
+@pytest.mark.parametrize(
+    ("imap", "needle"),
+    [
+        ({"imap_host": " imap.example.org"}, "whitespace"),
+        ({"password": None, "oauth2_token": "two words"}, "whitespace"),
+        ({"password": None, "oauth2_token_command": "helper 'unbalanced"}, "cannot be parsed"),
+        ({"ca_file": ""}, "ca_file"),
+    ],
+)
+def test_set_list_and_load_check_the_account_with_the_one_schema(
+    manager: EmailConfigManager, store: MailStore, imap: dict[str, Any], needle: str
+) -> None:
+    """These passed ``imap set`` and ``imap list`` but failed every fetch: the CLI's check and
+    the account's were two definitions. Now one refuses what the other would."""
+    config = seed_style(**imap)
+    with pytest.raises(ConfigError, match=needle):
+        manager.update_fetch_config("alice", config)  # what `mail-pipeline imap set` calls
+    assert manager.get_email_config("alice") == {}
+    store.users.set_setting("alice", "email_config", config)  # stored by other means
+    ((_id, _name, valid, problem),) = manager.imap_users()  # what `imap list` shows
+    assert not valid and needle in problem
+    with pytest.raises(ConfigError) as info:
+        manager.imap_fetch_config("alice")  # what the fetcher loads
+    assert problem in str(info.value)

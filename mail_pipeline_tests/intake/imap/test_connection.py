@@ -4,75 +4,29 @@ OAuth2 is tested against Dovecot's real ``oauth2`` passdb: Dovecot POSTs every X
 to a loopback RFC 7662 introspection endpoint served by the test session
 (``fixtures/oauth2_introspection.py``); no IMAP test double is involved.
 
-Run: ``.venv/bin/pytest mail_pipeline_tests/test_imap_connection.py -p
-mail_pipeline_tests.fixtures.dovecot`` (or with the module in conftest's ``pytest_plugins``).
+The account's checks are in ``test_account.py``, the token command in ``test_oauth2.py``, the
+errors of later commands in ``test_translate.py``.
 """
 
 from __future__ import annotations
 
-import shlex
 import socket
 import ssl
-import sys
 import threading
 import time
-import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from mail_pipeline.errors import (
-    ConfigError,
-    ImapAuthError,
-    ImapConnectError,
-    ImapError,
-    ImapProtocolError,
-    ImapTLSError,
-)
-from mail_pipeline.intake.imap.connection import (
-    ImapAccount,
-    ImapSecurity,
-    connect,
-    imap_session,
-    resolve_oauth2_token,
-    translate_imap_errors,
-)
+from mail_pipeline.errors import ConfigError, ImapAuthError, ImapConnectError, ImapTLSError
+from mail_pipeline.intake.imap.account import ImapAccount, ImapSecurity
+from mail_pipeline.intake.imap.connection import connect, imap_session
 from mail_pipeline_tests.fixtures.dovecot import DovecotServer, MailUser
 from mail_pipeline_tests.fixtures.servers import SilentServer
+from mail_pipeline_tests.intake.imap.mailboxes import RAW, account_for, full_text
 
 pytestmark = pytest.mark.dovecot
-
-RAW = (
-    b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hello\r\n"
-    b"Message-ID: <m1@x>\r\n\r\nbody\r\n"
-)
-
-
-def account_for(
-    server: DovecotServer, user: MailUser, security: ImapSecurity = ImapSecurity.SSL, **kw: Any
-) -> ImapAccount:
-    """An account for ``user`` on ``server``, trusting the test CA unless told otherwise."""
-    port = server.imaps_port if security is ImapSecurity.SSL else server.imap_port
-    kw.setdefault("ca_file", str(server.ca_cert_path))
-    if "oauth2_token" not in kw and "oauth2_token_command" not in kw:
-        kw.setdefault("password", user.password)
-    kw.setdefault("connect_timeout", 5.0)
-    kw.setdefault("read_timeout", 10.0)
-    return ImapAccount(server.host, port, user.username, security=security, **kw)
-
-
-def full_text(exc: BaseException) -> str:
-    """What a traceback of ``exc`` would say about the exceptions: every message and repr in
-    its chain (not the source lines, which hold the test's own literals)."""
-    parts: list[str] = []
-    current: BaseException | None = exc
-    while current is not None and len(parts) < 40:
-        parts += traceback.format_exception_only(current)
-        parts += [repr(current), repr(current.args)]
-        current = current.__cause__ or current.__context__
-    return "".join(parts)
 
 
 # --- the rig ---------------------------------------------------------------------------------
@@ -344,18 +298,6 @@ def test_starttls_not_offered_is_a_tls_error(no_starttls_server: int) -> None:
         connect(account)
 
 
-def test_server_stopped_mid_session_is_a_connect_error(private_dovecot: DovecotServer) -> None:
-    server = private_dovecot
-    user = server.new_user()
-    server.append(user.username, RAW)
-    with imap_session(account_for(server, user)) as client:
-        with translate_imap_errors("select INBOX"):
-            client.select_folder("INBOX", readonly=True)
-        server.stop()
-        with pytest.raises(ImapConnectError) as info, translate_imap_errors("fetch"):
-            client.fetch("1:*", ["BODY.PEEK[]"])
-        assert str(info.value).startswith("fetch: ")
-        assert info.value.__cause__ is not None
     # leaving the session after the drop raised nothing
 
 
@@ -368,23 +310,6 @@ def test_imap_session_never_masks_the_original_error(private_dovecot: DovecotSer
     ):
         server.stop()  # logout will fail
         raise ValueError("from the block")
-
-
-def test_translate_imap_errors_maps_no_answers_and_passes_other_errors(
-    dovecot: DovecotServer,
-) -> None:
-    user = dovecot.new_user()
-    with imap_session(account_for(dovecot, user)) as client:
-        with (
-            pytest.raises(ImapProtocolError, match="select Nope"),
-            translate_imap_errors("select Nope"),
-        ):
-            client.select_folder("Nope")
-        with pytest.raises(KeyError), translate_imap_errors():
-            raise KeyError("a bug stays a bug")
-        with pytest.raises(ImapAuthError), translate_imap_errors():
-            raise ImapAuthError("already typed")
-        client.noop()  # the session is still usable
 
 
 # --- OAuth2 ----------------------------------------------------------------------------------
@@ -428,102 +353,4 @@ def test_oauth2_provider_down_is_transient(private_dovecot: DovecotServer) -> No
     assert "tok-while-down" not in full_text(info.value)
 
 
-def _py_command(code: str, *args: str) -> str:
-    return shlex.join([sys.executable, "-c", code, *args])
-
-
-def test_oauth2_token_command(dovecot: DovecotServer, tmp_path: Path) -> None:
-    user = dovecot.new_user()
-    dovecot.set_oauth2_token(user.username, "from-the-command")
-    # A script path with a space, quoted: shlex keeps it one argument, no shell is involved.
-    script_dir = tmp_path / "dir with space"
-    script_dir.mkdir()
-    script = script_dir / "token.py"
-    script.write_text("import sys\nprint(open(sys.argv[1]).read())\n")
-    token_file = script_dir / "token.txt"
-    token_file.write_text("from-the-command\n")
-    command = shlex.join([sys.executable, str(script), str(token_file)])
-    account = account_for(dovecot, user, oauth2_token_command=command)
-    assert resolve_oauth2_token(account) == "from-the-command"
-    with imap_session(account) as client:
-        client.noop()
-    assert "from-the-command" not in repr(account)
-
-
-def test_oauth2_token_command_failures() -> None:
-    def account(command: str) -> ImapAccount:
-        return ImapAccount("127.0.0.1", 993, "u", oauth2_token_command=command)
-
-    with pytest.raises(ImapAuthError, match="status 3: no token for you"):
-        resolve_oauth2_token(
-            account(_py_command("import sys; sys.stderr.write('no token for you'); sys.exit(3)"))
-        )
-    with pytest.raises(ImapAuthError, match="empty"):
-        resolve_oauth2_token(account(_py_command("pass")))
-    with pytest.raises(ImapAuthError, match="whitespace"):
-        resolve_oauth2_token(account(_py_command("print('two words')")))
-    with pytest.raises(ConfigError, match="cannot run"):
-        resolve_oauth2_token(account("/nonexistent/token-helper --flag"))
-    started = time.monotonic()
-    with pytest.raises(ImapConnectError, match="did not finish"):
-        resolve_oauth2_token(account(_py_command("import time; time.sleep(30)")), timeout=0.5)
-    assert time.monotonic() - started < 5
-    # A failing command is reported before any connection is attempted.
-    with pytest.raises(ImapAuthError):
-        connect(account(_py_command("raise SystemExit(1)")))
-
-
 # --- configuration ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"host": ""}, "host"),
-        ({"host": " imap.example.org"}, "whitespace"),
-        ({"port": 0}, "port"),
-        ({"port": 65536}, "port"),
-        ({"port": True}, "port"),
-        ({"port": "993"}, "port"),
-        ({"username": "  "}, "username"),
-        ({"security": "tls-please"}, "security"),
-        ({"password": None}, "give a password or an OAuth2 token"),
-        ({"password": ""}, "password is empty"),
-        ({"oauth2_token": "t"}, "not both"),
-        ({"password": None, "oauth2_token": "t", "oauth2_token_command": "x"}, "not both"),
-        ({"password": None, "oauth2_token": "has space"}, "whitespace"),
-        ({"password": None, "oauth2_token": ""}, "empty"),
-        ({"password": None, "oauth2_token_command": "  "}, "empty"),
-        ({"password": None, "oauth2_token_command": "cmd 'unbalanced"}, "cannot be parsed"),
-        ({"ca_file": ""}, "ca_file"),
-        ({"connect_timeout": 0}, "connect_timeout"),
-        ({"read_timeout": float("nan")}, "read_timeout"),
-        ({"read_timeout": -1}, "read_timeout"),
-    ],
-)
-def test_config_errors_fail_fast(kwargs: dict[str, Any], match: str) -> None:
-    base: dict[str, Any] = {
-        "host": "imap.example.org",
-        "port": 993,
-        "username": "alice",
-        "password": "pw",
-    }
-    base.update(kwargs)
-    with pytest.raises(ConfigError, match=match):
-        ImapAccount(**base)
-
-
-def test_account_defaults_and_repr_hide_secrets() -> None:
-    account = ImapAccount("imap.example.org", 993, "alice", password="hunter2-secret")
-    assert account.security is ImapSecurity.SSL
-    assert account.verify_tls is True
-    assert "hunter2-secret" not in repr(account)
-    assert account.endpoint == "alice@imap.example.org:993 (ssl)"
-    token_account = ImapAccount("h", 143, "a", security="STARTTLS", oauth2_token="tok-secret")  # type: ignore[arg-type]
-    assert token_account.security is ImapSecurity.STARTTLS
-    assert "tok-secret" not in repr(token_account)
-
-
-def test_every_failure_is_an_imap_error() -> None:
-    for cls in (ImapAuthError, ImapConnectError, ImapTLSError, ImapProtocolError):
-        assert issubclass(cls, ImapError)

@@ -1,9 +1,10 @@
-"""kill -9 of ``mail-pipeline imap fetch`` between batches: the next run stores every message
-exactly once (the cursor is committed with the messages it covers, never ahead of them).
+"""kill -9 of an IMAP fetch between batches: the next run (``mail-pipeline imap fetch``) stores
+every message exactly once (the cursor is committed with the messages it covers, never ahead
+of them).
 
-The child process stops at a known point through the fetcher's test hook
-(``MAIL_PIPELINE_IMAP_TEST_PAUSE_AFTER_BATCH=N:PATH``: after the N-th committed batch it writes
-PATH and sleeps), so the kill is deterministic.
+The killed child is ``crash_runner`` (in this package): it builds the fetcher with a checkpoint
+that, after the N-th committed batch, writes a marker file and sleeps, so the kill is
+deterministic.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from pathlib import Path
 import pytest
 
 from mail_pipeline.intake.imap.config import EmailConfigManager
-from mail_pipeline.intake.imap.fetcher import TEST_PAUSE_ENV
 from mail_pipeline.storage.store import MailStore
 from mail_pipeline_tests.fixtures.dovecot import DovecotServer
 
@@ -28,12 +28,24 @@ pytestmark = pytest.mark.dovecot
 
 SECRET = "a passphrase for the imap crash tests"
 ENTRY = "from mail_pipeline.cli import main; raise SystemExit(main())"
+ROOT = Path(__file__).resolve().parents[3]  # where ``python -m mail_pipeline_tests...`` works
 
 
 def run_fetch(env: dict[str, str], username: str, *extra: str) -> subprocess.Popen[bytes]:
+    """``mail-pipeline imap fetch USER EXTRA...`` in a child process."""
     return subprocess.Popen(
         [sys.executable, "-c", ENTRY, "imap", "fetch", username, *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+def run_paused_fetch(env: dict[str, str], store_url: str, attachments: Path, username: str,
+                     *extra: str) -> subprocess.Popen[bytes]:
+    """The crash runner fetching ``username`` in a child process (it stops as ``extra`` say)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "mail_pipeline_tests.intake.imap.crash_runner", store_url,
+         str(attachments), username, *extra],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
 
 
@@ -62,10 +74,12 @@ def test_kill_9_mid_run_then_the_next_run_stores_every_message_once(
         "MAIL_PIPELINE_DATABASE_URL": store_url,
         "MAIL_PIPELINE_HOME": str(tmp_path / "home"),
         "MAIL_PIPELINE_SECRET_KEY": SECRET,
-        TEST_PAUSE_ENV: f"3:{marker}",
     }
+    attachments = tmp_path / "home" / "attachments"
+    attachments.mkdir(parents=True)
     try:
-        child = run_fetch(env, user.username, "--batch-size", "5")
+        child = run_paused_fetch(env, store_url, attachments, user.username, "--batch-size", "5",
+                                 "--pause-after-batch", "3", "--marker", str(marker))
         deadline = time.monotonic() + 60
         while not marker.exists():
             assert child.poll() is None, child.communicate()
@@ -81,7 +95,6 @@ def test_kill_9_mid_run_then_the_next_run_stores_every_message_once(
         stored = {m.message_id for m in store.messages.summaries(record.id)}
         assert stored == set(ids[:15])  # the cursor covers exactly what was committed
 
-        del env[TEST_PAUSE_ENV]
         again = run_fetch(env, user.username, "--batch-size", "5")
         out, err = again.communicate(timeout=120)
         assert again.returncode == 0, err.decode()

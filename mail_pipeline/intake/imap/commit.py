@@ -1,0 +1,129 @@
+"""One fetched batch into the store: parse each message, commit them with the folder's cursor.
+
+The batch's messages and the folder's new cursor are stored in ONE transaction
+(:meth:`~mail_pipeline.storage.save_service.EmailSaveService.save_batch` with ``sync=``), so
+the cursor is never ahead of what is stored. A message that does not parse, that the store
+refuses, or that is over the account's ``max_message_bytes`` harms only itself: its UID and
+reason go into the sync state and the cursor moves past it. A fault of the environment (a
+store outage, a full or read-only attachment root) raises, and then nothing of the batch is
+committed and the cursor stays.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from mail_pipeline.errors import MessageParseError, MessageTooLargeError
+from mail_pipeline.intake.imap.sync import Batch
+from mail_pipeline.intake.imap.wire import RawMessage, uid_set
+from mail_pipeline.mime import parse_message
+from mail_pipeline.storage.save_service import Delivery, EmailSaveService, Outcome
+from mail_pipeline.storage.store import EmailSource, MailStore, SyncUpdate, TaskCounters
+
+__all__ = ["BatchOutcome", "FolderTarget", "commit_batch"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FolderTarget:
+    """Where a batch goes: the user, the folder as examined, and the sync's clock reading."""
+
+    user_id: int
+    username: str
+    folder: str
+    uidvalidity: int
+    now: datetime
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What committing one batch did.
+
+    ``stored``: the UIDs now in the store (saved or duplicates), for the post-action.
+    ``counters``: the batch's increment (``failed`` counts every kind of failure).
+    ``failed``: (uid, reason) of each message not stored, by UID. ``too_large``: how many of
+    them were over the limit (not fetched, or bigger than their RFC822.SIZE said).
+    """
+
+    stored: list[int]
+    counters: TaskCounters
+    failed: list[tuple[int, str]]
+    too_large: int
+
+
+def commit_batch(
+    save_service: EmailSaveService, store: MailStore, target: FolderTarget, chunk: Batch,
+    messages: Sequence[RawMessage], *, last: int, limit: int,
+) -> BatchOutcome:
+    """Parse ``messages`` (the fetched part of ``chunk``) and commit them with the cursor
+    ``last`` and the batch's failed and too-large UIDs.
+
+    Returns:
+        The :class:`BatchOutcome`.
+
+    Raises:
+        SQLAlchemyError: the store is unreachable (nothing of the batch is committed).
+        StorageUnavailable: the attachment root cannot take files (likewise).
+    """
+    deliveries: list[Delivery] = []
+    delivered_uids: list[int] = []
+    failures: list[tuple[int, str]] = []
+    too_large = list(chunk.too_large)
+    for message in messages:
+        if len(message.raw) > limit:  # RFC822.SIZE understated it: still not stored
+            too_large.append((message.uid, len(message.raw)))
+            continue
+        try:
+            parsed = parse_message(message.raw)
+        except MessageParseError as exc:
+            failures.append((message.uid, f"parse: {exc}"))
+            continue
+        except Exception as exc:  # a parser bug must harm only this message
+            log.exception("%s: parsing UID %d failed", target.username, message.uid)
+            failures.append((message.uid, f"parse: parser_error: {exc!r}"))
+            continue
+        deliveries.append(Delivery(
+            user_id=target.user_id,
+            parsed=parsed,
+            source=EmailSource.IMAP,
+            origin=f"imap:{target.folder}:{target.uidvalidity}:{message.uid}",
+            received_at=message.internaldate,
+        ))
+        delivered_uids.append(message.uid)
+    gone = len(chunk.uids) - len(chunk.too_large) - len(messages)
+    if gone:  # expunged between SEARCH and FETCH: nothing to keep
+        log.info("%s: folder %r: %d of %d UIDs were gone at FETCH", target.username,
+                 target.folder, gone, len(chunk.uids))
+    too_large.sort()
+    if too_large:
+        log.warning("%s: folder %r: %d message(s) over the limit of %d bytes left on the "
+                    "server: UIDs %s", target.username, target.folder, len(too_large), limit,
+                    uid_set([uid for uid, _size in too_large]))
+
+    sync = SyncUpdate(target.user_id, target.folder, target.uidvalidity, last, target.now,
+                      tuple(failures), tuple((uid, size, limit) for uid, size in too_large))
+    outcome = save_service.save_batch(deliveries, sync=[sync])
+    stored: list[int] = []
+    refused: list[tuple[int, str]] = []
+    for uid, res in zip(delivered_uids, outcome.results, strict=True):
+        if res.outcome is Outcome.FAILED:
+            refused.append((uid, f"save: {res.error}"))
+        else:
+            stored.append(uid)
+    if refused:  # record them too; the cursor is already past them
+        store.messages.update_sync(SyncUpdate(
+            target.user_id, target.folder, target.uidvalidity, last, target.now, tuple(refused)
+        ))
+    counters = TaskCounters(
+        fetched=len(messages),
+        saved=outcome.saved,
+        failed=outcome.failed + len(failures) + len(too_large),
+        duplicate=outcome.duplicates,
+    )
+    oversized = [(uid, str(MessageTooLargeError(size, limit))) for uid, size in too_large]
+    return BatchOutcome(stored, counters, sorted((*failures, *refused, *oversized)),
+                        len(too_large))

@@ -258,17 +258,18 @@ def fetch_mailbox(
                          metadata=_mailbox_metadata(result))
     if not result.ok:
         context.log.error(f"{work.username}: {result.error_kind.value}: {result.error}")
-    _record_outcome(context, store, result)
+    _record_outcome(context, imap, store, result)
     context.add_output_metadata({**_mailbox_metadata(result),
                                  **_heartbeat_metadata(context, beat)})
     return result
 
 
 def _record_outcome(
-    context: dg.OpExecutionContext, store: StoreResource, result: MailboxResult
+    context: dg.OpExecutionContext, imap: ImapResource, store: StoreResource,
+    result: MailboxResult,
 ) -> None:
     """Record a mailbox's final outcome with the circuit breaker; log a pause loudly."""
-    decision = MailboxCircuitBreaker.from_env(store.get()).record(result)
+    decision = imap.circuit_breaker(store.get()).record(result)
     if decision is not None and decision.just_paused:
         context.log.error(decision.log_line())
 
@@ -413,7 +414,7 @@ def fetch_mailbox_partition(
                              message=f"fetch of mailbox {username}")
     result, _beat = _fetch(context, store, attachments, imap, username, task.task_id)
     if result.ok or not result.transient or context.retry_number >= IMAP_RETRY_POLICY.max_retries:
-        _record_outcome(context, store, result)
+        _record_outcome(context, imap, store, result)
     if not result.ok:
         done = mail.tasks.finish(task.task_id, error=f"{username}: {result.error}")
         raise dg.Failure(

@@ -19,6 +19,7 @@ from typing import Any, Self
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from mail_pipeline.intake.imap.circuit import MailboxCircuitBreaker
 from mail_pipeline.intake.imap.config import EmailConfigManager
 from mail_pipeline.intake.limits import DEFAULT_MAX_MESSAGE_BYTES
 from mail_pipeline.platform.settings import Settings, load_settings
@@ -132,6 +133,9 @@ class ImapResource(_FromSettings):
     read_timeout: float = Field(default=60.0, description="seconds to wait for an answer")
     batch_size: int = Field(default=100, description="messages per FETCH and transaction")
     max_retries: int = Field(default=2, description="retries of a transient mailbox error")
+    auth_failures_to_pause: int | None = Field(
+        default=None, description="pause a mailbox after this many consecutive authentication "
+        "failures, 0: never (empty: MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE or its default, 3)")
 
     def config_manager(self, store: MailStore) -> EmailConfigManager:
         """Return the config manager over ``store`` with this key (or the settings' key).
@@ -141,6 +145,19 @@ class ImapResource(_FromSettings):
                 :attr:`mail_pipeline.platform.settings.Settings.secret_key`).
         """
         return EmailConfigManager(store, self.secret_key or self.settings().secret_key)
+
+    def circuit_breaker(self, store: MailStore) -> MailboxCircuitBreaker:
+        """Return the circuit breaker over ``store`` with this threshold (or the settings').
+
+        Raises:
+            ConfigError: the setting is not a whole number >= 0.
+            ValueError: this resource's threshold is negative.
+        """
+        threshold = self.auth_failures_to_pause
+        if threshold is None:
+            return MailboxCircuitBreaker(
+                store, auth_failures_to_pause=self.settings().auth_failures_to_pause)
+        return MailboxCircuitBreaker(store, auth_failures_to_pause=threshold or None)
 
 
 class FetchSettingsResource(dg.ConfigurableResource):

@@ -21,7 +21,9 @@ from pydantic import Field, PrivateAttr
 
 from mail_pipeline.intake.imap.circuit import MailboxCircuitBreaker
 from mail_pipeline.intake.imap.config import EmailConfigManager
+from mail_pipeline.intake.imap.fetcher import MailboxFetcher
 from mail_pipeline.intake.limits import DEFAULT_MAX_MESSAGE_BYTES
+from mail_pipeline.intake.spool.ingest import SpoolIngestService
 from mail_pipeline.platform.settings import Settings, load_settings
 from mail_pipeline.storage.attachments import AttachmentStorage
 from mail_pipeline.storage.save_service import EmailSaveService
@@ -123,6 +125,12 @@ class SpoolResource(_FromSettings):
     def _from_settings(self, settings: Settings) -> dict[str, Any]:
         return {} if self.directory else {"directory": str(settings.spool_dir)}
 
+    def ingest_service(self, store: MailStore, attachments: AttachmentStorage
+                       ) -> SpoolIngestService:
+        """Return the ingest service of this spool over ``store`` and ``attachments``."""
+        return SpoolIngestService(store, self.directory, attachments,
+                                  batch_size=self.batch_size, max_size=self.max_message_bytes)
+
 
 class ImapResource(_FromSettings):
     """IMAP fetch settings and the key that opens stored IMAP passwords."""
@@ -145,6 +153,13 @@ class ImapResource(_FromSettings):
                 :attr:`mail_pipeline.platform.settings.Settings.secret_key`).
         """
         return EmailConfigManager(store, self.secret_key or self.settings().secret_key)
+
+    def fetcher(self, store: MailStore, saver: EmailSaveService) -> MailboxFetcher:
+        """Return a mailbox fetcher over ``store`` saving through ``saver``, with these
+        timeouts and batch size."""
+        return MailboxFetcher(store, saver, self.config_manager(store),
+                              batch_size=self.batch_size, connect_timeout=self.connect_timeout,
+                              read_timeout=self.read_timeout)
 
     def circuit_breaker(self, store: MailStore) -> MailboxCircuitBreaker:
         """Return the circuit breaker over ``store`` with this threshold (or the settings').

@@ -1,27 +1,21 @@
-"""Jobs: the scheduled unified fetch, the spool ingest the sensor starts, and one mailbox.
+"""``email_fetch_job``: the scheduled unified fetch over both branches, under the fetch lock.
 
-Each job carries a ``mail_pipeline/job`` tag; ``dagster.yaml``'s run queue lets one run per tag
-value at a time, a second guard beside the fetch lease.
+Each job carries a :data:`~mail_pipeline.defs.tags.JOB_TAG` tag; ``dagster.yaml``'s run queue
+lets one run per tag value at a time, a second guard beside the fetch lease.
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
-from mail_pipeline.defs.ops import (
+from mail_pipeline.defs.fetch.ops import (
     acquire_fetch_lock,
     cleanup_stale_tasks_op,
-    close_imap_fetch,
-    fetch_mailbox,
-    fetch_mailbox_partition,
-    ingest_spool,
-    ingest_spool_now,
-    plan_imap_fetch,
     release_fetch_lock,
 )
-from mail_pipeline.defs.partitions import mailbox_partitions
-
-JOB_TAG = "mail_pipeline/job"
+from mail_pipeline.defs.imap.ops import close_imap_fetch, fetch_mailbox, plan_imap_fetch
+from mail_pipeline.defs.spool.ops import ingest_spool
+from mail_pipeline.defs.tags import JOB_TAG
 
 
 @dg.graph
@@ -41,33 +35,4 @@ email_fetch_job = email_fetch.to_job(
     description="Fetch every IMAP mailbox and ingest the Haraka spool, under the fetch lock.",
     executor_def=dg.in_process_executor,
     tags={JOB_TAG: "email_fetch"},
-)
-
-
-@dg.graph
-def spool_ingest() -> None:
-    """Ingest the Haraka spool once."""
-    ingest_spool_now()
-
-
-spool_ingest_job = spool_ingest.to_job(
-    name="spool_ingest_job",
-    description="Ingest the Haraka spool (started by haraka_spool_sensor).",
-    executor_def=dg.in_process_executor,
-    tags={JOB_TAG: "spool_ingest"},
-)
-
-
-@dg.graph
-def mailbox_fetch() -> None:
-    """Fetch one mailbox, chosen by the partition key."""
-    fetch_mailbox_partition()
-
-
-fetch_mailbox_job = mailbox_fetch.to_job(
-    name="fetch_mailbox_job",
-    description="Fetch one user's mailbox (partitioned by mailbox, for backfills).",
-    executor_def=dg.in_process_executor,
-    partitions_def=mailbox_partitions,
-    tags={JOB_TAG: "fetch_mailbox"},
 )

@@ -11,7 +11,7 @@ for each executor in ``--executors``:
 
 - ``in_process``: ``email_fetch_job`` itself (the job's executor), run with
   ``execute_in_process`` on a persistent instance;
-- ``forkserver``: the same graph (``mail_pipeline.defs.jobs.email_fetch``) as a job with the
+- ``forkserver``: the same graph (``mail_pipeline.defs.fetch.jobs.email_fetch``) as a job with the
   multiprocess executor, forkserver start method and ``max_concurrent: 4``, run with
   ``dg.execute_job(dg.reconstructable(...))`` on the same persistent instance.
 
@@ -66,8 +66,9 @@ if str(ROOT) not in sys.path:
 
 import dagster as dg  # noqa: E402
 
-from mail_pipeline.defs.jobs import JOB_TAG, email_fetch, email_fetch_job  # noqa: E402
+from mail_pipeline.defs.fetch.jobs import email_fetch, email_fetch_job  # noqa: E402
 from mail_pipeline.defs.resources import build_resources  # noqa: E402
+from mail_pipeline.defs.tags import JOB_TAG  # noqa: E402
 
 SECRET = "a passphrase for the fetch tick benchmark"
 TARGET_IDLE_SECONDS = 30.0
@@ -274,8 +275,8 @@ _OPS = ("acquire_fetch_lock", "cleanup_stale_tasks_op", "plan_imap_fetch", "fetc
 
 #: (label, file suffix, function names): cumulative times worth reading in a tick's profile.
 _KEY_FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("op bodies (the 7 ops of email_fetch)", "mail_pipeline/defs/ops.py", _OPS),
-    ("  fetch_mailbox op", "mail_pipeline/defs/ops.py", ("fetch_mailbox",)),
+    ("op bodies (the 7 ops of email_fetch)", "mail_pipeline/defs/", _OPS),
+    ("  fetch_mailbox op", "mail_pipeline/defs/imap/ops.py", ("fetch_mailbox",)),
     ("    _hold (lease renew per mailbox)", "mail_pipeline/defs/ops.py", ("_hold",)),
     ("    MailboxFetcher.fetch_user", "mail_pipeline/intake/imap/fetcher.py", ("fetch_user",)),
     ("      imap connect (TCP+TLS+LOGIN)", "mail_pipeline/intake/imap/connection.py", ("connect",)),
@@ -290,8 +291,8 @@ _KEY_FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("      update_sync", "mail_pipeline/storage/store/messages.py", ("update_sync",)),
     ("      update_fetch_time", "mail_pipeline/intake/imap/config.py", ("update_fetch_time",)),
     ("      _log_result (task log)", "mail_pipeline/intake/imap/fetcher.py", ("_log_result",)),
-    ("  plan_imap_fetch op", "mail_pipeline/defs/ops.py", ("plan_imap_fetch",)),
-    ("  close_imap_fetch op", "mail_pipeline/defs/ops.py", ("close_imap_fetch",)),
+    ("  plan_imap_fetch op", "mail_pipeline/defs/imap/ops.py", ("plan_imap_fetch",)),
+    ("  close_imap_fetch op", "mail_pipeline/defs/imap/ops.py", ("close_imap_fetch",)),
     ("SQLAlchemy Session.commit (all)", "sqlalchemy/orm/session.py", ("commit",)),
     ("Dagster: store_event (event log writes)", "event_log", ("store_event",)),
     ("Dagster: handle_new_event (all events)", "dagster/_core/instance/",

@@ -222,7 +222,8 @@ def fetch_mail(ctx: Context, args: argparse.Namespace) -> int:
         beat.stop()
     # A manual fetch counts for the circuit breaker like a scheduled one: a success lifts the
     # failure streak, a refused login adds to it.
-    decision = MailboxCircuitBreaker.from_env(store).record(result)
+    threshold = ctx.settings.auth_failures_to_pause
+    decision = MailboxCircuitBreaker(store, auth_failures_to_pause=threshold).record(result)
     if not result.ok:
         _note_closed(ctx, store.tasks.finish(
             task.task_id, error=f"{result.error_kind.value}: {result.error}"))

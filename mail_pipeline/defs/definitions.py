@@ -1,31 +1,27 @@
-"""The code location ``workspace.yaml`` loads: every job, schedule, sensor and resource.
+"""The code location ``workspace.yaml`` loads: every job, schedule, sensor, asset and resource.
 
 Built lazily by ``@dg.definitions``: the fetch cron (``MAIL_PIPELINE_FETCH_CRON``, default every
 5 minutes) and the retention cron (``MAIL_PIPELINE_CLEANUP_CRON``, default 03:30 daily) are read
-through :func:`mail_pipeline.platform.settings.load_settings` when Dagster loads the location, not
-when the
-module is imported; the resources read the rest of the settings when they are initialised.
+through :func:`mail_pipeline.platform.settings.load_settings` when Dagster loads the location,
+not when the module is imported, and only here; the resources read the rest of the settings
+when they are initialised.
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
-from mail_pipeline.defs.jobs import email_fetch_job, fetch_mailbox_job, spool_ingest_job
-from mail_pipeline.defs.maintenance import (
-    DEFAULT_CLEANUP_CRON,
-    build_cleanup_schedule,
-    cleanup_tasks_job,
-    mail_metrics_spec,
-)
+from mail_pipeline.defs.fetch.jobs import email_fetch_job
+from mail_pipeline.defs.fetch.schedules import DEFAULT_FETCH_CRON, build_fetch_schedule
+from mail_pipeline.defs.fetch.sensors import fetch_run_canceled_sensor, fetch_run_failure_sensor
+from mail_pipeline.defs.imap.jobs import fetch_mailbox_job
+from mail_pipeline.defs.imap.sensors import mailbox_partitions_sensor
+from mail_pipeline.defs.maintenance.assets import mail_metrics_spec
+from mail_pipeline.defs.maintenance.jobs import cleanup_tasks_job
+from mail_pipeline.defs.maintenance.schedules import DEFAULT_CLEANUP_CRON, build_cleanup_schedule
 from mail_pipeline.defs.resources import build_resources
-from mail_pipeline.defs.schedules import DEFAULT_FETCH_CRON, build_fetch_schedule
-from mail_pipeline.defs.sensors import (
-    fetch_run_canceled_sensor,
-    fetch_run_failure_sensor,
-    haraka_spool_sensor,
-    mailbox_partitions_sensor,
-)
+from mail_pipeline.defs.spool.jobs import spool_ingest_job
+from mail_pipeline.defs.spool.sensors import haraka_spool_sensor
 from mail_pipeline.platform.settings import load_settings
 
 
@@ -50,7 +46,7 @@ def build_definitions(
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    """The code location's definitions."""
+    """The code location's definitions, with the crons of the settings read now."""
     settings = load_settings()
     return build_definitions(settings.fetch_cron or DEFAULT_FETCH_CRON,
                              settings.cleanup_cron or DEFAULT_CLEANUP_CRON)

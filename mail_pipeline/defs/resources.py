@@ -19,8 +19,11 @@ from typing import Any, Self
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from mail_pipeline.intake.imap.circuit import MailboxCircuitBreaker
 from mail_pipeline.intake.imap.config import EmailConfigManager
+from mail_pipeline.intake.imap.fetcher import MailboxFetcher
 from mail_pipeline.intake.limits import DEFAULT_MAX_MESSAGE_BYTES
+from mail_pipeline.intake.spool.ingest import SpoolIngestService
 from mail_pipeline.platform.settings import Settings, load_settings
 from mail_pipeline.storage.attachments import AttachmentStorage
 from mail_pipeline.storage.save_service import EmailSaveService
@@ -122,6 +125,12 @@ class SpoolResource(_FromSettings):
     def _from_settings(self, settings: Settings) -> dict[str, Any]:
         return {} if self.directory else {"directory": str(settings.spool_dir)}
 
+    def ingest_service(self, store: MailStore, attachments: AttachmentStorage
+                       ) -> SpoolIngestService:
+        """Return the ingest service of this spool over ``store`` and ``attachments``."""
+        return SpoolIngestService(store, self.directory, attachments,
+                                  batch_size=self.batch_size, max_size=self.max_message_bytes)
+
 
 class ImapResource(_FromSettings):
     """IMAP fetch settings and the key that opens stored IMAP passwords."""
@@ -132,6 +141,9 @@ class ImapResource(_FromSettings):
     read_timeout: float = Field(default=60.0, description="seconds to wait for an answer")
     batch_size: int = Field(default=100, description="messages per FETCH and transaction")
     max_retries: int = Field(default=2, description="retries of a transient mailbox error")
+    auth_failures_to_pause: int | None = Field(
+        default=None, description="pause a mailbox after this many consecutive authentication "
+        "failures, 0: never (empty: MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE or its default, 3)")
 
     def config_manager(self, store: MailStore) -> EmailConfigManager:
         """Return the config manager over ``store`` with this key (or the settings' key).
@@ -141,6 +153,26 @@ class ImapResource(_FromSettings):
                 :attr:`mail_pipeline.platform.settings.Settings.secret_key`).
         """
         return EmailConfigManager(store, self.secret_key or self.settings().secret_key)
+
+    def fetcher(self, store: MailStore, saver: EmailSaveService) -> MailboxFetcher:
+        """Return a mailbox fetcher over ``store`` saving through ``saver``, with these
+        timeouts and batch size."""
+        return MailboxFetcher(store, saver, self.config_manager(store),
+                              batch_size=self.batch_size, connect_timeout=self.connect_timeout,
+                              read_timeout=self.read_timeout)
+
+    def circuit_breaker(self, store: MailStore) -> MailboxCircuitBreaker:
+        """Return the circuit breaker over ``store`` with this threshold (or the settings').
+
+        Raises:
+            ConfigError: the setting is not a whole number >= 0.
+            ValueError: this resource's threshold is negative.
+        """
+        threshold = self.auth_failures_to_pause
+        if threshold is None:
+            return MailboxCircuitBreaker(
+                store, auth_failures_to_pause=self.settings().auth_failures_to_pause)
+        return MailboxCircuitBreaker(store, auth_failures_to_pause=threshold or None)
 
 
 class FetchSettingsResource(dg.ConfigurableResource):

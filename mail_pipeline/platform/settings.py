@@ -14,8 +14,11 @@ the same store, files and secret key.
 | ``MAIL_PIPELINE_SECRET_KEY_FILE`` | (none) | a file holding that key |
 | ``MAIL_PIPELINE_FETCH_CRON`` | (the schedule's: every 5 min) | the fetch schedule |
 | ``MAIL_PIPELINE_CLEANUP_CRON`` | (the schedule's: 03:30 daily) | the retention schedule |
+| ``MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE`` | ``3`` | auth failures that pause a mailbox |
 
-(``$HOME`` is ``MAIL_PIPELINE_HOME``; relative paths are taken from the current directory.)
+(``$HOME`` is ``MAIL_PIPELINE_HOME``; relative paths are taken from the current directory.
+``MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE`` counts consecutive IMAP authentication failures; ``0``
+never pauses.)
 
 **Where the secret key comes from** — the first of these that is set wins:
 
@@ -37,9 +40,11 @@ from pathlib import Path
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mail_pipeline.errors import SecretKeyError
+from mail_pipeline.errors import ConfigError, SecretKeyError
 
 ENV_PREFIX = "MAIL_PIPELINE_"
+#: Consecutive IMAP authentication failures after which a mailbox is paused, by default.
+DEFAULT_AUTH_FAILURES_TO_PAUSE = 3
 #: The name of the home's key file (precedence step 3).
 HOME_KEY_FILE = "secret.key"
 
@@ -58,6 +63,7 @@ class _Environment(BaseSettings):
     secret_key_file: Path | None = None
     fetch_cron: str | None = None
     cleanup_cron: str | None = None
+    auth_failures_to_pause: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,31 @@ class Settings:
     cleanup_cron: str | None = None
     secret_key_env: str | None = field(default=None, repr=False)
     secret_key_file: Path | None = None
+    auth_failures_to_pause_env: str | None = None
+
+    @property
+    def auth_failures_to_pause(self) -> int | None:
+        """The circuit breaker's threshold: ``MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE``, read
+        when it is needed (like the key), so a bad value fails only what pauses mailboxes.
+
+        Returns:
+            The number of consecutive authentication failures that pause a mailbox (3 when
+            unset), or None for ``0``: never pause.
+
+        Raises:
+            ConfigError: the value is not a whole number >= 0.
+        """
+        name = f"{ENV_PREFIX}AUTH_FAILURES_TO_PAUSE"
+        text = (self.auth_failures_to_pause_env or "").strip()
+        if not text:
+            return DEFAULT_AUTH_FAILURES_TO_PAUSE
+        try:
+            value = int(text)
+        except ValueError:
+            raise ConfigError(f"{name}={text!r} is not a whole number") from None
+        if value < 0:
+            raise ConfigError(f"{name} must be 0 (never pause) or more, got {value}")
+        return value or None
 
     @property
     def home_key_file(self) -> Path:
@@ -137,6 +168,7 @@ def load_settings() -> Settings:
         cleanup_cron=(env.cleanup_cron or "").strip() or None,
         secret_key_env=key or None,
         secret_key_file=_absolute(env.secret_key_file) if env.secret_key_file else None,
+        auth_failures_to_pause_env=env.auth_failures_to_pause,
     )
 
 

@@ -1,4 +1,5 @@
-"""Fixtures for the Dagster layer: resources over a fresh store, a spool, and Dovecot users."""
+"""Fixtures for the Dagster layer: resources over a fresh store, a spool, and Dovecot users;
+and helpers that read what a run recorded."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 
+from mail_pipeline.defs.maintenance.assets import MAIL_METRICS
 from mail_pipeline.defs.resources import (
     AttachmentsResource,
     FetchSettingsResource,
@@ -67,3 +70,28 @@ def rig(store_url: str, tmp_path: Path) -> Iterator[Rig]:
     }
     yield Rig(store, spool_dir, attachment_root, resources)
     store.dispose()
+
+
+def output_metadata(result: dg.ExecuteInProcessResult, step_key: str) -> dict[str, object]:
+    """The metadata values of the (single) output of step ``step_key``, as plain values."""
+    for event in result.all_events:
+        if event.event_type_value == "STEP_OUTPUT" and event.step_key == step_key:
+            data = event.event_specific_data.metadata  # type: ignore[union-attr]
+            return {key: value.value for key, value in data.items()}
+    raise AssertionError(f"no output of {step_key}")
+
+
+def materializations(instance: dg.DagsterInstance) -> list[dict[str, object]]:
+    """The metadata of every mail_metrics materialization in ``instance``, newest first."""
+    records = instance.fetch_materializations(MAIL_METRICS, limit=100).records
+    out = []
+    for record in records:
+        mat = record.asset_materialization
+        assert mat is not None
+        out.append({k: v.value for k, v in mat.metadata.items()})
+    return out
+
+
+def log_lines(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """The user messages of every log entry of run ``run_id``."""
+    return [entry.user_message for entry in instance.all_logs(run_id)]

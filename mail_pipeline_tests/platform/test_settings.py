@@ -13,9 +13,9 @@ import pytest
 
 from mail_pipeline.cli import main
 from mail_pipeline.defs.resources import build_resources
-from mail_pipeline.errors import SecretKeyError
+from mail_pipeline.errors import ConfigError, SecretKeyError
 from mail_pipeline.platform.secret_box import SecretBox
-from mail_pipeline.platform.settings import load_settings
+from mail_pipeline.platform.settings import DEFAULT_AUTH_FAILURES_TO_PAUSE, load_settings
 
 
 @pytest.fixture
@@ -46,6 +46,22 @@ def test_defaults_follow_the_home(clean_env: Path, monkeypatch: pytest.MonkeyPat
     assert settings.spool_dir == Path("/srv/spool")
     assert settings.attachment_root == clean_env / "elsewhere" / "attachments"
     assert settings.fetch_cron == "*/2 * * * *"
+
+
+def test_auth_failures_to_pause_is_read_when_asked(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = "MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE"
+    assert load_settings().auth_failures_to_pause == DEFAULT_AUTH_FAILURES_TO_PAUSE
+    monkeypatch.setenv(name, "5")
+    assert load_settings().auth_failures_to_pause == 5
+    monkeypatch.setenv(name, "0")  # never pause
+    assert load_settings().auth_failures_to_pause is None
+    for bad in ("x", "-1"):
+        monkeypatch.setenv(name, bad)
+        settings = load_settings()  # loading never fails on it: only reading the threshold
+        with pytest.raises(ConfigError, match=name):
+            _ = settings.auth_failures_to_pause
 
 
 def test_secret_key_precedence_env_then_key_file_then_home_file(

@@ -3,8 +3,9 @@
 Every fetch outcome (a :class:`~mail_pipeline.intake.imap.results.MailboxResult`) is recorded in the
 store's ``mailbox_state``: a success resets the failure streaks and stamps the last
 successful fetch; a failure adds to ``consecutive_failures``, and an AUTH failure also to
-``consecutive_auth_failures``. After N consecutive AUTH failures (default 3,
-``MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE``) the mailbox is **paused**: the fetch job skips it
+``consecutive_auth_failures``. After N consecutive AUTH failures (default 3; callers pass
+the setting ``MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE`` to the constructor) the mailbox is
+**paused**: the fetch job skips it
 with a log line instead of failing a login every tick (which can also get the account locked
 by its provider). ``mail-pipeline imap resume USER`` lifts the pause and resets the streaks.
 
@@ -13,37 +14,12 @@ No Dagster imports.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mail_pipeline.errors import ConfigError, NotFoundError
+from mail_pipeline.errors import NotFoundError
 from mail_pipeline.intake.imap.results import ErrorKind, MailboxResult
+from mail_pipeline.platform.settings import DEFAULT_AUTH_FAILURES_TO_PAUSE
 from mail_pipeline.storage.store import MailboxStatus, MailStore
-
-DEFAULT_AUTH_FAILURES_TO_PAUSE = 3
-THRESHOLD_ENV = "MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE"
-
-
-def threshold_from_env(environ: Mapping[str, str] | None = None) -> int | None:
-    """Return the pause threshold from ``MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE`` (read now).
-
-    Unset or empty: the default (3). ``0``: never pause (returns None).
-
-    Raises:
-        ConfigError: the value is not a whole number >= 0.
-    """
-    env = os.environ if environ is None else environ
-    text = (env.get(THRESHOLD_ENV) or "").strip()
-    if not text:
-        return DEFAULT_AUTH_FAILURES_TO_PAUSE
-    try:
-        value = int(text)
-    except ValueError:
-        raise ConfigError(f"{THRESHOLD_ENV}={text!r} is not a whole number") from None
-    if value < 0:
-        raise ConfigError(f"{THRESHOLD_ENV} must be 0 (never pause) or more, got {value}")
-    return value or None
 
 
 @dataclass(frozen=True)
@@ -85,16 +61,6 @@ class MailboxCircuitBreaker:
                              f"got {auth_failures_to_pause}")
         self.store = store
         self.auth_failures_to_pause = auth_failures_to_pause
-
-    @classmethod
-    def from_env(cls, store: MailStore, environ: Mapping[str, str] | None = None
-                 ) -> MailboxCircuitBreaker:
-        """Return a breaker with the threshold of :func:`threshold_from_env`.
-
-        Raises:
-            ConfigError: see :func:`threshold_from_env`.
-        """
-        return cls(store, auth_failures_to_pause=threshold_from_env(environ))
 
     def paused(self) -> dict[int, MailboxStatus]:
         """Return the paused mailboxes by user id."""

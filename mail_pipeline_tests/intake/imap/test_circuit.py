@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mail_pipeline.errors import ConfigError, NotFoundError
-from mail_pipeline.intake.imap.circuit import (
-    DEFAULT_AUTH_FAILURES_TO_PAUSE,
-    MailboxCircuitBreaker,
-    threshold_from_env,
-)
+from mail_pipeline.errors import NotFoundError
+from mail_pipeline.intake.imap.circuit import MailboxCircuitBreaker
 from mail_pipeline.intake.imap.results import ErrorKind, MailboxResult
 from mail_pipeline.storage.store import MailStore, TaskCounters
 
@@ -57,13 +53,8 @@ def test_other_errors_never_pause(store: MailStore) -> None:
     assert d is not None and not d.state.paused
 
 
-def test_threshold_from_the_environment() -> None:
-    assert threshold_from_env({}) == DEFAULT_AUTH_FAILURES_TO_PAUSE
-    assert threshold_from_env({"MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE": "5"}) == 5
-    assert threshold_from_env({"MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE": "0"}) is None
-    for bad in ("x", "-1"):
-        with pytest.raises(ConfigError):
-            threshold_from_env({"MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE": bad})
+def test_a_threshold_below_one_is_refused() -> None:
+    # The threshold's setting is read by the settings loader (platform/test_settings.py).
     with pytest.raises(ValueError):
         MailboxCircuitBreaker.__init__(object.__new__(MailboxCircuitBreaker), None,  # type: ignore[arg-type]
                                        auth_failures_to_pause=0)

@@ -2,10 +2,11 @@
 STARTED, and one alive but stuck on an IMAP server that never answers.
 
 Each run is a real ``email_fetch_job`` run in a spawned process
-(:func:`~mail_pipeline_tests.defs.job_process.run_fetch_job`), recorded in a persistent Dagster
-instance that no daemon watches, and its one mailbox points at a :class:`SilentServer`: the
-``fetch_mailbox`` step waits for a greeting that never comes. ``mail-pipeline cleanup-stale``
-runs as a subprocess of its own. So only the heartbeat can tell the dead run from the live one.
+(:func:`~mail_pipeline_tests.defs.fetch.job_process.run_fetch_job`), recorded in a persistent
+Dagster instance that no daemon watches, and its one mailbox points at a
+:class:`SilentServer`: the ``fetch_mailbox`` step waits for a greeting that never comes.
+``mail-pipeline cleanup-stale`` runs as a subprocess of its own. So only the heartbeat can
+tell the dead run from the live one.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from mail_pipeline.defs.resources import FETCH_LOCK
 from mail_pipeline.intake.imap.config import EmailConfigManager
 from mail_pipeline.storage.store import EmailSource, TaskSnapshot, TaskStatus
 from mail_pipeline_tests.defs.conftest import SECRET, Rig
-from mail_pipeline_tests.defs.job_process import run_fetch_job
+from mail_pipeline_tests.defs.fetch.job_process import run_fetch_job
 from mail_pipeline_tests.fixtures.servers import SilentServer
 
 #: The runs' task timeout: a task is stale after 5 s without a heartbeat (one a second).

@@ -23,7 +23,7 @@ def run_fetch_job(config: dict[str, Any], start: Any, results: Any) -> None:
     """
     import dagster as dg
 
-    from mail_pipeline.defs.jobs import email_fetch_job
+    from mail_pipeline.defs.fetch.jobs import email_fetch_job
 
     fetch = {k: config[k] for k in ("task_timeout_seconds", "lock_ttl_seconds") if k in config}
     imap = {k: config[k] for k in ("connect_timeout", "read_timeout") if k in config}

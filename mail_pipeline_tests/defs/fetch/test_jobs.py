@@ -6,14 +6,12 @@ import multiprocessing
 
 import dagster as dg
 
-from mail_pipeline.defs.jobs import email_fetch_job, fetch_mailbox_job
-from mail_pipeline.defs.partitions import MAILBOX_PARTITIONS
+from mail_pipeline.defs.fetch.jobs import email_fetch_job
 from mail_pipeline.defs.resources import FETCH_LOCK, AttachmentsResource
-from mail_pipeline.intake.imap.config import EmailConfigManager
 from mail_pipeline.maintenance.stale_tasks import close_tasks_of_run
 from mail_pipeline.storage.store import EmailSource, TaskStatus
-from mail_pipeline_tests.defs.conftest import SECRET, Rig
-from mail_pipeline_tests.defs.job_process import run_fetch_job
+from mail_pipeline_tests.defs.conftest import SECRET, Rig, output_metadata
+from mail_pipeline_tests.defs.fetch.job_process import run_fetch_job
 from mail_pipeline_tests.fixtures.dovecot import DovecotServer
 from mail_pipeline_tests.fixtures.faults import StorageFault
 from mail_pipeline_tests.fixtures.spool_files import make_raw, write_pair
@@ -23,15 +21,6 @@ def _imap_message(n: int, to: str) -> bytes:
     return (f"From: x@example.net\r\nTo: {to}\r\nSubject: imap {n}\r\n"
             f"Message-ID: <imap-{n}-{to}>\r\nDate: Tue, 01 Sep 2026 10:00:00 +0000\r\n\r\n"
             f"hello {n}\r\n").encode()
-
-
-def output_metadata(result: dg.ExecuteInProcessResult, step_key: str) -> dict[str, object]:
-    """The metadata values of the (single) output of step ``step_key``, as plain values."""
-    for event in result.all_events:
-        if event.event_type_value == "STEP_OUTPUT" and event.step_key == step_key:
-            data = event.event_specific_data.metadata  # type: ignore[union-attr]
-            return {key: value.value for key, value in data.items()}
-    raise AssertionError(f"no output of {step_key}")
 
 
 def _run(rig: Rig, **kwargs: object) -> dg.ExecuteInProcessResult:
@@ -181,29 +170,6 @@ def test_expired_lease_of_a_killed_run_is_taken_over(rig: Rig) -> None:
     assert result.success
     assert rig.store.messages.count() == 1
     assert rig.store.locks.get(FETCH_LOCK) is None
-
-
-def test_mailbox_partition_fails_then_backfills(rig: Rig, dovecot: DovecotServer) -> None:
-    user, login = rig.add_imap_user(dovecot, "erin", password="wrong")
-    dovecot.append(login, _imap_message(1, "erin@example.org"))
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(MAILBOX_PARTITIONS, ["erin"])
-    failed = fetch_mailbox_job.execute_in_process(
-        resources=rig.resources, partition_key="erin", instance=instance, raise_on_error=False)
-    assert not failed.success
-    failure = failed.get_step_failure_events()[0]
-    assert "auth" in failure.event_specific_data.error.message  # type: ignore[union-attr]
-    # Not retried: an authentication error is not transient.
-    assert len(failed.get_step_failure_events()) == 1
-    # The operator fixes the password, then re-runs the partition.
-    manager = EmailConfigManager(rig.store, SECRET)
-    config = manager.get_email_config(user)
-    config["imap_config"]["password"] = dovecot.password_of(login)
-    manager.update_fetch_config(user, config)
-    ok = fetch_mailbox_job.execute_in_process(resources=rig.resources, partition_key="erin",
-                                               instance=instance)
-    assert ok.success
-    assert rig.store.messages.count(user) == 1
 
 
 def _with_attachment(n: int, to: str) -> bytes:

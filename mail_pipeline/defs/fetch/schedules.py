@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from mail_pipeline.defs.jobs import email_fetch_job
+from mail_pipeline.defs.fetch.jobs import email_fetch_job
 from mail_pipeline.defs.resources import FETCH_LOCK, StoreResource
 
 DEFAULT_FETCH_CRON = "*/5 * * * *"

@@ -1,4 +1,4 @@
-"""Single ops, through build_op_context."""
+"""The ops that span both branches (lock, cleanup, release), through build_op_context."""
 
 from __future__ import annotations
 
@@ -7,17 +7,15 @@ from typing import Any
 
 import dagster as dg
 
-from mail_pipeline.defs.ops import (
+from mail_pipeline.defs.fetch.ops import (
     BranchSummary,
-    LockGrant,
     acquire_fetch_lock,
     cleanup_stale_tasks_op,
-    close_imap_fetch,
-    mapping_key,
     release_fetch_lock,
 )
+from mail_pipeline.defs.imap.ops import close_imap_fetch
 from mail_pipeline.defs.resources import FETCH_LOCK
-from mail_pipeline.storage.store import EmailSource, MailStore, TaskStatus
+from mail_pipeline.storage.store import EmailSource, LockGrant, MailStore, TaskStatus
 from mail_pipeline_tests.defs.conftest import Rig
 
 
@@ -65,11 +63,6 @@ def test_release_only_with_the_token(rig: Rig) -> None:
         release_fetch_lock(context, lock=LockGrant(FETCH_LOCK, token, 60), imap=empty,
                            spool=empty)
     assert rig.store.locks.get(FETCH_LOCK) is None
-
-
-def test_mapping_keys_are_readable_and_valid() -> None:
-    assert mapping_key("alice", 1) == "alice_1"
-    assert mapping_key("bob.smith@example.org", 22) == "bob_smith_example_org_22"
 
 
 def test_a_task_closed_under_the_run_is_recorded_and_the_lease_still_released(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from mail_pipeline.defs.definitions import build_definitions
+from mail_pipeline.defs.fetch.schedules import DEFAULT_FETCH_CRON, build_fetch_schedule
 from mail_pipeline.defs.resources import FETCH_LOCK
-from mail_pipeline.defs.schedules import DEFAULT_FETCH_CRON, build_fetch_schedule
 from mail_pipeline_tests.defs.conftest import Rig
 
 

@@ -1,0 +1,108 @@
+"""The ops of ``email_fetch_job`` that span both branches: the lock, the cleanup, the release.
+
+Failure model (what an operator sees):
+
+* a mailbox that fails (wrong password, unreachable server, TLS refused) or a message that
+  cannot be parsed harms only itself: it is recorded in the IMAP EmailTask and in the op's
+  metadata, and the other mailboxes, the spool branch and ``release_fetch_lock`` go on;
+* transient IMAP errors (connection refused, dropped, timed out) are retried by the op's
+  :data:`~mail_pipeline.defs.imap.ops.IMAP_RETRY_POLICY` with exponential backoff;
+  authentication and configuration errors are never retried;
+* an error of a whole branch (the database is down, the spool is unreadable) fails that op:
+  its EmailTask is marked FAILED, the run fails, and the run-status sensor frees the fetch
+  lease. Re-executing the run from failure re-runs just that branch; the store's dedup and
+  the lease re-take by token make that safe;
+* while an op works on an EmailTask it keeps the task's heartbeat and the fetch lease fresh
+  (:class:`~mail_pipeline.storage.heartbeat.TaskHeartbeat`), so stale-task cleanup never closes
+  the task of a live run; a task closed under a live op anyway (an operator, a sensor) is
+  recorded in the op's log and metadata, and the op still finishes and the lease is released.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from mail_pipeline.defs.maintenance.assets import materialize_mail_metrics
+from mail_pipeline.defs.resources import FETCH_LOCK, FetchSettingsResource, StoreResource
+from mail_pipeline.maintenance.metrics import SpoolMetrics
+from mail_pipeline.maintenance.stale_tasks import cleanup_stale_tasks
+from mail_pipeline.storage.store import EmailSource, LockGrant, TaskCounters
+
+
+@dataclass(frozen=True)
+class BranchSummary:
+    """What a branch (IMAP or spool) did, for the release op and the UI."""
+
+    source: str
+    task_id: str
+    counters: TaskCounters = field(default_factory=TaskCounters)
+    failed_mailboxes: tuple[str, ...] = field(default=())
+    #: the spool as the spool branch left it (for the mail_metrics asset)
+    spool_status: SpoolMetrics | None = None
+
+
+@dg.op(out={"lock": dg.Out(LockGrant, is_required=False)})
+def acquire_fetch_lock(
+    context: dg.OpExecutionContext, store: StoreResource, fetch_settings: FetchSettingsResource
+) -> Iterator[dg.Output[LockGrant]]:
+    """Take the fetch lease. When another run holds it, record SKIPPED tasks and stop here."""
+    mail = store.get()
+    ttl = fetch_settings.lock_ttl_seconds
+    token = mail.locks.acquire(FETCH_LOCK, ttl, run_id=context.run_id,
+                               owner_info=f"dagster run {context.run_id}")
+    if token is None:
+        holder = mail.locks.live(FETCH_LOCK)
+        reason = (f"fetch lock held by run {holder.run_id} until {holder.expires_at:%H:%M:%S}"
+                  if holder else "fetch lock held by another run")
+        for source in EmailSource:
+            task = mail.tasks.create(source, run_id=context.run_id, message="fetch scheduled")
+            mail.tasks.mark_skipped(task.task_id, reason)
+        context.log.info(f"skipping this fetch: {reason}")
+        return
+    yield dg.Output(LockGrant(FETCH_LOCK, token, ttl), "lock",
+                    metadata={"lease_seconds": ttl})
+
+
+@dg.op(name="cleanup_stale_tasks")
+def cleanup_stale_tasks_op(
+    context: dg.OpExecutionContext, store: StoreResource, lock: LockGrant
+) -> LockGrant:
+    """Cancel the tasks whose heartbeat is older than their timeout (their run is dead).
+
+    Tasks whose run still renews their heartbeat are kept, whatever Dagster says of the run.
+    """
+    report = cleanup_stale_tasks(store.get())
+    for task_id, reason in report.cancelled:
+        context.log.warning(f"cancelled stale task {task_id}: {reason}")
+    for run_id in report.released_runs:
+        context.log.warning(f"released the lease(s) of dead run {run_id}")
+    context.add_output_metadata({"cancelled": report.count, "kept_open": report.kept,
+                                 "leases_released": len(report.released_runs)})
+    return lock
+
+
+@dg.op
+def release_fetch_lock(
+    context: dg.OpExecutionContext,
+    store: StoreResource,
+    lock: LockGrant,
+    imap: BranchSummary,
+    spool: BranchSummary,
+) -> None:
+    """Release the fetch lease (only the holder's token can) once both branches are done.
+
+    Then record the ``mail_metrics`` asset (its numeric metadata is what the UI plots).
+    """
+    released = store.get().locks.release(lock.name, lock.token)
+    if not released:
+        context.log.warning("the fetch lease was no longer ours (expired and taken over?)")
+    total = imap.counters + spool.counters
+    context.add_output_metadata({
+        "released": released,
+        "messages_saved": total.saved,
+        "duplicates": total.duplicate,
+        "failed": total.failed,
+        "failed_mailboxes": ", ".join(imap.failed_mailboxes) or "none",
+    })
+    materialize_mail_metrics(context, store.get(), spool_status=spool.spool_status)

@@ -1,0 +1,299 @@
+"""The IMAP side of a fetch run: which mailboxes to fetch, one mailbox, closing the task.
+
+The decisions the Dagster ops of :mod:`mail_pipeline.defs.imap.ops` only wire, each a
+function the op calls once:
+
+* :func:`plan_fetch` opens the IMAP EmailTask and picks the mailboxes: every active user with
+  a valid IMAP config whose mailbox is not paused; the others are named in the task's log;
+* :func:`fetch_and_record` fetches one mailbox of that plan under the task's heartbeat and
+  decides with :func:`should_retry` whether the op retries it or records it for good with the
+  circuit breaker;
+* :func:`fetch_named_mailbox` does the same for one mailbox named by the operator (the
+  partitioned job), under a task of its own, refusing a paused mailbox;
+* :func:`close_fetch` closes the IMAP task: FAILED when every mailbox failed, COMPLETED
+  otherwise (the failed mailboxes named in its log).
+
+Each returns what happened with the lines to log and the metadata to show. No Dagster imports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mail_pipeline.errors import ConfigError
+from mail_pipeline.intake.imap.circuit import MailboxCircuitBreaker
+from mail_pipeline.intake.imap.config import EmailConfigManager
+from mail_pipeline.intake.imap.fetcher import MailboxFetcher
+from mail_pipeline.intake.imap.results import MailboxResult
+from mail_pipeline.storage.heartbeat import TaskHeartbeat
+from mail_pipeline.storage.store import (
+    EmailSource,
+    LockGrant,
+    MailStore,
+    TaskCounters,
+    TaskFinish,
+    TaskStatus,
+)
+
+
+class MailboxPausedError(ConfigError):
+    """The mailbox asked for is paused by the circuit breaker (resume it first)."""
+
+
+@dataclass(frozen=True)
+class MailboxWork:
+    """One mailbox of a :class:`FetchPlan`, for the op that fetches it."""
+
+    task_id: str
+    user_id: int
+    username: str
+    lock: LockGrant
+
+
+@dataclass(frozen=True)
+class FetchPlan:
+    """The IMAP task of a fetch run and the mailboxes it fetches.
+
+    ``warnings`` are the lines also written to the task's log: the users skipped and why.
+    """
+
+    task_id: str
+    mailboxes: tuple[tuple[int, str], ...]
+    invalid: int = 0
+    paused: int = 0
+    warnings: tuple[str, ...] = ()
+
+    def work(self, lock: LockGrant) -> list[MailboxWork]:
+        """Return one :class:`MailboxWork` per mailbox to fetch, holding ``lock``."""
+        return [MailboxWork(self.task_id, uid, name, lock) for uid, name in self.mailboxes]
+
+    def metadata(self) -> dict[str, int]:
+        """Return the counts to show: mailboxes fetched, invalid configs, paused mailboxes."""
+        return {"users": len(self.mailboxes), "invalid_configs": self.invalid,
+                "paused_mailboxes": self.paused}
+
+
+def plan_fetch(
+    store: MailStore, configs: EmailConfigManager, *, run_id: str, timeout_seconds: int
+) -> FetchPlan:
+    """Open the run's IMAP task (RUNNING) and plan its mailboxes.
+
+    Returns:
+        The plan: every active user with a valid IMAP config whose mailbox is not paused, in
+        the order of :meth:`EmailConfigManager.imap_users`. Each user with an invalid config
+        or a paused mailbox gets a WARNING line in the task's log (and in ``warnings``).
+    """
+    task = store.tasks.create(EmailSource.IMAP, run_id=run_id, status=TaskStatus.RUNNING,
+                              timeout_seconds=timeout_seconds, message="IMAP fetch started")
+    users = configs.imap_users()
+    paused = MailboxCircuitBreaker(store).paused()
+    chosen: list[tuple[int, str]] = []
+    warnings: list[str] = []
+    invalid = skipped = 0
+    for uid, name, ok, problem in users:
+        if not ok:
+            invalid += 1
+            warnings.append(f"{name}: invalid IMAP config: {problem}")
+        elif uid in paused:
+            skipped += 1
+            warnings.append(f"{name}: mailbox paused since {paused[uid].paused_at:%Y-%m-%d %H:%M} "
+                            f"({paused[uid].paused_reason}); skipped until "
+                            f"`mail-pipeline imap resume {name}`")
+        else:
+            chosen.append((uid, name))
+    for line in warnings:
+        store.tasks.add_execution_log(task.task_id, "plan", line, "WARNING")
+    return FetchPlan(task.task_id, tuple(chosen), invalid, skipped, tuple(warnings))
+
+
+def should_retry(result: MailboxResult, retry_number: int, max_retries: int) -> bool:
+    """Return True when ``result`` is a transient error (connection refused, dropped, timed
+    out) and retry ``retry_number`` (0 for the first try) leaves retries out of
+    ``max_retries``. Authentication, TLS, protocol and configuration errors: never."""
+    return result.transient and retry_number < max_retries
+
+
+def mailbox_metadata(result: MailboxResult) -> dict[str, Any]:
+    """Return what one mailbox's fetch did, as metadata for the UI."""
+    c = result.counters
+    return {
+        "user": result.username,
+        "fetched": c.fetched,
+        "messages_saved": c.saved,
+        "duplicates": c.duplicate,
+        "failures": c.failed,
+        "too_large": result.too_large,
+        "seconds": round(result.seconds, 3),
+        "error": result.error or "none",
+    }
+
+
+@dataclass(frozen=True)
+class MailboxRun:
+    """One mailbox's fetch and what came of it.
+
+    ``retry``: a transient error with retries left, not recorded yet: the caller retries it.
+    ``errors`` / ``warnings``: lines for the log. ``extra``: metadata beyond the mailbox's.
+    """
+
+    result: MailboxResult
+    retry: bool
+    errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def metadata(self) -> dict[str, Any]:
+        """Return :func:`mailbox_metadata` and ``extra``."""
+        return {**mailbox_metadata(self.result), **self.extra}
+
+
+def _record(breaker: MailboxCircuitBreaker, result: MailboxResult) -> list[str]:
+    """Record a final outcome with the circuit breaker; return the pause line, if it paused."""
+    decision = breaker.record(result)
+    return [decision.log_line()] if decision is not None and decision.just_paused else []
+
+
+def fetch_and_record(
+    store: MailStore,
+    fetcher: MailboxFetcher,
+    breaker: MailboxCircuitBreaker,
+    work: MailboxWork,
+    *,
+    run_id: str,
+    retry_number: int,
+    max_retries: int,
+) -> MailboxRun:
+    """Fetch ``work``'s mailbox into its task, keeping the task's heartbeat and the lease
+    fresh; unless it is to be retried, record the outcome with ``breaker``.
+
+    Returns:
+        The run; a failed mailbox is a result (``errors`` names it), not an exception.
+
+    Raises:
+        LeaseLostError: another run holds the lease.
+    """
+    with TaskHeartbeat(store, work.task_id, lease=work.lock, run_id=run_id) as beat:
+        result = fetcher.fetch_user(work.user_id, task_id=work.task_id)
+    extra = {"task_closed_under_run": beat.task_closed, "lease_lost": beat.lease_lost}
+    if should_retry(result, retry_number, max_retries):
+        return MailboxRun(result, True, extra=extra)
+    errors = [] if result.ok else [f"{work.username}: {result.error_kind.value}: {result.error}"]
+    warnings = []
+    if beat.task_closed:
+        warnings.append(f"task {beat.task_id} was closed while this op worked on it")
+    if beat.lease_lost:
+        warnings.append("the fetch lease was taken by another run during this op")
+    return MailboxRun(result, False, (*errors, *_record(breaker, result)), tuple(warnings),
+                      extra)
+
+
+def _closed_under_run(done: TaskFinish) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """Return the warning (if the task was closed under the run) and the metadata of ``done``."""
+    warnings = ((f"{done.note()} when this op finished it: the work was done and is recorded "
+                 "in the task's log"),) if done.already_closed else ()
+    return warnings, {"task_status": done.task.status.value,
+                      "task_closed_under_run": done.already_closed}
+
+
+def fetch_named_mailbox(
+    store: MailStore,
+    fetcher: MailboxFetcher,
+    breaker: MailboxCircuitBreaker,
+    username: str,
+    *,
+    run_id: str,
+    timeout_seconds: int,
+    retry_number: int,
+    max_retries: int,
+) -> MailboxRun:
+    """Fetch ``username``'s mailbox under an IMAP task of its own, then close the task
+    (FAILED with the error when the mailbox failed). The outcome is recorded with ``breaker``
+    unless :func:`should_retry` says it is retried.
+
+    Returns:
+        The run (``extra`` says how the task was closed).
+
+    Raises:
+        NotFoundError: no such user.
+        MailboxPausedError: the mailbox is paused (no task is opened).
+    """
+    user_id = store.users.get(username).id
+    paused = breaker.paused().get(user_id)
+    if paused is not None:
+        raise MailboxPausedError(f"{username}: mailbox paused ({paused.paused_reason}); run "
+                                 f"`mail-pipeline imap resume {username}` first")
+    task = store.tasks.create(EmailSource.IMAP, run_id=run_id, status=TaskStatus.RUNNING,
+                              timeout_seconds=timeout_seconds,
+                              message=f"fetch of mailbox {username}")
+    with TaskHeartbeat(store, task.task_id, run_id=run_id):
+        result = fetcher.fetch_user(username, task_id=task.task_id)
+    retry = should_retry(result, retry_number, max_retries)
+    errors = [] if retry else _record(breaker, result)
+    if result.ok:
+        done = store.tasks.finish(task.task_id)
+    else:
+        done = store.tasks.finish(task.task_id, error=f"{username}: {result.error}")
+    warnings, extra = _closed_under_run(done)
+    return MailboxRun(result, retry, tuple(errors), warnings, extra)
+
+
+@dataclass(frozen=True)
+class FetchClose:
+    """How :func:`close_fetch` closed the IMAP task, and the run's IMAP totals."""
+
+    done: TaskFinish
+    mailboxes: int
+    failed: tuple[str, ...]
+    counters: TaskCounters
+    too_large: int
+    seconds: float
+    errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def metadata(self) -> dict[str, Any]:
+        """Return the totals and the task's state, as metadata for the UI."""
+        return {
+            **_closed_under_run(self.done)[1],
+            "mailboxes": self.mailboxes,
+            "failed_mailboxes": len(self.failed),
+            "messages_saved": self.counters.saved,
+            "duplicates": self.counters.duplicate,
+            "failures": self.counters.failed,
+            "too_large": self.too_large,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def close_fetch(store: MailStore, task_id: str, results: list[MailboxResult]) -> FetchClose:
+    """Close the IMAP task of a run with the outcome of its mailbox ``results``.
+
+    The task is FAILED ("every mailbox failed: ...") when there were mailboxes and all of them
+    failed; otherwise COMPLETED with a summary, the failed mailboxes named in its log. A task
+    closed under the run (e.g. by stale-task cleanup) keeps its state; ``warnings`` says so.
+    (The counters were added to the task by each mailbox.)
+
+    Returns:
+        What was closed and the totals; ``errors`` names the failed mailboxes and their errors.
+    """
+    failed = tuple(r.username for r in results if not r.ok)
+    total = sum((r.counters for r in results), TaskCounters())
+    too_large = sum(r.too_large for r in results)
+    message = f"{len(results)} mailboxes, {len(failed)} failed"
+    if too_large:
+        message += f", {too_large} message(s) over the size limit left on the server"
+    errors: tuple[str, ...] = ()
+    if failed:
+        errors = ("IMAP fetch: {} of {} mailbox(es) failed: {}".format(
+            len(failed), len(results), "; ".join(
+                f"{r.username} ({r.error_kind.value}: {r.error})"[:300]
+                for r in results if not r.ok)),)
+    if results and len(failed) == len(results):
+        done = store.tasks.finish(task_id, error=f"every mailbox failed: {', '.join(failed)}")
+    else:
+        if failed:
+            store.tasks.add_execution_log(task_id, "close",
+                                          f"failed mailboxes: {', '.join(failed)}", "WARNING")
+        done = store.tasks.finish(task_id, message=message)
+    return FetchClose(done, len(results), failed, total, too_large,
+                      sum(r.seconds for r in results), errors, _closed_under_run(done)[0])

@@ -1,7 +1,7 @@
 """Stale-task cleanup closes exactly the tasks whose heartbeat expired, never a live run's task.
 
 The real-process proofs (a killed run Dagster still shows STARTED, a live run stuck on a
-silent IMAP server) are in mail_pipeline_tests/defs/test_stale_runs.py.
+silent IMAP server) are in mail_pipeline_tests/defs/fetch/test_stale_runs.py.
 """
 
 from __future__ import annotations

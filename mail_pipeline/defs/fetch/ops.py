@@ -27,7 +27,8 @@ from mail_pipeline.defs.maintenance.assets import materialize_mail_metrics
 from mail_pipeline.defs.resources import FETCH_LOCK, FetchSettingsResource, StoreResource
 from mail_pipeline.maintenance.metrics import SpoolMetrics
 from mail_pipeline.maintenance.stale_tasks import cleanup_stale_tasks
-from mail_pipeline.storage.store import EmailSource, LockGrant, TaskCounters
+from mail_pipeline.storage.fetch_lease import take_fetch_lease
+from mail_pipeline.storage.store import LockGrant, TaskCounters
 
 
 @dataclass(frozen=True)
@@ -47,21 +48,13 @@ def acquire_fetch_lock(
     context: dg.OpExecutionContext, store: StoreResource, fetch_settings: FetchSettingsResource
 ) -> Iterator[dg.Output[LockGrant]]:
     """Take the fetch lease. When another run holds it, record SKIPPED tasks and stop here."""
-    mail = store.get()
-    ttl = fetch_settings.lock_ttl_seconds
-    token = mail.locks.acquire(FETCH_LOCK, ttl, run_id=context.run_id,
-                               owner_info=f"dagster run {context.run_id}")
-    if token is None:
-        holder = mail.locks.live(FETCH_LOCK)
-        reason = (f"fetch lock held by run {holder.run_id} until {holder.expires_at:%H:%M:%S}"
-                  if holder else "fetch lock held by another run")
-        for source in EmailSource:
-            task = mail.tasks.create(source, run_id=context.run_id, message="fetch scheduled")
-            mail.tasks.mark_skipped(task.task_id, reason)
-        context.log.info(f"skipping this fetch: {reason}")
+    lease = take_fetch_lease(
+        store.get(), FETCH_LOCK, fetch_settings.lock_ttl_seconds, context.run_id
+    )
+    if lease.grant is None:
+        context.log.info(f"skipping this fetch: {lease.skipped_because}")
         return
-    yield dg.Output(LockGrant(FETCH_LOCK, token, ttl), "lock",
-                    metadata={"lease_seconds": ttl})
+    yield dg.Output(lease.grant, "lock", metadata={"lease_seconds": lease.grant.ttl_seconds})
 
 
 @dg.op(name="cleanup_stale_tasks")

@@ -1,0 +1,41 @@
+"""Taking the fetch lease for a run, or recording why the run does nothing.
+
+Only one fetch may run at a time. A run that finds the lease held by another live run does not
+wait: it records a SKIPPED EmailTask for each source, with the holder in the reason, so the
+operator sees in the task history why this run fetched nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mail_pipeline.storage.store import EmailSource, LockGrant, MailStore
+
+
+@dataclass(frozen=True)
+class FetchLease:
+    """The outcome of :func:`take_fetch_lease`: the grant, or why there is none."""
+
+    grant: LockGrant | None
+    #: why the run was skipped ("" when the lease was granted)
+    skipped_because: str = ""
+
+
+def take_fetch_lease(store: MailStore, name: str, ttl_seconds: int, run_id: str) -> FetchLease:
+    """Take lease ``name`` for ``run_id`` for ``ttl_seconds``.
+
+    Returns:
+        A :class:`FetchLease` with the grant; or, when another run holds the lease, one with
+        no grant and the reason, after recording a SKIPPED task per source with that reason.
+    """
+    token = store.locks.acquire(name, ttl_seconds, run_id=run_id,
+                                owner_info=f"dagster run {run_id}")
+    if token is not None:
+        return FetchLease(LockGrant(name, token, ttl_seconds))
+    holder = store.locks.live(name)
+    reason = (f"fetch lock held by run {holder.run_id} until {holder.expires_at:%H:%M:%S}"
+              if holder else "fetch lock held by another run")
+    for source in EmailSource:
+        task = store.tasks.create(source, run_id=run_id, message="fetch scheduled")
+        store.tasks.mark_skipped(task.task_id, reason)
+    return FetchLease(None, reason)

@@ -277,7 +277,7 @@ _OPS = ("acquire_fetch_lock", "cleanup_stale_tasks_op", "plan_imap_fetch", "fetc
 _KEY_FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("op bodies (the 7 ops of email_fetch)", "mail_pipeline/defs/", _OPS),
     ("  fetch_mailbox op", "mail_pipeline/defs/imap/ops.py", ("fetch_mailbox",)),
-    ("    TaskHeartbeat.beat (lease + task renew)", "mail_pipeline/storage/heartbeat.py", ("beat",)),
+    ("    TaskHeartbeat.beat (renewals)", "mail_pipeline/storage/heartbeat.py", ("beat",)),
     ("    MailboxFetcher.fetch_user", "mail_pipeline/intake/imap/fetcher.py", ("fetch_user",)),
     ("      imap connect (TCP+TLS+LOGIN)", "mail_pipeline/intake/imap/connection.py", ("connect",)),
     ("        build_ssl_context", "mail_pipeline/intake/imap/connection.py",

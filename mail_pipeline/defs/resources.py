@@ -33,7 +33,7 @@ from mail_pipeline.storage.store import MailStore
 FETCH_LOCK = "email_fetch"
 
 
-class _FromSettings(dg.ConfigurableResource):
+class _FromSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
     """A resource whose empty fields are filled from the settings when Dagster initialises it.
 
     Dagster hands ops and sensors what :meth:`create_resource` returns: a copy with every empty
@@ -175,7 +175,7 @@ class ImapResource(_FromSettings):
         return MailboxCircuitBreaker(store, auth_failures_to_pause=threshold or None)
 
 
-class FetchSettingsResource(dg.ConfigurableResource):
+class FetchSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """How the fetch job guards itself."""
 
     lock_ttl_seconds: int = Field(default=600, description="lease of the fetch lock")

@@ -84,7 +84,7 @@ def output_metadata(result: dg.ExecuteInProcessResult, step_key: str) -> dict[st
 def materializations(instance: dg.DagsterInstance) -> list[dict[str, object]]:
     """The metadata of every mail_metrics materialization in ``instance``, newest first."""
     records = instance.fetch_materializations(MAIL_METRICS, limit=100).records
-    out = []
+    out: list[dict[str, object]] = []
     for record in records:
         mat = record.asset_materialization
         assert mat is not None

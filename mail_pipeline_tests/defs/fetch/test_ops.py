@@ -19,7 +19,7 @@ from mail_pipeline.storage.store import EmailSource, LockGrant, MailStore, TaskS
 from mail_pipeline_tests.defs.conftest import Rig
 
 
-def _context(rig: Rig, *keys: str, **kwargs: Any) -> dg.OpExecutionContext:
+def _context(rig: Rig, *keys: str, **kwargs: Any) -> Any:
     return dg.build_op_context(resources={k: rig.resources[k] for k in keys}, **kwargs)
 
 

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pause-after-batch", type=int)
     parser.add_argument("--marker", type=Path)
     args = parser.parse_args(argv)
-    checkpoint = no_checkpoint
+    checkpoint: Checkpoint = no_checkpoint
     if args.pause_after_batch is not None:
         if args.marker is None:
             parser.error("--pause-after-batch needs --marker")

@@ -43,7 +43,7 @@ def test_other_errors_never_pause(store: MailStore) -> None:
     for kind in (ErrorKind.CONNECT, ErrorKind.TLS, ErrorKind.PROTOCOL, ErrorKind.CONFIG):
         decision = breaker.record(_result(user.id, kind, "x"))
         assert decision is not None and not decision.state.paused
-    assert decision.state.consecutive_failures == 4
+    assert decision is not None and decision.state.consecutive_failures == 4
     # An unknown user's CONFIG error has no mailbox to record.
     assert breaker.record(_result(0, ErrorKind.CONFIG, "no such user")) is None
     assert breaker.record(_result(424242, ErrorKind.CONFIG, "gone")) is None

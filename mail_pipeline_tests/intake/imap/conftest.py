@@ -47,7 +47,9 @@ def command_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[CommandLog]:
 
     def send(self: imaplib.IMAP4, data: bytes) -> None:
         words = bytes(data).split(b" ", 3)
-        if len(words) >= 2 and words[0].startswith(self.tagpre.encode() if isinstance(self.tagpre, str) else self.tagpre):
+        tag: bytes | str = self.tagpre  # bytes at run time, str in typeshed
+        prefix = tag.encode() if isinstance(tag, str) else tag
+        if len(words) >= 2 and words[0].startswith(prefix):
             name = words[1].upper()
             if name == b"UID" and len(words) >= 3:
                 name += b" " + words[2].upper()

@@ -6,7 +6,6 @@ rename ``inbox/<id>.meta`` (the ready marker, last); then fsync ``inbox/``.
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mail_pipeline.errors import SpoolError
+from mail_pipeline.intake.spool.meta import SpoolMeta
 
 
 def _write_durably(path: Path, data: bytes) -> None:
@@ -46,21 +46,13 @@ def spool_message(
     root = Path(spool_dir)
     sid = str(uuid.uuid4())
     when = (received_at or datetime.now(UTC)).astimezone(UTC)
-    meta = {
-        "id": sid,
-        "mail_from": mail_from,
-        "rcpt_to": list(rcpt_to),
-        "received_at": when.isoformat().replace("+00:00", "Z"),
-        "size": len(raw),
-        "remote_ip": "127.0.0.1",
-        "helo": "mail-pipeline",
-        "haraka_uuid": "",
-    }
+    meta = SpoolMeta(id=sid, rcpt_to=tuple(rcpt_to), received_at=when, mail_from=mail_from,
+                     size=len(raw), remote_ip="127.0.0.1", helo="mail-pipeline", haraka_uuid="")
     done: list[Path] = []
     try:
         for sub in ("inbox", "tmp", "processed", "failed", "unmatched"):
             (root / sub).mkdir(parents=True, exist_ok=True)
-        for suffix, data in ((".eml", raw), (".meta", json.dumps(meta).encode() + b"\n")):
+        for suffix, data in ((".eml", raw), (".meta", meta.to_json())):
             tmp = root / "tmp" / f"{sid}{suffix}.tmp"
             _write_durably(tmp, data)
             final = root / "inbox" / f"{sid}{suffix}"

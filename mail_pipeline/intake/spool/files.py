@@ -47,7 +47,9 @@ def read_nofollow(path: Path, limit: int | None = None) -> bytes:
         FileNotFoundError: it is gone.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise SpoolError(f"{path.name} is a symlink") from None

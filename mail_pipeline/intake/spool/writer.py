@@ -6,6 +6,7 @@ rename ``inbox/<id>.meta`` (the ready marker, last); then fsync ``inbox/``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Sequence
@@ -65,6 +66,7 @@ def spool_message(
             os.close(fd)
     except OSError as exc:
         for path in (*done, root / "tmp" / f"{sid}.eml.tmp", root / "tmp" / f"{sid}.meta.tmp"):
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # e.g. the root is not a directory at all
+                path.unlink(missing_ok=True)
         raise SpoolError(f"cannot write to the spool {root}: {exc}") from exc
     return sid

@@ -19,12 +19,15 @@ from mail_pipeline.intake.spool.files import (
 )
 
 
-def test_read_nofollow_refuses_links(tmp_path: Path) -> None:
+def test_read_nofollow_refuses_links_and_other_files(tmp_path: Path) -> None:
     target = tmp_path / "target"
     target.write_bytes(b"secret")
     os.symlink(target, tmp_path / "link")
     with pytest.raises(SpoolError, match="symlink"):
         read_nofollow(tmp_path / "link")
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(SpoolError, match="not a regular file"):
+        read_nofollow(tmp_path / "fifo")
     with pytest.raises(FileNotFoundError):
         read_nofollow(tmp_path / "missing")
     assert read_nofollow(target) == b"secret"

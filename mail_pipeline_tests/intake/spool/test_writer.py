@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mail_pipeline.errors import SpoolError
 from mail_pipeline.intake.spool.meta import SpoolMeta
 from mail_pipeline.intake.spool.writer import spool_message
 from mail_pipeline_tests.fixtures.spool_files import make_raw
@@ -25,8 +26,11 @@ def test_writes_a_ready_pair_and_no_temp_file(tmp_path: Path) -> None:
     assert (meta.received_at, meta.size) == (when, len(make_raw(1)))
 
 
-def test_refuses_bad_input(tmp_path: Path) -> None:
+def test_refuses_bad_input_and_reports_an_unusable_spool(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="recipient"):
         spool_message(tmp_path, make_raw(1), [])
     with pytest.raises(ValueError, match="empty"):
         spool_message(tmp_path, b"", ["a@example.org"])
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SpoolError, match="cannot write"):
+        spool_message(tmp_path / "file", make_raw(1), ["a@example.org"])

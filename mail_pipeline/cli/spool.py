@@ -17,7 +17,7 @@ from mail_pipeline.intake.spool.ingest import (
     IngestResult,
     SpoolIngestService,
 )
-from mail_pipeline.intake.spool.layout import Problem
+from mail_pipeline.intake.spool.records import Problem
 
 
 def register(groups: Any) -> None:

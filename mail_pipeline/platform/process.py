@@ -23,6 +23,8 @@ def process_start(pid: int) -> str | None:
         stat = stat_path.read_text(encoding="ascii", errors="replace")
     except FileNotFoundError:
         return None if Path("/proc/self/stat").exists() else "?"
+    except ProcessLookupError:  # it exited while its stat file was being read
+        return None
     except OSError:
         return "?"
     fields = stat.rsplit(")", 1)[-1].split()

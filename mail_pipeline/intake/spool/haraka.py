@@ -1,11 +1,10 @@
 """Start, stop and inspect the Haraka SMTP server shipped in the repository's ``haraka/``.
 
 Haraka accepts mail for the service's domains and writes each message into a spool directory
-(see ``haraka/plugins/mail_pipeline_spool.js`` for the exact protocol). This module builds a
-runtime directory for one server — a copy of ``haraka/config`` and ``haraka/plugins`` plus
-generated ``smtp.ini``, ``host_list`` and ``mail_pipeline_spool.ini`` — launches
-``node haraka/node_modules/Haraka/bin/haraka -c <runtime_dir>`` in its own session, waits for
-its 220 banner and records its pid. Stdlib only; no Dagster imports.
+(see ``haraka/plugins/mail_pipeline_spool.js`` for the exact protocol). :func:`start` builds
+the runtime directory of one server (see :mod:`mail_pipeline.intake.spool.haraka_config`),
+launches ``node haraka/node_modules/Haraka/bin/haraka -c <runtime_dir>`` in its own session,
+waits for its 220 banner and records its pid. Stdlib only; no Dagster imports.
 
 Runtime directory layout::
 
@@ -20,20 +19,32 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mail_pipeline.errors import ConfigError, MailPipelineError, SpoolError
+from mail_pipeline.errors import ConfigError, MailPipelineError
 from mail_pipeline.intake.limits import DEFAULT_MAX_MESSAGE_BYTES
+from mail_pipeline.intake.spool.haraka_config import (
+    HARAKA_DIR_ENV,
+    NODE_ENV,
+    SPOOL_SUBDIRS,
+    HarakaConfig,
+    find_haraka_dir,
+    haraka_entry,
+    prepare_runtime,
+    prepare_spool,
+)
+from mail_pipeline.platform.process import pid_alive
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
+    "HARAKA_DIR_ENV",
+    "NODE_ENV",
     "SPOOL_SUBDIRS",
     "HarakaConfig",
     "HarakaError",
@@ -42,20 +53,15 @@ __all__ = [
     "find_haraka_dir",
     "haraka_entry",
     "prepare_runtime",
+    "prepare_spool",
     "start",
     "status",
     "stop",
 ]
 
-SPOOL_SUBDIRS = ("inbox", "processed", "failed", "unmatched", "tmp")
-HARAKA_DIR_ENV = "MAIL_PIPELINE_HARAKA_DIR"
-NODE_ENV = "MAIL_PIPELINE_NODE"
-BOOTSTRAP_HINT = "run scripts/bootstrap.sh (npm ci --prefix haraka)"
-
 PID_FILE = "haraka.pid"
 STATE_FILE = "haraka.json"
 LOG_FILE = "haraka.log"
-GENERATED_CONFIG = ("smtp.ini", "host_list", "mail_pipeline_spool.ini")
 
 
 class HarakaError(MailPipelineError):
@@ -64,46 +70,6 @@ class HarakaError(MailPipelineError):
 
 class HarakaStartError(HarakaError):
     """Haraka did not come up: the port is taken, it exited, or it never sent its banner."""
-
-
-@dataclass(frozen=True)
-class HarakaConfig:
-    """How to run one Haraka server.
-
-    ``runtime_dir`` holds the generated config, the pid file and the log; it defaults to
-    ``<spool_dir>/../haraka-runtime`` when not given.
-    """
-
-    spool_dir: Path
-    domains: tuple[str, ...]
-    host: str = "127.0.0.1"
-    port: int = 2525
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
-    runtime_dir: Path | None = None
-    fsync: bool = True
-    start_timeout: float = 30.0
-    extra_env: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "spool_dir", Path(self.spool_dir).resolve())
-        if self.runtime_dir is not None:
-            object.__setattr__(self, "runtime_dir", Path(self.runtime_dir).resolve())
-        domains = tuple(d.strip().lower().rstrip(".") for d in self.domains if d.strip())
-        object.__setattr__(self, "domains", domains)
-        if not domains:
-            raise ConfigError("HarakaConfig.domains: at least one domain is required")
-        for d in domains:
-            if "@" in d or any(c.isspace() for c in d):
-                raise ConfigError(f"HarakaConfig.domains: {d!r} is not a domain name")
-        if not 0 < self.port < 65536:
-            raise ConfigError(f"HarakaConfig.port: {self.port} is not a TCP port")
-        if self.max_message_bytes <= 0:
-            raise ConfigError("HarakaConfig.max_message_bytes must be positive")
-
-    @property
-    def resolved_runtime_dir(self) -> Path:
-        """Return the runtime directory, defaulting to ``haraka-runtime`` beside the spool."""
-        return self.runtime_dir or self.spool_dir.parent / "haraka-runtime"
 
 
 @dataclass
@@ -143,122 +109,6 @@ class HarakaProcess:
 # Children started by this Python process: their pids stay zombies until waited for, so
 # liveness must be asked of the Popen object rather than of the kernel.
 _children: dict[int, subprocess.Popen[bytes]] = {}
-
-
-# --- locating Haraka ------------------------------------------------------------------------
-
-
-def find_haraka_dir() -> Path:
-    """Return the repository's ``haraka/`` directory.
-
-    ``MAIL_PIPELINE_HARAKA_DIR`` overrides the default, which is ``haraka/`` beside the
-    ``mail_pipeline`` package (the package is used from an editable install).
-
-    Raises:
-        ConfigError: the directory does not exist or has no ``config/plugins``.
-    """
-    override = os.environ.get(HARAKA_DIR_ENV)
-    haraka_dir = Path(override) if override else Path(__file__).resolve().parents[3] / "haraka"
-    if not (haraka_dir / "config" / "plugins").is_file():
-        where = f"{HARAKA_DIR_ENV}={override}" if override else str(haraka_dir)
-        raise ConfigError(f"no Haraka directory with config/plugins at {where}")
-    return haraka_dir.resolve()
-
-
-def haraka_entry(haraka_dir: Path | None = None) -> tuple[str, Path]:
-    """Return ``(node executable, Haraka's bin/haraka script)``.
-
-    Raises:
-        ConfigError: node is not installed, or ``npm ci --prefix haraka`` has not been run.
-    """
-    haraka_dir = haraka_dir or find_haraka_dir()
-    node = os.environ.get(NODE_ENV) or shutil.which("node")
-    if not node or not os.access(node, os.X_OK):
-        raise ConfigError(
-            f"node (Node.js 20+) was not found on PATH; install it, then {BOOTSTRAP_HINT}"
-        )
-    script = haraka_dir / "node_modules" / "Haraka" / "bin" / "haraka"
-    if not script.is_file():
-        raise ConfigError(
-            f"Haraka is not installed in {haraka_dir / 'node_modules'}: {BOOTSTRAP_HINT}"
-        )
-    return node, script
-
-
-# --- runtime directory ----------------------------------------------------------------------
-
-
-def prepare_spool(spool_dir: Path) -> None:
-    """Create the spool root and its sub-directories and check that they are writable.
-
-    Raises:
-        SpoolError: a directory cannot be created or written.
-    """
-    for sub in SPOOL_SUBDIRS:
-        path = spool_dir / sub
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SpoolError(f"cannot create spool directory {path}: {exc}") from exc
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise SpoolError(f"spool directory {path} is not writable")
-
-
-def prepare_runtime(config: HarakaConfig, haraka_dir: Path | None = None) -> Path:
-    """Build the runtime directory Haraka is started with; return its path.
-
-    Copies ``haraka/config`` and ``haraka/plugins`` afresh and writes the generated files
-    (listen address, domains, spool settings) over the copies.
-
-    Raises:
-        ConfigError: the Haraka directory is missing.
-        SpoolError: the runtime directory cannot be written.
-    """
-    haraka_dir = haraka_dir or find_haraka_dir()
-    runtime = config.resolved_runtime_dir
-    try:
-        runtime.mkdir(parents=True, exist_ok=True)
-        for sub in ("config", "plugins"):
-            shutil.rmtree(runtime / sub, ignore_errors=True)
-            shutil.copytree(haraka_dir / sub, runtime / sub)
-        generated = {
-            "smtp.ini": _smtp_ini(config),
-            "host_list": "".join(f"{d}\n" for d in config.domains),
-            "mail_pipeline_spool.ini": _spool_ini(config),
-        }
-        for name, text in generated.items():
-            (runtime / "config" / name).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise SpoolError(f"cannot build the Haraka runtime directory {runtime}: {exc}") from exc
-    return runtime
-
-
-def _listen_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _smtp_ini(config: HarakaConfig) -> str:
-    return (
-        "; generated by mail_pipeline.intake.spool.haraka\n"
-        f"listen={_listen_address(config.host, config.port)}\n"
-        "; set so that no plugin asks a STUN server for it\n"
-        "public_ip=127.0.0.1\n"
-        "; one process: the launcher's pid is the server\n"
-        "nodes=0\n"
-        "daemonize=false\n"
-        "inactivity_timeout=300\n"
-        "force_shutdown_timeout=10\n"
-    )
-
-
-def _spool_ini(config: HarakaConfig) -> str:
-    return (
-        "; generated by mail_pipeline.intake.spool.haraka\n"
-        "[main]\n"
-        f"spool_dir={config.spool_dir}\n"
-        f"max_bytes={config.max_message_bytes}\n"
-        f"fsync={'true' if config.fsync else 'false'}\n"
-    )
 
 
 # --- start / stop / status ------------------------------------------------------------------
@@ -438,20 +288,11 @@ def _read_pid(runtime: Path) -> int | None:
 
 
 def _alive(pid: int) -> bool:
+    """Return whether ``pid`` runs: a child of ours by its Popen, any other by the kernel."""
     popen = _children.get(pid)
     if popen is not None:
         return popen.poll() is None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is not running
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+    return pid_alive(pid)
 
 
 def _is_haraka(pid: int) -> bool:

@@ -6,7 +6,7 @@ rename ``inbox/<id>.meta`` (the ready marker, last); then fsync ``inbox/``.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import uuid
 from collections.abc import Sequence
@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mail_pipeline.errors import SpoolError
+from mail_pipeline.intake.spool.meta import SpoolMeta
 
 
 def _write_durably(path: Path, data: bytes) -> None:
@@ -46,21 +47,13 @@ def spool_message(
     root = Path(spool_dir)
     sid = str(uuid.uuid4())
     when = (received_at or datetime.now(UTC)).astimezone(UTC)
-    meta = {
-        "id": sid,
-        "mail_from": mail_from,
-        "rcpt_to": list(rcpt_to),
-        "received_at": when.isoformat().replace("+00:00", "Z"),
-        "size": len(raw),
-        "remote_ip": "127.0.0.1",
-        "helo": "mail-pipeline",
-        "haraka_uuid": "",
-    }
+    meta = SpoolMeta(id=sid, rcpt_to=tuple(rcpt_to), received_at=when, mail_from=mail_from,
+                     size=len(raw), remote_ip="127.0.0.1", helo="mail-pipeline", haraka_uuid="")
     done: list[Path] = []
     try:
         for sub in ("inbox", "tmp", "processed", "failed", "unmatched"):
             (root / sub).mkdir(parents=True, exist_ok=True)
-        for suffix, data in ((".eml", raw), (".meta", json.dumps(meta).encode() + b"\n")):
+        for suffix, data in ((".eml", raw), (".meta", meta.to_json())):
             tmp = root / "tmp" / f"{sid}{suffix}.tmp"
             _write_durably(tmp, data)
             final = root / "inbox" / f"{sid}{suffix}"
@@ -73,6 +66,7 @@ def spool_message(
             os.close(fd)
     except OSError as exc:
         for path in (*done, root / "tmp" / f"{sid}.eml.tmp", root / "tmp" / f"{sid}.meta.tmp"):
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # e.g. the root is not a directory at all
+                path.unlink(missing_ok=True)
         raise SpoolError(f"cannot write to the spool {root}: {exc}") from exc
     return sid

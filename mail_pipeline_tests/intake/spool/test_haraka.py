@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from mail_pipeline.errors import ConfigError, MailPipelineError, SpoolError
+from mail_pipeline.errors import ConfigError
 from mail_pipeline.intake.spool import haraka as hs
 from mail_pipeline_tests.fixtures.haraka import TEST_MAX_MESSAGE_BYTES, HarakaRig
 from mail_pipeline_tests.fixtures.servers import free_port
@@ -643,43 +643,3 @@ def test_missing_node_modules_asks_for_npm_ci(
     config = hs.HarakaConfig(spool_dir=tmp_path / "spool", domains=("example.test",))
     with pytest.raises(ConfigError, match=r"npm ci --prefix haraka"):
         hs.start(config)
-
-
-def test_missing_node_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(hs.NODE_ENV, str(tmp_path / "no-node-here"))
-    with pytest.raises(ConfigError, match="node"):
-        hs.haraka_entry()
-
-
-def test_missing_haraka_dir_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(hs.HARAKA_DIR_ENV, str(tmp_path / "nothing"))
-    with pytest.raises(ConfigError, match="nothing"):
-        hs.find_haraka_dir()
-
-
-def test_unusable_spool_dir_is_a_spool_error(tmp_path: Path) -> None:
-    (tmp_path / "file").write_text("")
-    config = hs.HarakaConfig(spool_dir=tmp_path / "file" / "spool", domains=("example.test",))
-    with pytest.raises(MailPipelineError) as failed:
-        hs.prepare_spool(config.spool_dir)
-    assert isinstance(failed.value, SpoolError)
-
-
-@pytest.mark.parametrize(
-    ("fields", "match"),
-    [
-        ({"domains": ()}, "at least one domain"),
-        ({"domains": ("user@example.test",)}, "not a domain"),
-        ({"domains": ("example.test",), "port": 0}, "not a TCP port"),
-        ({"domains": ("example.test",), "max_message_bytes": 0}, "positive"),
-    ],
-)
-def test_invalid_config_is_refused(tmp_path: Path, fields: dict[str, object], match: str) -> None:
-    with pytest.raises(ConfigError, match=match):
-        hs.HarakaConfig(spool_dir=tmp_path, **fields)  # type: ignore[arg-type]
-
-
-def test_domains_are_normalised(tmp_path: Path) -> None:
-    config = hs.HarakaConfig(spool_dir=tmp_path, domains=(" Example.TEST. ", "alias.test"))
-    assert config.domains == ("example.test", "alias.test")
-

@@ -1,0 +1,130 @@
+"""Safe file operations of the spool: read without following links, write then rename, fsync.
+
+Nothing in the spool is followed: files are opened with ``O_NOFOLLOW`` and examined with
+``lstat``; a move never overwrites (see :func:`rename_new` and :func:`free_stem`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mail_pipeline.errors import SpoolError
+
+
+class FileTooLarge(Exception):
+    """A spool file is larger than the size limit (raised before it is read)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(f"message is {size} bytes, the limit is {limit} bytes")
+
+
+def utc_now() -> datetime:
+    """Return the current time in UTC."""
+    return datetime.now(UTC)
+
+
+def is_regular(path: Path) -> bool:
+    """True if ``path`` exists and is a regular file (a symlink is not followed: False)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def read_nofollow(path: Path, limit: int | None = None) -> bytes:
+    """Return the bytes of the regular file ``path``, refusing to follow a symlink.
+
+    Raises:
+        SpoolError: ``path`` is a symlink or not a regular file.
+        FileTooLarge: ``limit`` is given and the file is larger (nothing is read).
+        FileNotFoundError: it is gone.
+    """
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SpoolError(f"{path.name} is a symlink") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SpoolError(f"{path.name} is not a regular file")
+        if limit is not None and st.st_size > limit:
+            raise FileTooLarge(st.st_size, limit)
+        chunks = []
+        while True:
+            chunk = os.read(fd, max(st.st_size + 1, 65536))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if limit is not None and sum(map(len, chunks)) > limit:
+                raise FileTooLarge(sum(map(len, chunks)), limit)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the renames into directory ``path`` durable (best effort on odd file systems)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_new_file(path: Path, data: bytes, *, fsync: bool = False) -> None:
+    """Write ``data`` to ``path.tmp`` then rename it to ``path`` (readers see all or nothing).
+
+    Raises:
+        OSError: the file cannot be written.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o640)
+    try:
+        os.write(fd, data)
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def rename_new(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst``, refusing to replace an existing ``dst``.
+
+    Raises:
+        SpoolError: ``dst`` exists (a file, a symlink, anything).
+        FileNotFoundError: ``src`` is gone.
+    """
+    if os.path.lexists(dst):
+        raise SpoolError(f"refusing to overwrite {dst}")
+    os.rename(src, dst)
+
+
+def free_stem(folder: Path, stem: str) -> str:
+    """Return ``stem``, or ``stem~N`` (smallest N), whose pair names are free in ``folder``."""
+    candidate = stem
+    n = 0
+    while os.path.lexists(folder / f"{candidate}.eml") or os.path.lexists(
+        folder / f"{candidate}.meta"
+    ):
+        n += 1
+        candidate = f"{stem}~{n}"
+    return candidate
+
+
+def count_suffix(folder: Path, suffix: str) -> int:
+    """Return how many entries of ``folder`` have a name ending in ``suffix``."""
+    with os.scandir(folder) as entries:
+        return sum(1 for e in entries if e.name.endswith(suffix))

@@ -84,10 +84,12 @@ def email_fetch_forkserver_job() -> dg.JobDefinition:
     return email_fetch.to_job(
         name="email_fetch_job_forkserver",
         description="email_fetch with the multiprocess executor (forkserver, max_concurrent 4).",
-        executor_def=dg.multiprocess_executor.configured({
-            "max_concurrent": MAX_CONCURRENT,
-            "start_method": {"forkserver": {}},
-        }),
+        executor_def=dg.multiprocess_executor.configured(
+            {
+                "max_concurrent": MAX_CONCURRENT,
+                "start_method": {"forkserver": {}},
+            }
+        ),
         resource_defs=build_resources(),
         tags={JOB_TAG: "email_fetch"},
     )
@@ -96,9 +98,33 @@ def email_fetch_forkserver_job() -> dg.JobDefinition:
 # --- messages and mailboxes ------------------------------------------------------------------
 
 _WORDS = (
-    "lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed", "do",
-    "eiusmod", "tempor", "incididunt", "ut", "labore", "et", "dolore", "magna", "aliqua",
-    "enim", "ad", "minim", "veniam", "quis", "nostrud", "exercitation", "ullamco",
+    "lorem",
+    "ipsum",
+    "dolor",
+    "sit",
+    "amet",
+    "consectetur",
+    "adipiscing",
+    "elit",
+    "sed",
+    "do",
+    "eiusmod",
+    "tempor",
+    "incididunt",
+    "ut",
+    "labore",
+    "et",
+    "dolore",
+    "magna",
+    "aliqua",
+    "enim",
+    "ad",
+    "minim",
+    "veniam",
+    "quis",
+    "nostrud",
+    "exercitation",
+    "ullamco",
 )
 
 
@@ -114,7 +140,7 @@ def make_message(tag: str, n: int, rng: random.Random) -> bytes:
         word = rng.choice(_WORDS)
         words.append(word)
         length += len(word) + 1
-    body = "\r\n".join(" ".join(words[i:i + 12]) for i in range(0, len(words), 12)) + "\r\n"
+    body = "\r\n".join(" ".join(words[i : i + 12]) for i in range(0, len(words), 12)) + "\r\n"
     headers = (
         f"From: Sender {n % 17} <sender{n % 17}@example.net>\r\n"
         "To: someone@example.org\r\n"
@@ -126,12 +152,17 @@ def make_message(tag: str, n: int, rng: random.Random) -> bytes:
     if not attach:
         return (headers + "Content-Type: text/plain; charset=us-ascii\r\n\r\n" + body).encode()
     blob = base64.encodebytes(rng.randbytes(3_000)).replace(b"\n", b"\r\n")
-    return (headers.encode()
-            + b'Content-Type: multipart/mixed; boundary="B"\r\n\r\n--B\r\n'
-            + b"Content-Type: text/plain; charset=us-ascii\r\n\r\n" + body.encode()
-            + b"--B\r\nContent-Type: application/octet-stream\r\n"
-            + f'Content-Disposition: attachment; filename="f{n}.bin"\r\n'.encode()
-            + b"Content-Transfer-Encoding: base64\r\n\r\n" + blob + b"--B--\r\n")
+    return (
+        headers.encode()
+        + b'Content-Type: multipart/mixed; boundary="B"\r\n\r\n--B\r\n'
+        + b"Content-Type: text/plain; charset=us-ascii\r\n\r\n"
+        + body.encode()
+        + b"--B\r\nContent-Type: application/octet-stream\r\n"
+        + f'Content-Disposition: attachment; filename="f{n}.bin"\r\n'.encode()
+        + b"Content-Transfer-Encoding: base64\r\n\r\n"
+        + blob
+        + b"--B--\r\n"
+    )
 
 
 def append_new_mail(dovecot: Any, logins: list[str], tag: str, per_user: int) -> float:
@@ -155,17 +186,20 @@ def add_users(store: Any, dovecot: Any, count: int) -> tuple[list[int], list[str
     for i in range(count):
         mail_user = dovecot.new_user()
         user = store.users.add(f"tick{i:04d}", f"tick{i:04d}@example.org")
-        configs.update_fetch_config(user.id, {
-            "imap_config": {
-                "imap_host": "127.0.0.1",
-                "imap_ssl_port": dovecot.imaps_port,
-                "username": mail_user.username,
-                "password": mail_user.password,
-                "use_ssl": True,
-                "ca_file": str(dovecot.ca_cert_path),
+        configs.update_fetch_config(
+            user.id,
+            {
+                "imap_config": {
+                    "imap_host": "127.0.0.1",
+                    "imap_ssl_port": dovecot.imaps_port,
+                    "username": mail_user.username,
+                    "password": mail_user.password,
+                    "use_ssl": True,
+                    "ca_file": str(dovecot.ca_cert_path),
+                },
+                "filter_config": {"folders": ["INBOX"], "max_age_days": None},
             },
-            "filter_config": {"folders": ["INBOX"], "max_age_days": None},
-        })
+        )
         ids.append(user.id)
         logins.append(mail_user.username)
     return ids, logins
@@ -187,8 +221,9 @@ class Tick:
     run_id: str = ""
 
 
-def _run_events(instance: dg.DagsterInstance, run_id: str) -> tuple[float | None, int,
-                                                                     dict[str, Any]]:
+def _run_events(
+    instance: dg.DagsterInstance, run_id: str
+) -> tuple[float | None, int, dict[str, Any]]:
     """Return (RUN_START -> RUN_SUCCESS seconds, successful steps, close_imap_fetch metadata)."""
     start = end = None
     steps = 0
@@ -211,19 +246,27 @@ def _run_events(instance: dg.DagsterInstance, run_id: str) -> tuple[float | None
     return span, steps, close
 
 
-def job_tick(executor: str, instance: dg.DagsterInstance, store: Any, users: int,
-             expect_saved: int, kind: str) -> Tick:
+def job_tick(
+    executor: str,
+    instance: dg.DagsterInstance,
+    store: Any,
+    users: int,
+    expect_saved: int,
+    kind: str,
+) -> Tick:
     """Run one tick of the fetch job with ``executor``, check it, and return its figures."""
     before = store.messages.count()
     started = time.perf_counter()
     if executor == "in_process":
         result = email_fetch_job.execute_in_process(
-            resources=build_resources(), instance=instance, raise_on_error=False)
+            resources=build_resources(), instance=instance, raise_on_error=False
+        )
         seconds = time.perf_counter() - started
         success, run_id = result.success, result.run_id
     elif executor == "forkserver":
-        with dg.execute_job(dg.reconstructable(email_fetch_forkserver_job), instance=instance,
-                            raise_on_error=False) as executed:
+        with dg.execute_job(
+            dg.reconstructable(email_fetch_forkserver_job), instance=instance, raise_on_error=False
+        ) as executed:
             seconds = time.perf_counter() - started
             success, run_id = executed.success, executed.run_id
     else:
@@ -233,15 +276,18 @@ def job_tick(executor: str, instance: dg.DagsterInstance, store: Any, users: int
     if not success:
         raise RuntimeError(f"{executor} {kind} tick: run {run_id} failed")
     if close.get("mailboxes") != users or close.get("failed_mailboxes") != 0:
-        raise RuntimeError(f"{executor} {kind} tick: mailboxes {close.get('mailboxes')}, "
-                           f"failed {close.get('failed_mailboxes')} (expected {users}, 0)")
+        raise RuntimeError(
+            f"{executor} {kind} tick: mailboxes {close.get('mailboxes')}, "
+            f"failed {close.get('failed_mailboxes')} (expected {users}, 0)"
+        )
     if expect_saved >= 0 and saved != expect_saved:
         raise RuntimeError(f"{executor} {kind} tick: saved {saved}, expected {expect_saved}")
     return Tick(kind, executor, seconds, span, saved, steps, run_id)
 
 
-def core_tick(store: Any, attachment_root: str, user_ids: list[int], expect_saved: int,
-              kind: str) -> Tick:
+def core_tick(
+    store: Any, attachment_root: str, user_ids: list[int], expect_saved: int, kind: str
+) -> Tick:
     """Fetch every mailbox with :class:`MailboxFetcher` in this process, under one IMAP task."""
     from mail_pipeline.intake.imap.config import EmailConfigManager
     from mail_pipeline.intake.imap.fetcher import MailboxFetcher
@@ -251,12 +297,19 @@ def core_tick(store: Any, attachment_root: str, user_ids: list[int], expect_save
 
     before = store.messages.count()
     started = time.perf_counter()
-    fetcher = MailboxFetcher(store, EmailSaveService(store, AttachmentStorage(attachment_root)),
-                             EmailConfigManager(store, SECRET))
-    task = store.tasks.create(EmailSource.IMAP, status=TaskStatus.RUNNING,
-                              message="fetch tick benchmark (core loop)")
-    failed = [r.username for r in (fetcher.fetch_user(uid, task_id=task.task_id)
-                                   for uid in user_ids) if not r.ok]
+    fetcher = MailboxFetcher(
+        store,
+        EmailSaveService(store, AttachmentStorage(attachment_root)),
+        EmailConfigManager(store, SECRET),
+    )
+    task = store.tasks.create(
+        EmailSource.IMAP, status=TaskStatus.RUNNING, message="fetch tick benchmark (core loop)"
+    )
+    failed = [
+        r.username
+        for r in (fetcher.fetch_user(uid, task_id=task.task_id) for uid in user_ids)
+        if not r.ok
+    ]
     store.tasks.mark_completed(task.task_id)
     seconds = time.perf_counter() - started
     saved = store.messages.count() - before
@@ -270,8 +323,15 @@ def core_tick(store: Any, attachment_root: str, user_ids: list[int], expect_save
 # --- profile ---------------------------------------------------------------------------------
 
 #: The op bodies of email_fetch (their cumulative times do not nest in one another).
-_OPS = ("acquire_fetch_lock", "cleanup_stale_tasks_op", "plan_imap_fetch", "fetch_mailbox",
-        "close_imap_fetch", "ingest_spool", "release_fetch_lock")
+_OPS = (
+    "acquire_fetch_lock",
+    "cleanup_stale_tasks_op",
+    "plan_imap_fetch",
+    "fetch_mailbox",
+    "close_imap_fetch",
+    "ingest_spool",
+    "release_fetch_lock",
+)
 
 #: (label, file suffix, function names): cumulative times worth reading in a tick's profile.
 _KEY_FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -280,13 +340,19 @@ _KEY_FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("    TaskHeartbeat.beat (renewals)", "mail_pipeline/storage/heartbeat.py", ("beat",)),
     ("    MailboxFetcher.fetch_user", "mail_pipeline/intake/imap/fetcher.py", ("fetch_user",)),
     ("      imap connect (TCP+TLS+LOGIN)", "mail_pipeline/intake/imap/connection.py", ("connect",)),
-    ("        build_ssl_context", "mail_pipeline/intake/imap/connection.py",
-    ("build_ssl_context",)),
+    (
+        "        build_ssl_context",
+        "mail_pipeline/intake/imap/connection.py",
+        ("build_ssl_context",),
+    ),
     ("      EXAMINE (select_folder)", "imapclient/imapclient.py", ("select_folder",)),
     ("      UID SEARCH", "imapclient/imapclient.py", ("search",)),
     ("      LOGOUT/close", "mail_pipeline/intake/imap/connection.py", ("_close_quietly",)),
-    ("      imap_fetch_config (decrypt)", "mail_pipeline/intake/imap/config.py",
-     ("imap_fetch_config",)),
+    (
+        "      imap_fetch_config (decrypt)",
+        "mail_pipeline/intake/imap/config.py",
+        ("imap_fetch_config",),
+    ),
     ("      sync_position", "mail_pipeline/storage/store/messages.py", ("sync_position",)),
     ("      update_sync", "mail_pipeline/storage/store/messages.py", ("update_sync",)),
     ("      update_fetch_time", "mail_pipeline/intake/imap/config.py", ("update_fetch_time",)),
@@ -295,20 +361,19 @@ _KEY_FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("  close_imap_fetch op", "mail_pipeline/defs/imap/ops.py", ("close_imap_fetch",)),
     ("SQLAlchemy Session.commit (all)", "sqlalchemy/orm/session.py", ("commit",)),
     ("Dagster: store_event (event log writes)", "event_log", ("store_event",)),
-    ("Dagster: handle_new_event (all events)", "dagster/_core/instance/",
-     ("handle_new_event",)),
-    ("Dagster: IO manager handle_output", "io_manager",
-     ("handle_output",)),
-    ("Dagster: IO manager load_input", "io_manager",
-     ("load_input",)),
+    ("Dagster: handle_new_event (all events)", "dagster/_core/instance/", ("handle_new_event",)),
+    ("Dagster: IO manager handle_output", "io_manager", ("handle_output",)),
+    ("Dagster: IO manager load_input", "io_manager", ("load_input",)),
 )
 
 #: Self time grouped by where the code lives (the groups do not overlap; they sum to the total).
 _GROUPS = (
     ("dagster", ("/dagster/", "/dagster_shared/", "/dagster_pipes/")),
     ("sqlalchemy + sqlite3 + psycopg2", ("/sqlalchemy/", "sqlite3", "psycopg2", "/alembic/")),
-    ("imap: imapclient/imaplib/ssl/socket", ("/imapclient/", "imaplib", "_ssl", "ssl.py",
-                                             "socket")),
+    (
+        "imap: imapclient/imaplib/ssl/socket",
+        ("/imapclient/", "imaplib", "_ssl", "ssl.py", "socket"),
+    ),
     ("pydantic", ("/pydantic", "pydantic_core")),
     ("mail_pipeline", ("/mail_pipeline/",)),
 )
@@ -322,8 +387,7 @@ def _group_of(key: tuple[str, int, str]) -> str:
     return "other (stdlib, builtins, ...)"
 
 
-def profile_tick(instance: dg.DagsterInstance, store: Any, users: int, out: Path
-                 ) -> dict[str, Any]:
+def profile_tick(instance: dg.DagsterInstance, store: Any, users: int, out: Path) -> dict[str, Any]:
     """Run one in-process idle tick under cProfile; return a breakdown (and save the .prof)."""
     profiler = cProfile.Profile()
     profiler.enable()
@@ -351,8 +415,13 @@ def profile_tick(instance: dg.DagsterInstance, store: Any, users: int, out: Path
         "self_time_by_group": dict(sorted(groups.items(), key=lambda kv: -kv[1])),
         "cumulative": keys,
         "top_self_time": [
-            {"function": f"{Path(k[0]).name}:{k[1]}:{k[2]}", "calls": v[1], "self": v[2],
-             "cumulative": v[3]} for k, v in top
+            {
+                "function": f"{Path(k[0]).name}:{k[1]}:{k[2]}",
+                "calls": v[1],
+                "self": v[2],
+                "cumulative": v[3],
+            }
+            for k, v in top
         ],
         "prof_file": str(out),
     }
@@ -364,37 +433,55 @@ def profile_tick(instance: dg.DagsterInstance, store: Any, users: int, out: Path
 def summarize(values: list[float]) -> dict[str, float]:
     """Median, min, max and the spread ((max-min)/median) of ``values``."""
     median = statistics.median(values)
-    return {"median": median, "min": min(values), "max": max(values),
-            "spread": (max(values) - min(values)) / median if median else 0.0, "n": len(values)}
+    return {
+        "median": median,
+        "min": min(values),
+        "max": max(values),
+        "spread": (max(values) - min(values)) / median if median else 0.0,
+        "n": len(values),
+    }
 
 
 def print_table(report: dict[str, Any], users: int) -> None:
     rows = report["summary"]
-    core = {kind: rows["core"][kind]["median"] for kind in ("idle", "new") if kind in
-            rows.get("core", {})}
-    print(f"\nper tick, {users} mailboxes, store {report['store']}, instance "
-          f"{report['instance']}: median of n ticks, min-max, spread = (max-min)/median")
-    print(f"  {'runner':12} {'tick':5} {'n':>2} {'wall s':>8} {'min-max':>15} {'spread':>7} "
-          f"{'run span s':>10} {'ms/user':>8} {'x core':>7}")
+    core = {
+        kind: rows["core"][kind]["median"]
+        for kind in ("idle", "new")
+        if kind in rows.get("core", {})
+    }
+    print(
+        f"\nper tick, {users} mailboxes, store {report['store']}, instance "
+        f"{report['instance']}: median of n ticks, min-max, spread = (max-min)/median"
+    )
+    print(
+        f"  {'runner':12} {'tick':5} {'n':>2} {'wall s':>8} {'min-max':>15} {'spread':>7} "
+        f"{'run span s':>10} {'ms/user':>8} {'x core':>7}"
+    )
     for runner, kinds in rows.items():
         for kind, s in kinds.items():
             span = s.get("run_span_median")
             ratio = s["median"] / core[kind] if core.get(kind) else float("nan")
-            print(f"  {runner:12} {kind:5} {s['n']:2d} {s['median']:8.2f} "
-                  f"{s['min']:7.2f}-{s['max']:<7.2f} {s['spread'] * 100:6.0f}% "
-                  f"{span if span is not None else float('nan'):10.2f} "
-                  f"{s['median'] / users * 1000:8.1f} {ratio:7.2f}")
+            print(
+                f"  {runner:12} {kind:5} {s['n']:2d} {s['median']:8.2f} "
+                f"{s['min']:7.2f}-{s['max']:<7.2f} {s['spread'] * 100:6.0f}% "
+                f"{span if span is not None else float('nan'):10.2f} "
+                f"{s['median'] / users * 1000:8.1f} {ratio:7.2f}"
+            )
     for runner, tick in report.get("cold", {}).items():
         print(f"  {runner:12} cold   1 {tick['seconds']:8.2f}  (first idle tick after the sync)")
-    print(f"  initial sync tick (in_process, empty mailboxes): "
-          f"{report['sync_tick']['seconds']:.2f} s; append of {report['new_per_user']} msgs x "
-          f"{users} users: median {statistics.median(report['append_seconds']):.2f} s")
+    print(
+        f"  initial sync tick (in_process, empty mailboxes): "
+        f"{report['sync_tick']['seconds']:.2f} s; append of {report['new_per_user']} msgs x "
+        f"{users} users: median {statistics.median(report['append_seconds']):.2f} s"
+    )
 
 
 def print_profile(profile: dict[str, Any]) -> None:
     total = profile["profiled_total"]
-    print(f"\nprofile of one in-process idle tick: {profile['tick_seconds']:.2f} s wall under "
-          f"cProfile ({total:.2f} s profiled)")
+    print(
+        f"\nprofile of one in-process idle tick: {profile['tick_seconds']:.2f} s wall under "
+        f"cProfile ({total:.2f} s profiled)"
+    )
     print("  self time by package:")
     for name, seconds in profile["self_time_by_group"].items():
         print(f"    {name:40} {seconds:7.2f} s  {seconds / total * 100:5.1f} %")
@@ -403,8 +490,10 @@ def print_profile(profile: dict[str, Any]) -> None:
         print(f"    {label:44} {figures['seconds']:7.2f} s  {figures['calls']:6d} calls")
     print("  top self time:")
     for row in profile["top_self_time"]:
-        print(f"    {row['function'][:60]:60} {row['calls']:7d} {row['self']:7.2f} s "
-              f"(cum {row['cumulative']:.2f})")
+        print(
+            f"    {row['function'][:60]:60} {row['calls']:7d} {row['self']:7.2f} s "
+            f"(cum {row['cumulative']:.2f})"
+        )
     print(f"  full profile: {profile['prof_file']} (python -m pstats)")
 
 
@@ -428,23 +517,45 @@ def write_instance_yaml(home: Path, postgres: Any | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=TARGET_USERS, help="mailboxes (200)")
-    parser.add_argument("--new-per-user", type=int, default=20,
-                        help="new messages per mailbox before each new-mail tick (20)")
-    parser.add_argument("--executors", default=",".join(EXECUTORS),
-                        help=f"comma-separated, from {', '.join(EXECUTORS)}")
+    parser.add_argument(
+        "--new-per-user",
+        type=int,
+        default=20,
+        help="new messages per mailbox before each new-mail tick (20)",
+    )
+    parser.add_argument(
+        "--executors",
+        default=",".join(EXECUTORS),
+        help=f"comma-separated, from {', '.join(EXECUTORS)}",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the median is reported")
-    parser.add_argument("--forkserver-repeat", type=int, default=None,
-                        help="rounds that include the forkserver executor (default: --repeat); "
-                             "its ticks of 200 mailboxes take minutes")
-    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite",
-                        help="the mail store (postgresql: a throw-away server)")
-    parser.add_argument("--instance", choices=("sqlite", "postgresql"), default=None,
-                        help="Dagster instance storage (default: the same as --store)")
+    parser.add_argument(
+        "--forkserver-repeat",
+        type=int,
+        default=None,
+        help="rounds that include the forkserver executor (default: --repeat); "
+        "its ticks of 200 mailboxes take minutes",
+    )
+    parser.add_argument(
+        "--store",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the mail store (postgresql: a throw-away server)",
+    )
+    parser.add_argument(
+        "--instance",
+        choices=("sqlite", "postgresql"),
+        default=None,
+        help="Dagster instance storage (default: the same as --store)",
+    )
     parser.add_argument("--no-core", action="store_true", help="skip the core reference loop")
-    parser.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
-                        help="cProfile one in-process idle tick (auto: when the target is missed)")
-    parser.add_argument("--json", type=Path,
-                        default=ROOT / "bench" / "results" / "fetch_tick.json")
+    parser.add_argument(
+        "--profile",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="cProfile one in-process idle tick (auto: when the target is missed)",
+    )
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "fetch_tick.json")
     args = parser.parse_args(argv)
     executors = [x.strip() for x in args.executors.split(",") if x.strip()]
     unknown = set(executors) - set(EXECUTORS)
@@ -459,20 +570,32 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="mp-bench-tick-"))
     os.chmod(work, 0o755)
-    saved_env = {k: os.environ.get(k) for k in (
-        "DAGSTER_HOME", "MAIL_PIPELINE_DATABASE_URL", "MAIL_PIPELINE_ATTACHMENT_ROOT",
-        "MAIL_PIPELINE_SPOOL_DIR", "MAIL_PIPELINE_SECRET_KEY")}
+    saved_env = {
+        k: os.environ.get(k)
+        for k in (
+            "DAGSTER_HOME",
+            "MAIL_PIPELINE_DATABASE_URL",
+            "MAIL_PIPELINE_ATTACHMENT_ROOT",
+            "MAIL_PIPELINE_SPOOL_DIR",
+            "MAIL_PIPELINE_SECRET_KEY",
+        )
+    }
     dovecot: Any = None
     postgres: Any = None
     store: Any = None
     instance: dg.DagsterInstance | None = None
     report: dict[str, Any] = {
-        "users": args.users, "new_per_user": args.new_per_user, "executors": executors,
-        "repeat": args.repeat, "store": args.store, "instance": instance_kind,
-        "max_concurrent": MAX_CONCURRENT, "cpus": os.cpu_count(),
+        "users": args.users,
+        "new_per_user": args.new_per_user,
+        "executors": executors,
+        "repeat": args.repeat,
+        "store": args.store,
+        "instance": instance_kind,
+        "max_concurrent": MAX_CONCURRENT,
+        "cpus": os.cpu_count(),
         "load_avg_start": os.getloadavg(),
         "timing": "wall seconds of execute_in_process / execute_job (run_span: RUN_START -> "
-                  "RUN_SUCCESS event timestamps); core: wall seconds of the fetch_user loop",
+        "RUN_SUCCESS event timestamps); core: wall seconds of the fetch_user loop",
     }
     ticks: list[Tick] = []
     appends: list[float] = []
@@ -491,13 +614,15 @@ def main(argv: list[str] | None = None) -> int:
         home.mkdir()
         write_instance_yaml(home, postgres if instance_kind == "postgresql" else None)
         attachment_root = str(work / "attachments")
-        os.environ.update({
-            "DAGSTER_HOME": str(home),
-            "MAIL_PIPELINE_DATABASE_URL": url,
-            "MAIL_PIPELINE_ATTACHMENT_ROOT": attachment_root,
-            "MAIL_PIPELINE_SPOOL_DIR": str(make_spool(work / "spool")),
-            "MAIL_PIPELINE_SECRET_KEY": SECRET,
-        })
+        os.environ.update(
+            {
+                "DAGSTER_HOME": str(home),
+                "MAIL_PIPELINE_DATABASE_URL": url,
+                "MAIL_PIPELINE_ATTACHMENT_ROOT": attachment_root,
+                "MAIL_PIPELINE_SPOOL_DIR": str(make_spool(work / "spool")),
+                "MAIL_PIPELINE_SECRET_KEY": SECRET,
+            }
+        )
         store = MailStore(url)
         store.upgrade()
         started = time.perf_counter()
@@ -510,12 +635,17 @@ def main(argv: list[str] | None = None) -> int:
         def progress(tick: Tick) -> None:
             ticks.append(tick)
             span = f", run span {tick.run_seconds:.2f} s" if tick.run_seconds else ""
-            print(f"  {tick.runner:10} {tick.kind:5} {tick.seconds:7.2f} s{span}, "
-                  f"saved {tick.saved}, load {os.getloadavg()[0]:.1f}", flush=True)
+            print(
+                f"  {tick.runner:10} {tick.kind:5} {tick.seconds:7.2f} s{span}, "
+                f"saved {tick.saved}, load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
 
         # The first sync: every mailbox gets its cursor (the mailboxes are empty).
-        print(f"{users} users ready in {report['setup_users_seconds']:.1f} s; first sync tick",
-              flush=True)
+        print(
+            f"{users} users ready in {report['setup_users_seconds']:.1f} s; first sync tick",
+            flush=True,
+        )
         sync = job_tick("in_process", instance, store, users, 0, "sync")
         progress(sync)
         report["sync_tick"] = asdict(sync)
@@ -540,8 +670,12 @@ def main(argv: list[str] | None = None) -> int:
 
         runners: list[tuple[str, Callable[[str, int], Tick]]] = []
         if not args.no_core:
-            runners.append(("core", lambda kind, expect: core_tick(
-                store, attachment_root, user_ids, expect, kind)))
+            runners.append(
+                (
+                    "core",
+                    lambda kind, expect: core_tick(store, attachment_root, user_ids, expect, kind),
+                )
+            )
         for executor in executors:
 
             def run_job(kind: str, expect: int, ex: str = executor) -> Tick:
@@ -574,7 +708,8 @@ def main(argv: list[str] | None = None) -> int:
             for name in executors:
                 for kind in summary[name]:
                     summary[name][kind]["ratio_vs_core"] = (
-                        summary[name][kind]["median"] / summary["core"][kind]["median"])
+                        summary[name][kind]["median"] / summary["core"][kind]["median"]
+                    )
         report["summary"] = summary
         report["append_seconds"] = appends
         report["ticks"] = [asdict(t) for t in ticks]
@@ -619,12 +754,16 @@ def main(argv: list[str] | None = None) -> int:
         print_profile(profile)
     target = report.get("target")
     if target is not None:
-        print(f"\ntarget: in-process no-new-mail tick of {TARGET_USERS} users <= "
-              f"{TARGET_IDLE_SECONDS:g} s: {target['scaled_to_200_users']:.2f} s"
-              f"{' (scaled from ' + str(args.users) + ' users)' if args.users != 200 else ''}"
-              f" -> {'MET' if target['met'] else 'NOT met'}")
-    print(f"load average at start {report['load_avg_start'][0]:.1f}, at end "
-          f"{report['load_avg_end'][0]:.1f} ({report['cpus']} CPUs)")
+        print(
+            f"\ntarget: in-process no-new-mail tick of {TARGET_USERS} users <= "
+            f"{TARGET_IDLE_SECONDS:g} s: {target['scaled_to_200_users']:.2f} s"
+            f"{' (scaled from ' + str(args.users) + ' users)' if args.users != 200 else ''}"
+            f" -> {'MET' if target['met'] else 'NOT met'}"
+        )
+    print(
+        f"load average at start {report['load_avg_start'][0]:.1f}, at end "
+        f"{report['load_avg_end'][0]:.1f} ({report['cpus']} CPUs)"
+    )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"written {args.json}")

@@ -73,7 +73,7 @@ def make_message(n: int, rng: random.Random, size: int = 20_000) -> bytes:
             word = rng.choice(("café", "crème", "naïve", "über", "señor", "façade"))
         words.append(word)
         length += len(word) + 1
-    lines = [" ".join(words[i:i + 12]) for i in range(0, len(words), 12)]
+    lines = [" ".join(words[i : i + 12]) for i in range(0, len(words), 12)]
     body_text = "\r\n".join(lines) + "\r\n"
     charset = "iso-8859-1" if eight_bit else "us-ascii"
     body = body_text.encode(charset)
@@ -89,25 +89,29 @@ def make_message(n: int, rng: random.Random, size: int = 20_000) -> bytes:
     if eight_bit:
         headers = headers.replace("café", "=?iso-8859-1?q?caf=E9?=")
     if not attach:
-        return (headers.encode() +
-                f"Content-Type: text/plain; charset={charset}\r\n"
-                f"Content-Transfer-Encoding: {'8bit' if eight_bit else '7bit'}\r\n\r\n".encode()
-                + body)
+        return (
+            headers.encode()
+            + f"Content-Type: text/plain; charset={charset}\r\n"
+            f"Content-Transfer-Encoding: {'8bit' if eight_bit else '7bit'}\r\n\r\n".encode()
+            + body
+        )
     import base64
 
     blob = rng.randbytes(size // 2 * 3 // 4)
     encoded = base64.encodebytes(blob).replace(b"\n", b"\r\n")
-    return (headers.encode()
-            + b'Content-Type: multipart/mixed; boundary="BOUNDARY"\r\n\r\n'
-            + b"--BOUNDARY\r\n"
-            + f"Content-Type: text/plain; charset={charset}\r\n"
-              f"Content-Transfer-Encoding: {'8bit' if eight_bit else '7bit'}\r\n\r\n".encode()
-            + body
-            + b"--BOUNDARY\r\nContent-Type: application/octet-stream\r\n"
-            + f'Content-Disposition: attachment; filename="data-{n}.bin"\r\n'.encode()
-            + b"Content-Transfer-Encoding: base64\r\n\r\n"
-            + encoded
-            + b"--BOUNDARY--\r\n")
+    return (
+        headers.encode()
+        + b'Content-Type: multipart/mixed; boundary="BOUNDARY"\r\n\r\n'
+        + b"--BOUNDARY\r\n"
+        + f"Content-Type: text/plain; charset={charset}\r\n"
+        f"Content-Transfer-Encoding: {'8bit' if eight_bit else '7bit'}\r\n\r\n".encode()
+        + body
+        + b"--BOUNDARY\r\nContent-Type: application/octet-stream\r\n"
+        + f'Content-Disposition: attachment; filename="data-{n}.bin"\r\n'.encode()
+        + b"Content-Transfer-Encoding: base64\r\n\r\n"
+        + encoded
+        + b"--BOUNDARY--\r\n"
+    )
 
 
 def make_messages(count: int, seed: int = 1) -> list[bytes]:
@@ -121,7 +125,7 @@ def fill_mailbox(server: Any, username: str, messages: list[bytes]) -> float:
     started = time.perf_counter()
     with server.client(username) as client:
         for i in range(0, len(messages), 500):
-            client.multiappend("INBOX", messages[i:i + 500])
+            client.multiappend("INBOX", messages[i : i + 500])
     return time.perf_counter() - started
 
 
@@ -144,8 +148,13 @@ def run_mbsync(server: Any, username: str, password: str, work: Path) -> float:
         "Sync Pull\nSyncState *\n"
     )
     started = time.perf_counter()
-    done = subprocess.run(["mbsync", "-q", "-c", str(rc), "pull"], capture_output=True,
-                          text=True, timeout=600, check=False)
+    done = subprocess.run(
+        ["mbsync", "-q", "-c", str(rc), "pull"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"mbsync failed: {done.stderr.strip()}")
@@ -184,8 +193,12 @@ def child_ingest(url: str, username: str, attachments: str, batch_size: int) -> 
     from mail_pipeline.storage.store import MailStore
 
     store = MailStore(url)
-    fetcher = MailboxFetcher(store, EmailSaveService(store, AttachmentStorage(attachments)),
-                             EmailConfigManager(store, SECRET), batch_size=batch_size)
+    fetcher = MailboxFetcher(
+        store,
+        EmailSaveService(store, AttachmentStorage(attachments)),
+        EmailConfigManager(store, SECRET),
+        batch_size=batch_size,
+    )
     rss_before = peak_rss_kb()
     started = time.perf_counter()
     result = fetcher.fetch_user(username)
@@ -194,21 +207,27 @@ def child_ingest(url: str, username: str, attachments: str, batch_size: int) -> 
     if not result.ok:
         raise RuntimeError(result.error)
     c = result.counters
-    return {"seconds": seconds, "fetched": c.fetched, "saved": c.saved, "failed": c.failed,
-            "duplicates": c.duplicate, "rss_before_kb": rss_before,
-            "max_rss_kb": peak_rss_kb(),
-            "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+    return {
+        "seconds": seconds,
+        "fetched": c.fetched,
+        "saved": c.saved,
+        "failed": c.failed,
+        "duplicates": c.duplicate,
+        "rss_before_kb": rss_before,
+        "max_rss_kb": peak_rss_kb(),
+        "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
 
 
-def ingest_in_child(url: str, username: str, work: Path, batch_size: int,
-                    profile: bool = False) -> dict[str, Any]:
+def ingest_in_child(
+    url: str, username: str, work: Path, batch_size: int, profile: bool = False
+) -> dict[str, Any]:
     """Run :func:`child_ingest` in a fresh Python process and return its figures."""
     attachments = tempfile.mkdtemp(prefix="att-", dir=work)
     argv = [sys.executable]
     if profile:
         argv += ["-m", "cProfile", "-s", "cumulative"]
-    argv += [str(Path(__file__).resolve()), "--child", url, username, attachments,
-             str(batch_size)]
+    argv += [str(Path(__file__).resolve()), "--child", url, username, attachments, str(batch_size)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=3600, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"ingest child failed: {done.stderr.strip()[-2000:]}")
@@ -228,12 +247,20 @@ def new_store(url: str, server: Any, username: str, password: str) -> None:
     store = MailStore(url)
     store.upgrade()
     user = store.users.add(username, f"{username}@example.org")
-    EmailConfigManager(store, SECRET).update_fetch_config(user.id, {
-        "imap_config": {"imap_host": server.host, "imap_ssl_port": server.imaps_port,
-                        "security": "ssl", "username": username, "password": password,
-                        "ca_file": str(server.ca_cert_path)},
-        "filter_config": {"folders": ["INBOX"], "max_age_days": None},
-    })
+    EmailConfigManager(store, SECRET).update_fetch_config(
+        user.id,
+        {
+            "imap_config": {
+                "imap_host": server.host,
+                "imap_ssl_port": server.imaps_port,
+                "security": "ssl",
+                "username": username,
+                "password": password,
+                "ca_file": str(server.ca_cert_path),
+            },
+            "filter_config": {"folders": ["INBOX"], "max_age_days": None},
+        },
+    )
     store.dispose()
 
 
@@ -247,13 +274,18 @@ def rate(count: int, seconds: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000, help="messages for (a)-(c)")
-    parser.add_argument("--rss-sizes", default="1000,10000",
-                        help="two mailbox sizes for the RSS comparison (default 1000,10000)")
+    parser.add_argument(
+        "--rss-sizes",
+        default="1000,10000",
+        help="two mailbox sizes for the RSS comparison (default 1000,10000)",
+    )
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" /
-                        "imap_ingest.json")
-    parser.add_argument("--profile", action="store_true",
-                        help="print a cProfile of the SQLite ingest child")
+    parser.add_argument(
+        "--json", type=Path, default=ROOT / "bench" / "results" / "imap_ingest.json"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="print a cProfile of the SQLite ingest child"
+    )
     args = parser.parse_args(argv)
     small, large = (int(x) for x in args.rss_sizes.split(","))
 
@@ -269,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         dovecot.start()
         postgres.start()
         messages = make_messages(max(args.n, large))
-        corpus = messages[:args.n]
+        corpus = messages[: args.n]
         report["avg_message_bytes"] = sum(map(len, corpus)) // len(corpus)
 
         user = dovecot.new_user()
@@ -329,15 +361,19 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    print(f"messages: {args.n} x ~{report['avg_message_bytes']} bytes "
-          f"(appended in {report['append_seconds']:.2f} s)")
+    print(
+        f"messages: {args.n} x ~{report['avg_message_bytes']} bytes "
+        f"(appended in {report['append_seconds']:.2f} s)"
+    )
     for name in ("mbsync", "parse_only", "full_sqlite", "full_postgresql"):
         figures = report[name]
         print(f"  {name:16} {figures['seconds']:8.3f} s  {figures['msgs_per_s']:9.1f} msgs/s")
     for size, figures in report["rss"].items():
-        print(f"  rss {size:>6} msgs   peak {figures['max_rss_kb'] / 1024:7.1f} MiB "
-              f"(before fetch {figures['rss_before_kb'] / 1024:.1f} MiB, "
-              f"{figures['msgs_per_s']:.1f} msgs/s)")
+        print(
+            f"  rss {size:>6} msgs   peak {figures['max_rss_kb'] / 1024:7.1f} MiB "
+            f"(before fetch {figures['rss_before_kb'] / 1024:.1f} MiB, "
+            f"{figures['msgs_per_s']:.1f} msgs/s)"
+        )
     for name, value in report["ratios"].items():
         print(f"  {name:28} {value:6.2f}")
     for name, met in report["targets_met"].items():

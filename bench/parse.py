@@ -39,8 +39,9 @@ OLD_HTML = "mail_pipeline/html_text.py"
 
 def git(*args: str) -> str:
     """Return the stdout of ``git args`` run in the repository root."""
-    return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
 
 
 def default_old_rev() -> str:
@@ -55,7 +56,8 @@ def load_old(rev: str, tmp: Path) -> ModuleType:
     """Return the module ``parser.py`` of ``rev``, its ``html_text`` import served from ``rev``."""
     (tmp / "old_html_text.py").write_text(git("show", f"{rev}:{OLD_HTML}"))
     source = git("show", f"{rev}:{OLD_PARSER}").replace(
-        "from mail_pipeline.html_text import", "from old_html_text import")
+        "from mail_pipeline.html_text import", "from old_html_text import"
+    )
     (tmp / "old_parser.py").write_text(source)
     sys.path.insert(0, str(tmp))
     spec = importlib.util.spec_from_file_location("old_parser", tmp / "old_parser.py")
@@ -80,10 +82,24 @@ def outcome(parse: Callable[[bytes], Any], raw: bytes) -> tuple[Any, ...]:
         msg = parse(raw)
     except Exception as error:
         return ("error", type(error).__name__, getattr(error, "reason", None))
-    attachments = tuple((a.filename, a.content_type, a.sha256, a.content_id, a.inline)
-                        for a in msg.attachments)
-    return (msg.message_id, msg.subject, msg.sender, msg.sender_name, msg.to, msg.cc, msg.bcc,
-            msg.date, msg.text, msg.html, attachments, msg.content_hash, msg.notes)
+    attachments = tuple(
+        (a.filename, a.content_type, a.sha256, a.content_id, a.inline) for a in msg.attachments
+    )
+    return (
+        msg.message_id,
+        msg.subject,
+        msg.sender,
+        msg.sender_name,
+        msg.to,
+        msg.cc,
+        msg.bcc,
+        msg.date,
+        msg.text,
+        msg.html,
+        attachments,
+        msg.content_hash,
+        msg.notes,
+    )
 
 
 def one_pass(parse: Callable[[bytes], Any], messages: list[bytes]) -> float:
@@ -115,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         old = load_old(rev, Path(tmp)).parse_message
         messages = corpus(args.n)
         size = sum(map(len, messages))
-        differ = [i for i, raw in enumerate(messages)
-                  if outcome(old, raw) != outcome(parse_message, raw)]
+        differ = [
+            i for i, raw in enumerate(messages) if outcome(old, raw) != outcome(parse_message, raw)
+        ]
         if differ:
             print(f"results differ for {len(differ)} messages, e.g. #{differ[0]}")
             return 1

@@ -47,8 +47,9 @@ def generate(spool: Path, n: int, seed: int = 1) -> None:
     for i in range(n):
         attachment = rng.randbytes(6000) if i % 3 == 0 else None
         rcpt = rng.sample(USERS, 2 if i % 4 == 0 else 1)
-        raw = make_raw(i, to=", ".join(rcpt), attachment=attachment,
-                       pad_to=20000 - (8200 if attachment else 0))
+        raw = make_raw(
+            i, to=", ".join(rcpt), attachment=attachment, pad_to=20000 - (8200 if attachment else 0)
+        )
         write_pair(spool, raw, rcpt)
 
 
@@ -90,8 +91,13 @@ def run_ingest(url: str, spool: Path, attachments: Path, batch_size: int) -> dic
     store.dispose()
     if result.failed or result.unmatched or result.found == 0:
         raise SystemExit(f"ingest went wrong: {result.summary()}")
-    return {"messages": result.found, "deliveries": result.saved, "seconds": elapsed,
-            "msgs_per_s": result.found / elapsed, "batches": result.batches}
+    return {
+        "messages": result.found,
+        "deliveries": result.saved,
+        "seconds": elapsed,
+        "msgs_per_s": result.found / elapsed,
+        "batches": result.batches,
+    }
 
 
 def child(args: argparse.Namespace) -> None:
@@ -103,9 +109,22 @@ def child(args: argparse.Namespace) -> None:
 
 def in_child(url: str, spool: Path, attachments: Path, batch_size: int) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", "--url", url, "--spool", str(spool),
-         "--attachments", str(attachments), "--batch-size", str(batch_size)],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            "--url",
+            url,
+            "--spool",
+            str(spool),
+            "--attachments",
+            str(attachments),
+            "--batch-size",
+            str(batch_size),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return dict(json.loads(out.strip().splitlines()[-1]))
 
@@ -138,8 +157,9 @@ def main() -> None:
         print(f"generating {args.n} messages ...", flush=True)
         template = work / "template"
         generate(template, args.n)
-        results["avg_size_bytes"] = sum(
-            p.stat().st_size for p in (template / "inbox").glob("*.eml")) // args.n
+        results["avg_size_bytes"] = (
+            sum(p.stat().st_size for p in (template / "inbox").glob("*.eml")) // args.n
+        )
 
         parse = parse_only(template)
         results["parse_only"] = parse
@@ -148,16 +168,18 @@ def main() -> None:
         sqlite_url = f"sqlite:///{work / 'bench.db'}"
         prepare_store(sqlite_url)
         clone(template, work / "spool-sqlite")
-        results["sqlite"] = run_ingest(sqlite_url, work / "spool-sqlite", work / "att-sqlite",
-                                       args.batch_size)
+        results["sqlite"] = run_ingest(
+            sqlite_url, work / "spool-sqlite", work / "att-sqlite", args.batch_size
+        )
         print(f"ingest SQLite:     {results['sqlite']['msgs_per_s']:8.0f} msg/s", flush=True)
 
         pg.start()
         pg_url = pg.url(pg.create_database())
         prepare_store(pg_url)
         clone(template, work / "spool-pg")
-        results["postgresql"] = run_ingest(pg_url, work / "spool-pg", work / "att-pg",
-                                           args.batch_size)
+        results["postgresql"] = run_ingest(
+            pg_url, work / "spool-pg", work / "att-pg", args.batch_size
+        )
         print(f"ingest PostgreSQL: {results['postgresql']['msgs_per_s']:8.0f} msg/s", flush=True)
 
         rss: dict[str, Any] = {}
@@ -168,8 +190,11 @@ def main() -> None:
             prepare_store(url)
             figures = in_child(url, spool, work / f"att-rss-{size}", args.batch_size)
             rss[str(size)] = figures
-            print(f"RSS n={size:<6}      {figures['maxrss_kib'] / 1024:8.1f} MiB "
-                  f"({figures['msgs_per_s']:.0f} msg/s)", flush=True)
+            print(
+                f"RSS n={size:<6}      {figures['maxrss_kib'] / 1024:8.1f} MiB "
+                f"({figures['msgs_per_s']:.0f} msg/s)",
+                flush=True,
+            )
         results["rss"] = rss
     finally:
         pg.stop()

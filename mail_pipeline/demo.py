@@ -33,8 +33,11 @@ def demo_messages() -> list[tuple[str, bytes]]:
 
 def _header_recipients(raw: bytes) -> list[str]:
     head = raw.split(b"\r\n\r\n", 1)[0].decode("latin-1")
-    fields = [line.split(":", 1)[1] for line in head.replace("\r\n ", " ").split("\r\n")
-              if line.lower().startswith(("to:", "cc:"))]
+    fields = [
+        line.split(":", 1)[1]
+        for line in head.replace("\r\n ", " ").split("\r\n")
+        if line.lower().startswith(("to:", "cc:"))
+    ]
     return [addr for _name, addr in getaddresses(fields) if "@" in addr]
 
 

@@ -48,8 +48,7 @@ def _env_file(tmp: Path, server: PostgresServer) -> Path:
     key = tmp / "etc" / "secret.key"  # made by the walkthrough's `mail-pipeline secret-key`
     overrides = {
         "MAIL_PIPELINE_HOME": str(tmp / "home"),
-        "MAIL_PIPELINE_DATABASE_URL":
-            f"postgresql://mp_docs:change-me@127.0.0.1:{server.port}/mail_pipeline",
+        "MAIL_PIPELINE_DATABASE_URL": f"postgresql://mp_docs:change-me@127.0.0.1:{server.port}/mail_pipeline",
         "MAIL_PIPELINE_ATTACHMENT_ROOT": str(tmp / "attachments"),
         "MAIL_PIPELINE_SPOOL_DIR": str(tmp / "spool"),
         "MAIL_PIPELINE_SECRET_KEY_FILE": str(key),
@@ -85,19 +84,24 @@ def _variables(env_file: Path) -> dict[str, str]:
     return variables
 
 
-def _run(args: list[str], env: dict[str, str], stdin: str | None = None
-         ) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(args, cwd=ROOT, env=env, input=stdin, capture_output=True,
-                            text=True, timeout=300)
+def _run(
+    args: list[str], env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        args, cwd=ROOT, env=env, input=stdin, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, (
         f"{' '.join(args)}: exit {result.returncode}\nstdout:\n{result.stdout}\n"
-        f"stderr:\n{result.stderr}")
+        f"stderr:\n{result.stderr}"
+    )
     return result
 
 
 def _message(tag: str) -> bytes:
-    return (f"From: sender@remote.example\r\nTo: carol@example.org\r\nSubject: {tag}\r\n"
-            f"Message-ID: <{tag}@deploy-docs.test>\r\n\r\nbody of {tag}\r\n").encode()
+    return (
+        f"From: sender@remote.example\r\nTo: carol@example.org\r\nSubject: {tag}\r\n"
+        f"Message-ID: <{tag}@deploy-docs.test>\r\n\r\nbody of {tag}\r\n"
+    ).encode()
 
 
 @pytest.mark.dovecot
@@ -111,11 +115,13 @@ def test_the_move_to_postgresql_walkthrough_runs_and_a_fetch_stores_both_paths(
         conn.execute(text("DROP ROLE IF EXISTS mp_docs"))
     env_file = _env_file(tmp_path, postgres_server)
     script = "set -euo pipefail\n" + bash_walkthrough(README.read_text())
-    env = {k: v for k, v in os.environ.items()
-           if not VARIABLE.match(k) and k not in ("DAGSTER_HOME",)}
+    env = {
+        k: v for k, v in os.environ.items() if not VARIABLE.match(k) and k not in ("DAGSTER_HOME",)
+    }
     env["ENV_FILE"] = str(env_file)
-    result = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        ["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert "HEALTHY" in result.stdout
     # Step 2 made the key file env.example names, readable by its owner only.
@@ -141,18 +147,38 @@ def test_the_move_to_postgresql_walkthrough_runs_and_a_fetch_stores_both_paths(
     # --- One email_fetch_job with exactly env.example's variables (and PATH): an IMAP account
     # set up by the CLI, and a spool file, both stored by the run.
     variables = _variables(env_file)
-    assert set(variables) == set(re.findall(r"^([A-Z0-9_]+)=",
-                                            (ROOT / "deploy" / "env.example").read_text(), re.M))
+    assert set(variables) == set(
+        re.findall(r"^([A-Z0-9_]+)=", (ROOT / "deploy" / "env.example").read_text(), re.M)
+    )
     env = {**variables, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"}
     login = dovecot.new_user()
     dovecot.append(login.username, _message("over-imap"), internaldate=dt.datetime.now(dt.UTC))
     _run(["mail-pipeline", "users", "add", "carol", "carol@example.org"], env)
-    _run(["mail-pipeline", "imap", "set", "carol", "--host", dovecot.host,
-          "--port", str(dovecot.imaps_port), "--login", login.username,
-          "--ca-file", str(dovecot.ca_cert_path), "--password-stdin"], env,
-         stdin=login.password + "\n")
-    spool_message(variables["MAIL_PIPELINE_SPOOL_DIR"], _message("over-smtp"),
-                  ["carol@example.org"], mail_from="sender@remote.example")
+    _run(
+        [
+            "mail-pipeline",
+            "imap",
+            "set",
+            "carol",
+            "--host",
+            dovecot.host,
+            "--port",
+            str(dovecot.imaps_port),
+            "--login",
+            login.username,
+            "--ca-file",
+            str(dovecot.ca_cert_path),
+            "--password-stdin",
+        ],
+        env,
+        stdin=login.password + "\n",
+    )
+    spool_message(
+        variables["MAIL_PIPELINE_SPOOL_DIR"],
+        _message("over-smtp"),
+        ["carol@example.org"],
+        mail_from="sender@remote.example",
+    )
     assert FETCH_COMMAND in README.read_text()
     run = _run(shlex.split(FETCH_COMMAND), env)
     assert "RUN_SUCCESS" in run.stdout + run.stderr
@@ -160,7 +186,9 @@ def test_the_move_to_postgresql_walkthrough_runs_and_a_fetch_stores_both_paths(
     try:
         carol = store.users.get("carol")
         assert sorted(m.message_id for m in store.messages.summaries(carol.id)) == [
-            "over-imap@deploy-docs.test", "over-smtp@deploy-docs.test"]
+            "over-imap@deploy-docs.test",
+            "over-smtp@deploy-docs.test",
+        ]
     finally:
         store.dispose()
 
@@ -184,13 +212,17 @@ def test_the_environment_table_names_every_variable() -> None:
 def test_systemd_units_name_what_the_venv_installs() -> None:
     units = sorted((ROOT / "deploy" / "systemd").glob("*.service"))
     assert [u.name for u in units] == [
-        "dagster-daemon.service", "dagster-webserver.service", "haraka.service"]
+        "dagster-daemon.service",
+        "dagster-webserver.service",
+        "haraka.service",
+    ]
     venv_bin = ROOT / ".venv" / "bin"
     for unit in units:
         body = unit.read_text()
         assert "EnvironmentFile=/etc/mail-pipeline/env" in body
         for section in ("[Unit]", "[Service]", "[Install]"):
             assert section in body, f"{unit.name} lacks {section}"
-        for command in re.findall(r"^Exec(?:Start|Stop)=/opt/mail-pipeline/\.venv/bin/(\S+)",
-                                  body, re.M):
+        for command in re.findall(
+            r"^Exec(?:Start|Stop)=/opt/mail-pipeline/\.venv/bin/(\S+)", body, re.M
+        ):
             assert (venv_bin / command).exists(), f"{unit.name}: no .venv/bin/{command}"

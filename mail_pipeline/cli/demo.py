@@ -11,8 +11,12 @@ from mail_pipeline.demo import install_demo
 
 def register(groups: Any) -> None:
     """Add the ``demo`` command."""
-    command(groups, "demo", run_demo,
-            "create the store, the demo users (alice, bob) and spool the demo messages")
+    command(
+        groups,
+        "demo",
+        run_demo,
+        "create the store, the demo users (alice, bob) and spool the demo messages",
+    )
 
 
 def run_demo(ctx: Context, _args: argparse.Namespace) -> int:

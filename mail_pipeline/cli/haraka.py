@@ -14,17 +14,29 @@ from mail_pipeline.intake.spool import haraka as haraka_server
 def register(groups: Any) -> None:
     """Add the ``haraka`` commands."""
     sub = group(groups, "haraka", "the Haraka SMTP server that writes the spool")
-    start = command(sub, "start", start_server,
-                    "start Haraka in the background, writing to the spool directory")
+    start = command(
+        sub, "start", start_server, "start Haraka in the background, writing to the spool directory"
+    )
     start.add_argument("--host", default="127.0.0.1")
     start.add_argument("--port", type=int, default=2525)
-    start.add_argument("--domain", action="append", dest="domains", metavar="DOMAIN",
-                       help="accept mail for DOMAIN (repeatable; default: "
-                            "$MAIL_PIPELINE_HARAKA_DOMAINS, comma-separated)")
-    start.add_argument("--max-size", type=int, default=haraka_server.DEFAULT_MAX_MESSAGE_BYTES,
-                       help="largest message accepted, in bytes")
-    for name, handler, text in (("stop", stop_server, "stop Haraka"),
-                                ("status", server_status, "is Haraka running, and where")):
+    start.add_argument(
+        "--domain",
+        action="append",
+        dest="domains",
+        metavar="DOMAIN",
+        help="accept mail for DOMAIN (repeatable; default: "
+        "$MAIL_PIPELINE_HARAKA_DOMAINS, comma-separated)",
+    )
+    start.add_argument(
+        "--max-size",
+        type=int,
+        default=haraka_server.DEFAULT_MAX_MESSAGE_BYTES,
+        help="largest message accepted, in bytes",
+    )
+    for name, handler, text in (
+        ("stop", stop_server, "stop Haraka"),
+        ("status", server_status, "is Haraka running, and where"),
+    ):
         command(sub, name, handler, text)
 
 
@@ -40,12 +52,18 @@ def start_server(ctx: Context, args: argparse.Namespace) -> int:
     if not domains:
         raise UsageError("give --domain DOMAIN or set MAIL_PIPELINE_HARAKA_DOMAINS")
     config = haraka_server.HarakaConfig(
-        spool_dir=ctx.settings.spool_dir, domains=tuple(domains), host=args.host,
-        port=args.port, max_message_bytes=args.max_size, runtime_dir=_runtime(ctx),
+        spool_dir=ctx.settings.spool_dir,
+        domains=tuple(domains),
+        host=args.host,
+        port=args.port,
+        max_message_bytes=args.max_size,
+        runtime_dir=_runtime(ctx),
     )
     process = haraka_server.start(config)
-    ctx.out.print(f"Haraka listening on {process.host}:{process.port} (pid {process.pid}) for "
-                  f"{', '.join(config.domains)}; spool {config.spool_dir}")
+    ctx.out.print(
+        f"Haraka listening on {process.host}:{process.port} (pid {process.pid}) for "
+        f"{', '.join(config.domains)}; spool {config.spool_dir}"
+    )
     return EXIT_OK
 
 
@@ -62,6 +80,8 @@ def server_status(ctx: Context, _args: argparse.Namespace) -> int:
     if not state["running"]:
         ctx.out.print(f"Haraka is not running (log: {state['log']})")
         return EXIT_FAILED
-    ctx.out.print(f"Haraka running, pid {state['pid']}, on {state['host']}:{state['port']} for "
-                  f"{', '.join(state['domains'])}; spool {state['spool_dir']}")
+    ctx.out.print(
+        f"Haraka running, pid {state['pid']}, on {state['host']}:{state['port']} for "
+        f"{', '.join(state['domains'])}; spool {state['spool_dir']}"
+    )
     return EXIT_OK

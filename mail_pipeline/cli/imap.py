@@ -42,44 +42,80 @@ def register(groups: Any) -> None:
     s.add_argument("--login", help="IMAP login name (default: the user's e-mail)")
     s.add_argument("--security", choices=[m.value for m in ImapSecurity], default="ssl")
     secret = s.add_mutually_exclusive_group()
-    secret.add_argument("--password-stdin", action="store_true",
-                        help="read the password from standard input")
-    secret.add_argument("--password-env", metavar="VAR",
-                        help="read the password from environment variable VAR")
-    secret.add_argument("--oauth2-token-command", metavar="CMD",
-                        help="a command that prints an OAuth2 access token")
+    secret.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    secret.add_argument(
+        "--password-env", metavar="VAR", help="read the password from environment variable VAR"
+    )
+    secret.add_argument(
+        "--oauth2-token-command", metavar="CMD", help="a command that prints an OAuth2 access token"
+    )
     s.add_argument("--ca-file", help="extra CA bundle for the server's certificate")
-    s.add_argument("--no-verify-tls", action="store_true",
-                   help="do not check the server certificate (only for test servers)")
-    s.add_argument("--folder", action="append", dest="folders", metavar="FOLDER",
-                   help="folder to sync (repeatable; default INBOX)")
-    s.add_argument("--max-age-days", type=int, default=7,
-                   help="how far back the first sync goes (default 7)")
+    s.add_argument(
+        "--no-verify-tls",
+        action="store_true",
+        help="do not check the server certificate (only for test servers)",
+    )
+    s.add_argument(
+        "--folder",
+        action="append",
+        dest="folders",
+        metavar="FOLDER",
+        help="folder to sync (repeatable; default INBOX)",
+    )
+    s.add_argument(
+        "--max-age-days", type=int, default=7, help="how far back the first sync goes (default 7)"
+    )
     s.add_argument("--since", help="first sync takes nothing older than this date (YYYY-MM-DD)")
-    s.add_argument("--filter", action="append", dest="filters", default=[],
-                   help="first-sync filter: unread, from:TEXT or subject:TEXT (repeatable)")
-    s.add_argument("--post-action", choices=[p.value for p in PostAction], default="none",
-                   help="what to do on the server after a message is stored (default none)")
+    s.add_argument(
+        "--filter",
+        action="append",
+        dest="filters",
+        default=[],
+        help="first-sync filter: unread, from:TEXT or subject:TEXT (repeatable)",
+    )
+    s.add_argument(
+        "--post-action",
+        choices=[p.value for p in PostAction],
+        default="none",
+        help="what to do on the server after a message is stored (default none)",
+    )
     s.add_argument("--move-to", help="folder for --post-action move")
-    s.add_argument("--max-message-bytes", type=positive_int, metavar="BYTES",
-                   help="larger messages are not fetched: they stay on the server and their "
-                        f"UIDs are recorded as too_large (default {DEFAULT_MAX_MESSAGE_BYTES}, "
-                        "the spool's limit)")
-    show = command(sub, "show", show_config,
-                   "show a user's IMAP config (secrets masked) and its mailbox state")
+    s.add_argument(
+        "--max-message-bytes",
+        type=positive_int,
+        metavar="BYTES",
+        help="larger messages are not fetched: they stay on the server and their "
+        f"UIDs are recorded as too_large (default {DEFAULT_MAX_MESSAGE_BYTES}, "
+        "the spool's limit)",
+    )
+    show = command(
+        sub, "show", show_config, "show a user's IMAP config (secrets masked) and its mailbox state"
+    )
     show.add_argument("username")
-    resume = command(sub, "resume", resume_mailbox,
-                     "lift a mailbox paused after authentication failures (fix it first)")
+    resume = command(
+        sub,
+        "resume",
+        resume_mailbox,
+        "lift a mailbox paused after authentication failures (fix it first)",
+    )
     resume.add_argument("username")
-    test = command(sub, "test", test_login,
-                   "log in, list folders, print UIDVALIDITY/UIDNEXT; fetches nothing")
+    test = command(
+        sub, "test", test_login, "log in, list folders, print UIDVALIDITY/UIDNEXT; fetches nothing"
+    )
     test.add_argument("username")
     command(sub, "list", list_accounts, "list users with an IMAP config")
-    fetch = command(sub, "fetch", fetch_mail,
-                    "fetch a user's new mail once (records an IMAP_EMAIL_FETCH task)")
+    fetch = command(
+        sub, "fetch", fetch_mail, "fetch a user's new mail once (records an IMAP_EMAIL_FETCH task)"
+    )
     fetch.add_argument("username")
-    fetch.add_argument("--batch-size", type=positive_int, default=100,
-                       help="messages per UID FETCH and per transaction (default 100)")
+    fetch.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=100,
+        help="messages per UID FETCH and per transaction (default 100)",
+    )
 
 
 def _manager(ctx: Context) -> EmailConfigManager:
@@ -162,9 +198,13 @@ def test_login(ctx: Context, args: argparse.Namespace) -> int:
             for _flags, _delim, name in client.list_folders():
                 folder = name.decode() if isinstance(name, bytes) else str(name)
                 status = client.folder_status(folder, [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"])
-                table.add_row(folder, str(status.get(b"UIDVALIDITY", "")),
-                              str(status.get(b"UIDNEXT", "")), str(status.get(b"MESSAGES", "")),
-                              "yes" if folder in fetch.filters.folders else "")
+                table.add_row(
+                    folder,
+                    str(status.get(b"UIDVALIDITY", "")),
+                    str(status.get(b"UIDNEXT", "")),
+                    str(status.get(b"MESSAGES", "")),
+                    "yes" if folder in fetch.filters.folders else "",
+                )
     except ImapError as exc:
         ctx.err.print(f"mail-pipeline: {account.endpoint}: {exc}", markup=False)
         return EXIT_FAILED
@@ -197,18 +237,26 @@ def fetch_mail(ctx: Context, args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
     )
     task = store.tasks.create(
-        EmailSource.IMAP, user_id=user.id, status=TaskStatus.RUNNING,
+        EmailSource.IMAP,
+        user_id=user.id,
+        status=TaskStatus.RUNNING,
         message=f"imap fetch {user.username} from the command line",
     )
     beat = TaskHeartbeat(store, task.task_id).start()  # keeps stale-task cleanup off the task
     try:
         if ctx.out.is_terminal:
-            with Progress("[progress.description]{task.description}", BarColumn(),
-                          MofNCompleteColumn(), TimeElapsedColumn(), console=ctx.out,
-                          transient=True) as bar:
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=ctx.out,
+                transient=True,
+            ) as bar:
                 job = bar.add_task(f"fetching {user.username}", total=None)
                 result = fetcher.fetch_user(
-                    user.id, task_id=task.task_id,
+                    user.id,
+                    task_id=task.task_id,
                     progress=lambda done, total: bar.update(job, completed=done, total=total),
                 )
         else:
@@ -225,20 +273,24 @@ def fetch_mail(ctx: Context, args: argparse.Namespace) -> int:
     threshold = ctx.settings.auth_failures_to_pause
     decision = MailboxCircuitBreaker(store, auth_failures_to_pause=threshold).record(result)
     if not result.ok:
-        _note_closed(ctx, store.tasks.finish(
-            task.task_id, error=f"{result.error_kind.value}: {result.error}"))
+        _note_closed(
+            ctx,
+            store.tasks.finish(task.task_id, error=f"{result.error_kind.value}: {result.error}"),
+        )
         if decision is not None and decision.just_paused:  # the pause line names the error
             line = " ".join(decision.log_line().split())
         else:
             line = f"{user.username}: " + " ".join(
-                f"{result.error_kind.value} error: {result.error}".split())
+                f"{result.error_kind.value} error: {result.error}".split()
+            )
         ctx.err.print(f"mail-pipeline: {line}", markup=False, highlight=False, soft_wrap=True)
         return EXIT_FAILED
     _note_closed(ctx, store.tasks.finish(task.task_id, message=result.summary()))
     ctx.out.print(f"{result.summary()} (task {task.task_id})", markup=False, highlight=False)
     for folder, uid, reason in result.failed_uids:
-        ctx.out.print(f"  failed: folder {folder!r} UID {uid}: {reason}", markup=False,
-                      highlight=False)
+        ctx.out.print(
+            f"  failed: folder {folder!r} UID {uid}: {reason}", markup=False, highlight=False
+        )
     for warning in result.warnings:
         ctx.out.print(f"  warning: {warning}", markup=False, highlight=False)
     return EXIT_OK
@@ -247,5 +299,9 @@ def fetch_mail(ctx: Context, args: argparse.Namespace) -> int:
 def _note_closed(ctx: Context, done: TaskFinish) -> None:
     """Say so when the fetch's task had been closed under it."""
     if done.already_closed:
-        ctx.err.print(f"mail-pipeline: note: {done.note()}; the fetch was done all the same",
-                      markup=False, highlight=False, soft_wrap=True)
+        ctx.err.print(
+            f"mail-pipeline: note: {done.note()}; the fetch was done all the same",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )

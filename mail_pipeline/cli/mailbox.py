@@ -18,20 +18,36 @@ def register(groups: Any) -> None:
     command(mb, "list", list_mailboxes, "every mailbox: last success, failures, paused")
     show = command(mb, "show", show_mailbox, "one mailbox's state")
     show.add_argument("username")
-    resume = command(mb, "resume", resume_mailbox,
-                     "lift a pause and reset the failure counters (fix the password first)")
+    resume = command(
+        mb,
+        "resume",
+        resume_mailbox,
+        "lift a pause and reset the failure counters (fix the password first)",
+    )
     resume.add_argument("username")
 
 
 def mailbox_table(boxes: list[MailboxStatus]) -> Table:
     """Return a table of ``boxes``: last success, failure streaks, paused or active."""
-    table = Table("user", "last success", "failures", "auth failures", "state", "last error",
-                  title="mailboxes")
+    table = Table(
+        "user",
+        "last success",
+        "failures",
+        "auth failures",
+        "state",
+        "last error",
+        title="mailboxes",
+    )
     for m in boxes:
         state = f"PAUSED since {show_time(m.paused_at)}" if m.paused else "active"
-        table.add_row(m.username, show_time(m.last_success_at), str(m.consecutive_failures),
-                      str(m.consecutive_auth_failures), state,
-                      f"{m.last_error_kind}: {m.last_error}"[:80] if m.last_error else "")
+        table.add_row(
+            m.username,
+            show_time(m.last_success_at),
+            str(m.consecutive_failures),
+            str(m.consecutive_auth_failures),
+            state,
+            f"{m.last_error_kind}: {m.last_error}"[:80] if m.last_error else "",
+        )
     return table
 
 
@@ -67,21 +83,23 @@ def show_mailbox(ctx: Context, args: argparse.Namespace) -> int:
 
 def mailbox_state_line(state: MailboxStatus) -> str:
     """One line on a mailbox's state (for ``imap show``)."""
-    text = (f"mailbox: {'PAUSED since ' + show_time(state.paused_at) if state.paused else 'active'}"
-            f"; last success {show_time(state.last_success_at)}; {state.consecutive_failures} "
-            f"failure(s) in a row ({state.consecutive_auth_failures} authentication)")
+    text = (
+        f"mailbox: {'PAUSED since ' + show_time(state.paused_at) if state.paused else 'active'}"
+        f"; last success {show_time(state.last_success_at)}; {state.consecutive_failures} "
+        f"failure(s) in a row ({state.consecutive_auth_failures} authentication)"
+    )
     if state.paused:
-        text += (f"; {state.paused_reason}; resume with: mail-pipeline imap resume "
-                 f"{state.username}")
+        text += f"; {state.paused_reason}; resume with: mail-pipeline imap resume {state.username}"
     return text
 
 
 def resume_mailbox(ctx: Context, args: argparse.Namespace) -> int:
     """Lift the pause of a mailbox and reset its counters."""
     was_paused, _state = MailboxCircuitBreaker(ctx.store).resume(args.username)
-    what = "resumed: the next fetch will try it again" if was_paused else \
-        "was not paused; failure counters reset"
+    what = (
+        "resumed: the next fetch will try it again"
+        if was_paused
+        else "was not paused; failure counters reset"
+    )
     ctx.out.print(f"{args.username}: {what}", markup=False, highlight=False)
     return EXIT_OK
-
-

@@ -26,33 +26,71 @@ from mail_pipeline.maintenance.stale_tasks import cleanup_stale_tasks
 
 def register(groups: Any) -> None:
     """Add the operator commands."""
-    m = command(groups, "metrics", show_metrics,
-                "task, throughput, spool and mailbox metrics (a table, or --json)")
+    m = command(
+        groups,
+        "metrics",
+        show_metrics,
+        "task, throughput, spool and mailbox metrics (a table, or --json)",
+    )
     m.add_argument("--json", action="store_true", help="print JSON for machines")
-    m.add_argument("--recent-runs", type=positive_int, default=DEFAULT_RECENT_RUNS,
-                   help=f"throughput over this many recent runs (default {DEFAULT_RECENT_RUNS})")
+    m.add_argument(
+        "--recent-runs",
+        type=positive_int,
+        default=DEFAULT_RECENT_RUNS,
+        help=f"throughput over this many recent runs (default {DEFAULT_RECENT_RUNS})",
+    )
 
-    h = command(groups, "health", check_health,
-                "exit 0 healthy, 1 warning, 2 critical, with one line of reasons")
+    h = command(
+        groups,
+        "health",
+        check_health,
+        "exit 0 healthy, 1 warning, 2 critical, with one line of reasons",
+    )
     h.add_argument("--json", action="store_true", help="print JSON for machines")
     d = HealthThresholds()
-    h.add_argument("--max-failed-24h", type=_limit, default=d.failed_24h_critical,
-                   metavar="N|off",
-                   help=f"critical above N failed tasks in 24 h (default {d.failed_24h_critical})")
-    h.add_argument("--timed-out", type=_limit, default=d.timed_out_warning, metavar="N|off",
-                   help="warning from N stale tasks: no heartbeat within their timeout "
-                        "(default 1)")
-    h.add_argument("--paused", type=_limit, default=d.paused_warning, metavar="N|off",
-                   help="warning from N paused mailboxes (default 1)")
-    h.add_argument("--inbox-age", type=_limit, default=d.inbox_age_warning_seconds,
-                   metavar="SECONDS|off",
-                   help="warning when the oldest spool inbox file is older (default 1800)")
-    h.add_argument("--spool-failed", type=_limit, default=d.spool_failed_warning,
-                   metavar="N|off", help="warning from N messages in spool failed/ (default off)")
+    h.add_argument(
+        "--max-failed-24h",
+        type=_limit,
+        default=d.failed_24h_critical,
+        metavar="N|off",
+        help=f"critical above N failed tasks in 24 h (default {d.failed_24h_critical})",
+    )
+    h.add_argument(
+        "--timed-out",
+        type=_limit,
+        default=d.timed_out_warning,
+        metavar="N|off",
+        help="warning from N stale tasks: no heartbeat within their timeout (default 1)",
+    )
+    h.add_argument(
+        "--paused",
+        type=_limit,
+        default=d.paused_warning,
+        metavar="N|off",
+        help="warning from N paused mailboxes (default 1)",
+    )
+    h.add_argument(
+        "--inbox-age",
+        type=_limit,
+        default=d.inbox_age_warning_seconds,
+        metavar="SECONDS|off",
+        help="warning when the oldest spool inbox file is older (default 1800)",
+    )
+    h.add_argument(
+        "--spool-failed",
+        type=_limit,
+        default=d.spool_failed_warning,
+        metavar="N|off",
+        help="warning from N messages in spool failed/ (default off)",
+    )
 
-    c = command(groups, "cleanup", cleanup,
-                "retention: delete old finished tasks (audited), old spool files and "
-                "unreferenced attachment files")
+    c = command(
+        groups,
+        "cleanup",
+        cleanup,
+        "retention: delete old finished tasks (audited), old spool files and "
+        "unreferenced attachment files",
+    )
     c.add_argument("--dry-run", action="store_true", help="report what would go; delete nothing")
     p = RetentionPolicy()
     for flag, default, text in (
@@ -64,21 +102,42 @@ def register(groups: Any) -> None:
         ("--failed-spool-days", p.failed_spool_days, "spool failed/ messages"),
         ("--unmatched-days", p.unmatched_days, "spool unmatched/ messages"),
     ):
-        c.add_argument(flag, type=_days, default=default, metavar="DAYS|off",
-                       help=f"keep {text} this long (default {default:g})")
-    c.add_argument("--attachment-grace-seconds", type=float, default=p.attachment_grace_seconds,
-                   help="never remove an unreferenced file younger than this (default 3600)")
-    c.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE,
-                   help=f"tasks per transaction (default {DEFAULT_BATCH_SIZE})")
-    c.add_argument("--max-batches", type=positive_int, default=None,
-                   help="stop after this many batches (the rest waits for the next pass)")
+        c.add_argument(
+            flag,
+            type=_days,
+            default=default,
+            metavar="DAYS|off",
+            help=f"keep {text} this long (default {default:g})",
+        )
+    c.add_argument(
+        "--attachment-grace-seconds",
+        type=float,
+        default=p.attachment_grace_seconds,
+        help="never remove an unreferenced file younger than this (default 3600)",
+    )
+    c.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"tasks per transaction (default {DEFAULT_BATCH_SIZE})",
+    )
+    c.add_argument(
+        "--max-batches",
+        type=positive_int,
+        default=None,
+        help="stop after this many batches (the rest waits for the next pass)",
+    )
     c.add_argument("--no-spool", action="store_true", help="leave the spool alone")
     c.add_argument("--no-attachments", action="store_true", help="leave attachments alone")
     c.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    command(groups, "cleanup-stale", cleanup_stale,
-            "cancel PENDING/RUNNING tasks whose heartbeat is older than their timeout "
-            "(their run is dead) and free those runs' leases")
+    command(
+        groups,
+        "cleanup-stale",
+        cleanup_stale,
+        "cancel PENDING/RUNNING tasks whose heartbeat is older than their timeout "
+        "(their run is dead) and free those runs' leases",
+    )
 
 
 # --- argument types ------------------------------------------------------------------------
@@ -118,36 +177,60 @@ def show_metrics(ctx: Context, args: argparse.Namespace) -> int:
         _json(metrics.as_dict())
         return EXIT_OK
     numbers = metrics.numeric()
-    tasks = Table("tasks", "count",
-                  title=f"mail_pipeline metrics at {show_time(metrics.generated_at)}")
-    for key, label in (("total_tasks", "total"), ("pending_tasks", "pending"),
-                       ("running_tasks", "running"), ("timeout_tasks", "stale (no heartbeat)"),
-                       ("completed_tasks", "completed"), ("failed_tasks", "failed"),
-                       ("recent_failed_tasks", "failed in the last hour"),
-                       ("failed_tasks_24h", "failed in the last 24 h"),
-                       ("cancelled_tasks", "cancelled"), ("skipped_tasks", "skipped"),
-                       ("duplicates_24h", "duplicates in the last 24 h"),
-                       ("audited_tasks", "deleted by retention (audited)")):
+    tasks = Table(
+        "tasks", "count", title=f"mail_pipeline metrics at {show_time(metrics.generated_at)}"
+    )
+    for key, label in (
+        ("total_tasks", "total"),
+        ("pending_tasks", "pending"),
+        ("running_tasks", "running"),
+        ("timeout_tasks", "stale (no heartbeat)"),
+        ("completed_tasks", "completed"),
+        ("failed_tasks", "failed"),
+        ("recent_failed_tasks", "failed in the last hour"),
+        ("failed_tasks_24h", "failed in the last 24 h"),
+        ("cancelled_tasks", "cancelled"),
+        ("skipped_tasks", "skipped"),
+        ("duplicates_24h", "duplicates in the last 24 h"),
+        ("audited_tasks", "deleted by retention (audited)"),
+    ):
         tasks.add_row(label, str(numbers[key]))
     ctx.out.print(tasks)
-    runs = Table("source", "runs", "saved/run", "seconds/run", "duplicates", "failures",
-                 title=f"throughput over the last {args.recent_runs} completed runs")
+    runs = Table(
+        "source",
+        "runs",
+        "saved/run",
+        "seconds/run",
+        "duplicates",
+        "failures",
+        title=f"throughput over the last {args.recent_runs} completed runs",
+    )
     for source, stats in metrics.throughput.items():
-        runs.add_row(source, str(stats.runs), f"{stats.saved_per_run:.1f}",
-                     f"{stats.seconds_per_run:.2f}", str(stats.duplicates), str(stats.failures))
+        runs.add_row(
+            source,
+            str(stats.runs),
+            f"{stats.saved_per_run:.1f}",
+            f"{stats.seconds_per_run:.2f}",
+            str(stats.duplicates),
+            str(stats.failures),
+        )
     ctx.out.print(runs)
     if metrics.spool is not None:
         s = metrics.spool
         age = "-" if s.oldest_inbox_age_seconds is None else f"{s.oldest_inbox_age_seconds:.0f} s"
-        ctx.out.print(f"spool: {s.inbox_ready} ready in inbox (oldest file {age}), "
-                      f"{s.failed} failed, {s.unmatched} unmatched", markup=False,
-                      highlight=False)
+        ctx.out.print(
+            f"spool: {s.inbox_ready} ready in inbox (oldest file {age}), "
+            f"{s.failed} failed, {s.unmatched} unmatched",
+            markup=False,
+            highlight=False,
+        )
     ctx.out.print(mailbox_table(metrics.mailboxes))
     return EXIT_OK
 
 
 def check_health(ctx: Context, args: argparse.Namespace) -> int:
     """Print one line of health and exit 0/1/2."""
+
     def count(value: float | None) -> int | None:
         return None if value is None else int(value)
 
@@ -160,11 +243,17 @@ def check_health(ctx: Context, args: argparse.Namespace) -> int:
     )
     report = evaluate(_metrics(ctx), thresholds)
     if args.json:
-        _json({"level": report.level.label, "exit_code": int(report.level),
-               "reasons": [{"level": lvl.label, "reason": text} for lvl, text in report.reasons]})
+        _json(
+            {
+                "level": report.level.label,
+                "exit_code": int(report.level),
+                "reasons": [{"level": lvl.label, "reason": text} for lvl, text in report.reasons],
+            }
+        )
     else:
-        sys.stdout.write(f"{report.level.label.upper()}: {report.line()}\n"
-                         if report.reasons else "HEALTHY\n")
+        sys.stdout.write(
+            f"{report.level.label.upper()}: {report.line()}\n" if report.reasons else "HEALTHY\n"
+        )
     return int(report.level)
 
 
@@ -174,25 +263,35 @@ def check_health(ctx: Context, args: argparse.Namespace) -> int:
 def cleanup(ctx: Context, args: argparse.Namespace) -> int:
     """Run (or dry-run) retention and print what went."""
     policy = RetentionPolicy(
-        completed_days=args.completed_days, failed_days=args.failed_days,
-        cancelled_days=args.cancelled_days, skipped_days=args.skipped_days,
-        processed_days=args.processed_days, failed_spool_days=args.failed_spool_days,
+        completed_days=args.completed_days,
+        failed_days=args.failed_days,
+        cancelled_days=args.cancelled_days,
+        skipped_days=args.skipped_days,
+        processed_days=args.processed_days,
+        failed_spool_days=args.failed_spool_days,
         unmatched_days=args.unmatched_days,
-        attachment_grace_seconds=args.attachment_grace_seconds, batch_size=args.batch_size,
+        attachment_grace_seconds=args.attachment_grace_seconds,
+        batch_size=args.batch_size,
     )
     report = run_retention(
-        ctx.store, policy,
+        ctx.store,
+        policy,
         spool_dir=None if args.no_spool else ctx.settings.spool_dir,
         attachment_root=None if args.no_attachments else ctx.settings.attachment_root,
-        dry_run=args.dry_run, max_batches=args.max_batches,
+        dry_run=args.dry_run,
+        max_batches=args.max_batches,
     )
     if args.json:
         _json(report.as_dict())
     else:
         ctx.out.print(report.summary(), markup=False, highlight=False)
         if args.dry_run:
-            for part in (report.processed, report.failed_spool, report.unmatched,
-                         report.attachments):
+            for part in (
+                report.processed,
+                report.failed_spool,
+                report.unmatched,
+                report.attachments,
+            ):
                 for path in part.paths[:20]:
                     ctx.out.print(f"  would delete {path}", markup=False, highlight=False)
     return EXIT_OK
@@ -205,9 +304,12 @@ def cleanup_stale(ctx: Context, _args: argparse.Namespace) -> int:
     :mod:`mail_pipeline.maintenance.stale_tasks`).
     """
     report = cleanup_stale_tasks(ctx.store)
-    ctx.out.print(f"cancelled {report.count} stale task(s), kept {report.kept} open "
-                  "(stale: no heartbeat within the task's timeout)", markup=False,
-                  highlight=False)
+    ctx.out.print(
+        f"cancelled {report.count} stale task(s), kept {report.kept} open "
+        "(stale: no heartbeat within the task's timeout)",
+        markup=False,
+        highlight=False,
+    )
     for task_id, reason in report.cancelled:
         ctx.out.print(f"  {task_id}: {reason}", markup=False, highlight=False)
     for run_id in report.released_runs:

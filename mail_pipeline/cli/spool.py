@@ -23,16 +23,30 @@ from mail_pipeline.intake.spool.records import Problem
 def register(groups: Any) -> None:
     """Add the ``spool`` commands."""
     sub = group(groups, "spool", "the Haraka spool directory")
-    ingest = command(sub, "ingest", ingest_spool,
-                     "store every ready message of the spool inbox (one pass)")
-    ingest.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
-                        help=f"messages per database transaction (default {DEFAULT_BATCH_SIZE})")
-    ingest.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIZE, metavar="BYTES",
-                        help=f"larger messages go to failed/ (default {DEFAULT_MAX_SIZE})")
+    ingest = command(
+        sub, "ingest", ingest_spool, "store every ready message of the spool inbox (one pass)"
+    )
+    ingest.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"messages per database transaction (default {DEFAULT_BATCH_SIZE})",
+    )
+    ingest.add_argument(
+        "--max-size",
+        type=int,
+        default=DEFAULT_MAX_SIZE,
+        metavar="BYTES",
+        help=f"larger messages go to failed/ (default {DEFAULT_MAX_SIZE})",
+    )
     command(sub, "status", spool_status, "counts per folder and what needs attention")
     command(sub, "retry-failed", retry_failed, "move failed/ pairs back into the inbox")
-    command(sub, "reingest-unmatched", reingest_unmatched,
-            "move unmatched/ pairs back into the inbox (after adding a user or an alias)")
+    command(
+        sub,
+        "reingest-unmatched",
+        reingest_unmatched,
+        "move unmatched/ pairs back into the inbox (after adding a user or an alias)",
+    )
 
 
 def _service(ctx: Context, args: argparse.Namespace | None = None) -> SpoolIngestService:
@@ -42,8 +56,13 @@ def _service(ctx: Context, args: argparse.Namespace | None = None) -> SpoolInges
         raise ValueError("--batch-size must be positive")
     if max_size <= 0:
         raise ValueError("--max-size must be positive")
-    return SpoolIngestService(ctx.store, ctx.settings.spool_dir, ctx.settings.attachment_root,
-                              batch_size=batch, max_size=max_size)
+    return SpoolIngestService(
+        ctx.store,
+        ctx.settings.spool_dir,
+        ctx.settings.attachment_root,
+        batch_size=batch,
+        max_size=max_size,
+    )
 
 
 def ingest_spool(ctx: Context, args: argparse.Namespace) -> int:
@@ -53,26 +72,39 @@ def ingest_spool(ctx: Context, args: argparse.Namespace) -> int:
     try:
         if sys.stdout.isatty():
             total = spool.status().inbox_ready
-            with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), console=ctx.out, transient=True) as bar:
+            with Progress(
+                TextColumn("ingest"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=ctx.out,
+                transient=True,
+            ) as bar:
                 job = bar.add_task("ingest", total=total or None)
 
                 def show(result: IngestResult) -> None:
-                    bar.update(job, completed=result.found,
-                               total=max(total, result.found) or None)
+                    bar.update(job, completed=result.found, total=max(total, result.found) or None)
 
                 result = service.ingest_as_task(progress=show)
         else:
             result = service.ingest_as_task()
     except Exception as exc:
-        ctx.err.print(f"spool ingest failed: {type(exc).__name__}: {exc}", markup=False,
-                      highlight=False)
+        ctx.err.print(
+            f"spool ingest failed: {type(exc).__name__}: {exc}", markup=False, highlight=False
+        )
         return EXIT_FAILED
-    ctx.out.print(f"spool ingest: {result.summary()} ({result.duration_seconds:.1f} s, "
-                  f"task {result.task_id})", markup=False, highlight=False)
+    ctx.out.print(
+        f"spool ingest: {result.summary()} ({result.duration_seconds:.1f} s, "
+        f"task {result.task_id})",
+        markup=False,
+        highlight=False,
+    )
     for problem in result.problems[:20]:
-        ctx.out.print(f"  {problem.reason}: {os.path.basename(problem.path)} {problem.detail}",
-                      markup=False, highlight=False)
+        ctx.out.print(
+            f"  {problem.reason}: {os.path.basename(problem.path)} {problem.detail}",
+            markup=False,
+            highlight=False,
+        )
     if len(result.problems) > 20 or result.problems_dropped:
         more = len(result.problems) - 20 + result.problems_dropped
         ctx.out.print(f"  ... and {more} more", markup=False)
@@ -81,8 +113,9 @@ def ingest_spool(ctx: Context, args: argparse.Namespace) -> int:
 
 def spool_status(ctx: Context, _args: argparse.Namespace) -> int:
     """Print the spool's counts and what needs attention."""
-    status = SpoolIngestService(ctx.store, ctx.settings.spool_dir,
-                                ctx.settings.attachment_root).status()
+    status = SpoolIngestService(
+        ctx.store, ctx.settings.spool_dir, ctx.settings.attachment_root
+    ).status()
     table = Table("folder", "pairs")
     table.add_row("inbox (ready)", str(status.inbox_ready))
     table.add_row("inbox (.eml without .meta)", str(status.inbox_waiting))
@@ -94,9 +127,11 @@ def spool_status(ctx: Context, _args: argparse.Namespace) -> int:
     ctx.out.print(table)
     age = status.oldest_inbox_age_seconds
     ctx.out.print(f"oldest inbox file: {'-' if age is None else f'{age:.0f} s'}")
-    for label, names in (("stale claim", status.stale_claims),
-                         ("stale .eml without .meta", status.stale_eml_without_meta),
-                         ("refused (not a regular file)", status.refused)):
+    for label, names in (
+        ("stale claim", status.stale_claims),
+        ("stale .eml without .meta", status.stale_eml_without_meta),
+        ("refused (not a regular file)", status.refused),
+    ):
         for name in names:
             ctx.out.print(f"{label}: {name}", markup=False, highlight=False)
     return EXIT_OK

@@ -36,14 +36,21 @@ def list_tasks(ctx: Context, args: argparse.Namespace) -> int:
     if args.limit <= 0:
         raise ValueError("--limit must be positive")
     now = ctx.store.clock()
-    table = Table("task", "source", "status", "fetched", "saved", "dup", "failed", "age",
-                  "error")
+    table = Table("task", "source", "status", "fetched", "saved", "dup", "failed", "age", "error")
     for task in ctx.store.tasks.recent(status=args.status, source=args.source, limit=args.limit):
         flag = " (stale)" if task.is_stale(now) else ""
         c = task.counters
-        table.add_row(task.task_id, task.email_source.value, task.status.value + flag,
-                      str(c.fetched), str(c.saved), str(c.duplicate), str(c.failed),
-                      _age(task.age(now)), task.error_message[:60])
+        table.add_row(
+            task.task_id,
+            task.email_source.value,
+            task.status.value + flag,
+            str(c.fetched),
+            str(c.saved),
+            str(c.duplicate),
+            str(c.failed),
+            _age(task.age(now)),
+            task.error_message[:60],
+        )
     ctx.out.print(table)
     return EXIT_OK
 
@@ -54,13 +61,18 @@ def show_task(ctx: Context, args: argparse.Namespace) -> int:
     c = task.counters
     ctx.out.print(f"task {task.task_id}: {task.email_source.value} {task.status.value}")
     ctx.out.print(f"  run: {task.run_id or '-'}  created: {task.created_at.isoformat()}")
-    ctx.out.print(f"  heartbeat: {task.heartbeat_at.isoformat()} (stale after "
-                  f"{task.timeout_seconds} s without one)")
-    ctx.out.print(f"  fetched {c.fetched}, saved {c.saved}, duplicates {c.duplicate}, "
-                  f"failed {c.failed}")
+    ctx.out.print(
+        f"  heartbeat: {task.heartbeat_at.isoformat()} (stale after "
+        f"{task.timeout_seconds} s without one)"
+    )
+    ctx.out.print(
+        f"  fetched {c.fetched}, saved {c.saved}, duplicates {c.duplicate}, failed {c.failed}"
+    )
     if task.error_message:
         ctx.out.print(f"  error: {task.error_message}")
     for entry in task.log:
-        ctx.out.print(f"  {entry['timestamp']} {entry['level']:<7} {entry['step']}: "
-                      f"{entry['message']}", markup=False)
+        ctx.out.print(
+            f"  {entry['timestamp']} {entry['level']:<7} {entry['step']}: {entry['message']}",
+            markup=False,
+        )
     return EXIT_OK

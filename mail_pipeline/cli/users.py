@@ -43,8 +43,13 @@ def list_users(ctx: Context, _args: argparse.Namespace) -> int:
     """Print every user."""
     table = Table("id", "username", "email", "active", "messages")
     for user in ctx.store.users.all():
-        table.add_row(str(user.id), user.username, user.email, "yes" if user.is_active else "no",
-                      str(ctx.store.messages.count(user.id)))
+        table.add_row(
+            str(user.id),
+            user.username,
+            user.email,
+            "yes" if user.is_active else "no",
+            str(ctx.store.messages.count(user.id)),
+        )
     ctx.out.print(table)
     return EXIT_OK
 

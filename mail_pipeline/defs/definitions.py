@@ -48,5 +48,6 @@ def build_definitions(
 def defs() -> dg.Definitions:
     """The code location's definitions, with the crons of the settings read now."""
     settings = load_settings()
-    return build_definitions(settings.fetch_cron or DEFAULT_FETCH_CRON,
-                             settings.cleanup_cron or DEFAULT_CLEANUP_CRON)
+    return build_definitions(
+        settings.fetch_cron or DEFAULT_FETCH_CRON, settings.cleanup_cron or DEFAULT_CLEANUP_CRON
+    )

@@ -68,8 +68,11 @@ class _FromSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
 class StoreResource(_FromSettings):
     """The mail store (SQLite file by default, PostgreSQL in production)."""
 
-    database_url: str = Field(default="", description="SQLAlchemy URL of the mail store "
-                              "(empty: MAIL_PIPELINE_DATABASE_URL or its default)")
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the mail store "
+        "(empty: MAIL_PIPELINE_DATABASE_URL or its default)",
+    )
     _store: MailStore | None = PrivateAttr(default=None)
 
     def _from_settings(self, settings: Settings) -> dict[str, Any]:
@@ -101,8 +104,11 @@ class StoreResource(_FromSettings):
 class AttachmentsResource(_FromSettings):
     """Where attachment files are written."""
 
-    root: str = Field(default="", description="attachment root directory "
-                      "(empty: MAIL_PIPELINE_ATTACHMENT_ROOT or its default)")
+    root: str = Field(
+        default="",
+        description="attachment root directory "
+        "(empty: MAIL_PIPELINE_ATTACHMENT_ROOT or its default)",
+    )
     fsync: bool = Field(default=True, description="fsync each file before the commit")
 
     def _from_settings(self, settings: Settings) -> dict[str, Any]:
@@ -116,34 +122,49 @@ class AttachmentsResource(_FromSettings):
 class SpoolResource(_FromSettings):
     """The Haraka spool directory and how it is ingested."""
 
-    directory: str = Field(default="", description="spool root (inbox/, processed/, failed/, "
-                           "...; empty: MAIL_PIPELINE_SPOOL_DIR or its default)")
+    directory: str = Field(
+        default="",
+        description="spool root (inbox/, processed/, failed/, "
+        "...; empty: MAIL_PIPELINE_SPOOL_DIR or its default)",
+    )
     batch_size: int = Field(default=200, description="messages per database transaction")
-    max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES,
-                                      description="larger files go to failed/")
+    max_message_bytes: int = Field(
+        default=DEFAULT_MAX_MESSAGE_BYTES, description="larger files go to failed/"
+    )
 
     def _from_settings(self, settings: Settings) -> dict[str, Any]:
         return {} if self.directory else {"directory": str(settings.spool_dir)}
 
-    def ingest_service(self, store: MailStore, attachments: AttachmentStorage
-                       ) -> SpoolIngestService:
+    def ingest_service(
+        self, store: MailStore, attachments: AttachmentStorage
+    ) -> SpoolIngestService:
         """Return the ingest service of this spool over ``store`` and ``attachments``."""
-        return SpoolIngestService(store, self.directory, attachments,
-                                  batch_size=self.batch_size, max_size=self.max_message_bytes)
+        return SpoolIngestService(
+            store,
+            self.directory,
+            attachments,
+            batch_size=self.batch_size,
+            max_size=self.max_message_bytes,
+        )
 
 
 class ImapResource(_FromSettings):
     """IMAP fetch settings and the key that opens stored IMAP passwords."""
 
-    secret_key: str = Field(default="", description="opens stored passwords (empty: the key of "
-                            "the settings, read when a password is opened)")
+    secret_key: str = Field(
+        default="",
+        description="opens stored passwords (empty: the key of "
+        "the settings, read when a password is opened)",
+    )
     connect_timeout: float = Field(default=15.0, description="seconds to connect and log in")
     read_timeout: float = Field(default=60.0, description="seconds to wait for an answer")
     batch_size: int = Field(default=100, description="messages per FETCH and transaction")
     max_retries: int = Field(default=2, description="retries of a transient mailbox error")
     auth_failures_to_pause: int | None = Field(
-        default=None, description="pause a mailbox after this many consecutive authentication "
-        "failures, 0: never (empty: MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE or its default, 3)")
+        default=None,
+        description="pause a mailbox after this many consecutive authentication "
+        "failures, 0: never (empty: MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE or its default, 3)",
+    )
 
     def config_manager(self, store: MailStore) -> EmailConfigManager:
         """Return the config manager over ``store`` with this key (or the settings' key).
@@ -157,9 +178,14 @@ class ImapResource(_FromSettings):
     def fetcher(self, store: MailStore, saver: EmailSaveService) -> MailboxFetcher:
         """Return a mailbox fetcher over ``store`` saving through ``saver``, with these
         timeouts and batch size."""
-        return MailboxFetcher(store, saver, self.config_manager(store),
-                              batch_size=self.batch_size, connect_timeout=self.connect_timeout,
-                              read_timeout=self.read_timeout)
+        return MailboxFetcher(
+            store,
+            saver,
+            self.config_manager(store),
+            batch_size=self.batch_size,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+        )
 
     def circuit_breaker(self, store: MailStore) -> MailboxCircuitBreaker:
         """Return the circuit breaker over ``store`` with this threshold (or the settings').
@@ -171,7 +197,8 @@ class ImapResource(_FromSettings):
         threshold = self.auth_failures_to_pause
         if threshold is None:
             return MailboxCircuitBreaker(
-                store, auth_failures_to_pause=self.settings().auth_failures_to_pause)
+                store, auth_failures_to_pause=self.settings().auth_failures_to_pause
+            )
         return MailboxCircuitBreaker(store, auth_failures_to_pause=threshold or None)
 
 
@@ -180,8 +207,10 @@ class FetchSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     lock_ttl_seconds: int = Field(default=600, description="lease of the fetch lock")
     task_timeout_seconds: int = Field(
-        default=600, description="EmailTask timeout_seconds: stale after this long without a "
-                                 "heartbeat (the live run renews it)")
+        default=600,
+        description="EmailTask timeout_seconds: stale after this long without a "
+        "heartbeat (the live run renews it)",
+    )
 
 
 def save_service(store: StoreResource, attachments: AttachmentsResource) -> EmailSaveService:

@@ -44,7 +44,6 @@ class FileRetentionResult:
             self.paths.append(path)
 
 
-
 # --- spool ---------------------------------------------------------------------------------
 
 
@@ -117,8 +116,11 @@ def cleanup_spool(
     """
     root = Path(spool_dir)
     now = time.time() if now is None else now
-    processed, failed, unmatched = (FileRetentionResult(), FileRetentionResult(),
-                                    FileRetentionResult())
+    processed, failed, unmatched = (
+        FileRetentionResult(),
+        FileRetentionResult(),
+        FileRetentionResult(),
+    )
     if policy.processed_days is not None:
         max_age = policy.processed_days * DAY
         try:
@@ -150,8 +152,7 @@ def cleanup_spool(
     if policy.failed_spool_days is not None:
         _expire_grouped(root / "failed", policy.failed_spool_days * DAY, now, dry_run, failed)
     if policy.unmatched_days is not None:
-        _expire_grouped(root / "unmatched", policy.unmatched_days * DAY, now, dry_run,
-                        unmatched)
+        _expire_grouped(root / "unmatched", policy.unmatched_days * DAY, now, dry_run, unmatched)
     return processed, failed, unmatched
 
 
@@ -197,4 +198,3 @@ def cleanup_attachments(
     for rel, size in orphans:
         result.add(rel, size)
     return result
-

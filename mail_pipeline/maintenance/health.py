@@ -51,8 +51,13 @@ class HealthThresholds:
     spool_failed_warning: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("timed_out_warning", "failed_24h_critical", "paused_warning",
-                     "inbox_age_warning_seconds", "spool_failed_warning"):
+        for name in (
+            "timed_out_warning",
+            "failed_24h_critical",
+            "paused_warning",
+            "inbox_age_warning_seconds",
+            "spool_failed_warning",
+        ):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must not be negative, got {value}")
@@ -78,27 +83,55 @@ def evaluate(metrics: Metrics, thresholds: HealthThresholds | None = None) -> He
     t = thresholds or HealthThresholds()
     reasons: list[tuple[HealthLevel, str]] = []
     if t.failed_24h_critical is not None and metrics.failed_last_day > t.failed_24h_critical:
-        reasons.append((HealthLevel.CRITICAL, f"{metrics.failed_last_day} tasks failed in the "
-                        f"last 24 h (more than {t.failed_24h_critical})"))
-    if t.timed_out_warning is not None and t.timed_out_warning > 0 \
-            and metrics.timed_out >= t.timed_out_warning:
-        reasons.append((HealthLevel.WARNING, f"{metrics.timed_out} stale task(s): no heartbeat "
-                        "within their timeout (see: mail-pipeline cleanup-stale)"))
+        reasons.append(
+            (
+                HealthLevel.CRITICAL,
+                f"{metrics.failed_last_day} tasks failed in the "
+                f"last 24 h (more than {t.failed_24h_critical})",
+            )
+        )
+    if (
+        t.timed_out_warning is not None
+        and t.timed_out_warning > 0
+        and metrics.timed_out >= t.timed_out_warning
+    ):
+        reasons.append(
+            (
+                HealthLevel.WARNING,
+                f"{metrics.timed_out} stale task(s): no heartbeat "
+                "within their timeout (see: mail-pipeline cleanup-stale)",
+            )
+        )
     paused = metrics.paused_mailboxes
     if t.paused_warning is not None and t.paused_warning > 0 and len(paused) >= t.paused_warning:
         names = ", ".join(m.username for m in paused[:10])
         more = f" and {len(paused) - 10} more" if len(paused) > 10 else ""
-        reasons.append((HealthLevel.WARNING, f"{len(paused)} mailbox(es) paused after "
-                        f"authentication failures: {names}{more}"))
+        reasons.append(
+            (
+                HealthLevel.WARNING,
+                f"{len(paused)} mailbox(es) paused after authentication failures: {names}{more}",
+            )
+        )
     spool = metrics.spool
     if spool is not None:
         age = spool.oldest_inbox_age_seconds
-        if t.inbox_age_warning_seconds is not None and age is not None \
-                and age > t.inbox_age_warning_seconds:
-            reasons.append((HealthLevel.WARNING, f"spool backlog: the oldest inbox file is "
-                            f"{age:.0f} s old (limit {t.inbox_age_warning_seconds:.0f} s)"))
-        if t.spool_failed_warning is not None and t.spool_failed_warning > 0 \
-                and spool.failed >= t.spool_failed_warning:
+        if (
+            t.inbox_age_warning_seconds is not None
+            and age is not None
+            and age > t.inbox_age_warning_seconds
+        ):
+            reasons.append(
+                (
+                    HealthLevel.WARNING,
+                    f"spool backlog: the oldest inbox file is "
+                    f"{age:.0f} s old (limit {t.inbox_age_warning_seconds:.0f} s)",
+                )
+            )
+        if (
+            t.spool_failed_warning is not None
+            and t.spool_failed_warning > 0
+            and spool.failed >= t.spool_failed_warning
+        ):
             reasons.append((HealthLevel.WARNING, f"{spool.failed} message(s) in spool failed/"))
     level = max((lvl for lvl, _ in reasons), default=HealthLevel.HEALTHY)
     return HealthReport(HealthLevel(level), reasons)

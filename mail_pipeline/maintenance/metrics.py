@@ -114,16 +114,19 @@ class Metrics:
             data["spool_failed"] = self.spool.failed
             data["spool_unmatched"] = self.spool.unmatched
             data["spool_oldest_inbox_age_seconds"] = round(
-                self.spool.oldest_inbox_age_seconds or 0.0, 1)
+                self.spool.oldest_inbox_age_seconds or 0.0, 1
+            )
         data["mailboxes"] = len(self.mailboxes)
         data["mailboxes_paused"] = len(self.paused_mailboxes)
         data["mailboxes_failing"] = len(self.failing_mailboxes)
         data["max_consecutive_failures"] = max(
-            (m.consecutive_failures for m in self.mailboxes), default=0)
+            (m.consecutive_failures for m in self.mailboxes), default=0
+        )
         return data
 
     def as_dict(self) -> dict[str, Any]:
         """Return the snapshot as JSON-serialisable data (numbers plus per-mailbox detail)."""
+
         def iso(value: datetime | None) -> str | None:
             return None if value is None else value.isoformat()
 
@@ -131,7 +134,9 @@ class Metrics:
             "generated_at": self.generated_at.isoformat(),
             "metrics": self.numeric(),
             "tasks_by_status": dict(sorted(self.tasks_by_status.items())),
-            "spool": None if self.spool is None else {
+            "spool": None
+            if self.spool is None
+            else {
                 "inbox_ready": self.spool.inbox_ready,
                 "failed": self.spool.failed,
                 "unmatched": self.spool.unmatched,
@@ -165,8 +170,9 @@ def spool_metrics(spool_dir: str | os.PathLike[str], *, now: float | None = None
     if not Path(spool_dir).is_dir():
         return SpoolMetrics(0, 0, 0, None)
     status = Spool(spool_dir).open().status(now=now, limit=0)
-    return SpoolMetrics(status.inbox_ready, status.failed, status.unmatched,
-                        status.oldest_inbox_age_seconds)
+    return SpoolMetrics(
+        status.inbox_ready, status.failed, status.unmatched, status.oldest_inbox_age_seconds
+    )
 
 
 def compute_metrics(

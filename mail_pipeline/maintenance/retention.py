@@ -41,6 +41,7 @@ __all__ = [
     "run_retention",
 ]
 
+
 @dataclass
 class TaskRetentionResult:
     """What task retention deleted (or, in a dry run, would delete), per status."""
@@ -90,8 +91,12 @@ class RetentionReport:
         }
         for status in ("COMPLETED", "FAILED", "CANCELLED", "SKIPPED"):
             data[f"tasks_deleted_{status.lower()}"] = self.tasks.deleted.get(status, 0)
-        for name, part in (("processed", self.processed), ("failed_spool", self.failed_spool),
-                           ("unmatched", self.unmatched), ("attachments", self.attachments)):
+        for name, part in (
+            ("processed", self.processed),
+            ("failed_spool", self.failed_spool),
+            ("unmatched", self.unmatched),
+            ("attachments", self.attachments),
+        ):
             data[f"{name}_files_deleted"] = part.files
             data[f"{name}_bytes_deleted"] = part.bytes
         data["seconds"] = round(self.seconds, 3)
@@ -101,8 +106,12 @@ class RetentionReport:
         """Return the report as JSON-serialisable data (with the listed paths)."""
         data = self.metadata()
         data["tasks_deleted_by_status"] = dict(self.tasks.deleted)
-        for name, part in (("processed", self.processed), ("failed_spool", self.failed_spool),
-                           ("unmatched", self.unmatched), ("attachments", self.attachments)):
+        for name, part in (
+            ("processed", self.processed),
+            ("failed_spool", self.failed_spool),
+            ("unmatched", self.unmatched),
+            ("attachments", self.attachments),
+        ):
             data[f"{name}_paths"] = list(part.paths)
         return data
 
@@ -186,16 +195,20 @@ def run_retention(
         SQLAlchemyError: the store is unreachable (a batch already committed stays so).
     """
     started = time.monotonic()
-    tasks = cleanup_tasks(store, policy, dry_run=dry_run, max_batches=max_batches,
-                          on_batch=on_batch)
+    tasks = cleanup_tasks(
+        store, policy, dry_run=dry_run, max_batches=max_batches, on_batch=on_batch
+    )
     empty = FileRetentionResult
     processed, failed, unmatched = (
         cleanup_spool(spool_dir, policy, now=now, dry_run=dry_run)
-        if spool_dir is not None else (empty(), empty(), empty())
+        if spool_dir is not None
+        else (empty(), empty(), empty())
     )
     attachments = (
         cleanup_attachments(store, attachment_root, policy, now=now, dry_run=dry_run)
-        if attachment_root is not None else empty()
+        if attachment_root is not None
+        else empty()
     )
-    return RetentionReport(dry_run, tasks, processed, failed, unmatched, attachments,
-                           time.monotonic() - started)
+    return RetentionReport(
+        dry_run, tasks, processed, failed, unmatched, attachments, time.monotonic() - started
+    )

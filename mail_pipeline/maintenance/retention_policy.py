@@ -31,8 +31,15 @@ class RetentionPolicy:
     batch_size: int = DEFAULT_BATCH_SIZE
 
     def __post_init__(self) -> None:
-        for name in ("completed_days", "failed_days", "cancelled_days", "skipped_days",
-                     "processed_days", "failed_spool_days", "unmatched_days"):
+        for name in (
+            "completed_days",
+            "failed_days",
+            "cancelled_days",
+            "skipped_days",
+            "processed_days",
+            "failed_spool_days",
+            "unmatched_days",
+        ):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must not be negative, got {value}")
@@ -50,4 +57,3 @@ class RetentionPolicy:
             TaskStatus.SKIPPED: self.skipped_days,
         }
         return {s: now - timedelta(days=d) for s, d in days.items() if d is not None}
-

@@ -141,5 +141,3 @@ def address_list(
                 seen.add(parsed[0].lower())
                 found.append(parsed)
     return found
-
-

@@ -75,11 +75,7 @@ def collect(part: Part, hint: str | None, out: Bodies, notes: list[str]) -> None
     ctype = part.ctype
     label = f"part {filename!r}" if filename else f"{ctype} part"
     content = decode_transfer(part.body, part.get("content-transfer-encoding"), label, notes)
-    if (
-        ctype in ("text/plain", "text/html")
-        and disposition != "attachment"
-        and filename is None
-    ):
+    if ctype in ("text/plain", "text/html") and disposition != "attachment" and filename is None:
         where = "text part" if ctype == "text/plain" else "html part"
         text = decode_text(content, ctype_params.get("charset"), where, notes)
         if "\r" in text:

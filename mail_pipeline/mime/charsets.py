@@ -132,4 +132,3 @@ def _guess_codec(data: bytes) -> str:
         if error.start < len(sample) - 4:  # not just a character cut off by the sample end
             return "cp1252"
     return name
-

@@ -114,8 +114,9 @@ def parse_params(
         name = name.strip().lower()
         raw = raw.strip()
         if raw.startswith('"'):
-            raw = re.sub(r"\\(.)", r"\1", raw[1:-1] if raw.endswith('"') and len(raw) > 1
-                         else raw[1:])
+            raw = re.sub(
+                r"\\(.)", r"\1", raw[1:-1] if raw.endswith('"') and len(raw) > 1 else raw[1:]
+            )
         if "*" in name:
             base, _, rest = name.partition("*")
             encoded = rest.endswith("*") or rest == ""
@@ -151,5 +152,3 @@ def _percent_decode(text: str) -> bytes:
     if b"%" not in raw:
         return raw
     return _PERCENT.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
-
-

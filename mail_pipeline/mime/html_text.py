@@ -17,11 +17,47 @@ __all__ = ["html_to_text"]
 # Elements whose start and end both end the current line.
 _BLOCK = frozenset(
     {
-        "address", "article", "aside", "blockquote", "center", "dd", "details", "dialog",
-        "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2",
-        "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre",
-        "section", "summary", "table", "tbody", "tfoot", "thead", "tr", "ul",
-        "body", "html", "caption",
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "center",
+        "dd",
+        "details",
+        "dialog",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "summary",
+        "table",
+        "tbody",
+        "tfoot",
+        "thead",
+        "tr",
+        "ul",
+        "body",
+        "html",
+        "caption",
     }
 )
 # Elements after which a blank line reads naturally.
@@ -100,8 +136,9 @@ class _Extractor(HTMLParser):
         if self.pre_depth:
             # Keep the layout of preformatted text: its newlines become hard breaks.
             self.out.append(
-                _MARK_NL.join(line.replace(" ", _PRE_SPACE) for line in data.split("\n"))
-                .replace("\t", _PRE_SPACE * 4)
+                _MARK_NL.join(line.replace(" ", _PRE_SPACE) for line in data.split("\n")).replace(
+                    "\t", _PRE_SPACE * 4
+                )
             )
         else:
             self.out.append(data)

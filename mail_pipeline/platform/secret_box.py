@@ -72,7 +72,7 @@ class SecretBox:
         if not is_encrypted(sealed):
             raise SecretKeyError("the stored secret is not encrypted (expected fernet:v1:...)")
         try:
-            return self._fernet.decrypt(sealed[len(PREFIX):].encode()).decode()
+            return self._fernet.decrypt(sealed[len(PREFIX) :].encode()).decode()
         except (InvalidToken, ValueError):
             raise SecretKeyError(
                 "cannot decrypt a stored secret: the secret key is not the key it was "
@@ -100,8 +100,7 @@ def create_key_file(path: Path) -> bool:
         except (OSError, UnicodeDecodeError) as exc:
             raise SecretKeyError(f"key file {path} exists but cannot be read: {exc}") from None
         if not has_key:
-            raise SecretKeyError(f"key file {path} exists but is empty: remove it first"
-                                 ) from None
+            raise SecretKeyError(f"key file {path} exists but is empty: remove it first") from None
         return False
     except OSError as exc:
         raise SecretKeyError(f"cannot create key file {path}: {exc}") from None

@@ -52,8 +52,7 @@ HOME_KEY_FILE = "secret.key"
 class _Environment(BaseSettings):
     """The raw ``MAIL_PIPELINE_*`` variables (empty counts as unset); see the module table."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True,
-                                      extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="ignore")
 
     home: Path = Path("var")
     database_url: str | None = None
@@ -182,6 +181,8 @@ def _read_key_file(path: Path, what: str) -> str:
     except (OSError, UnicodeDecodeError) as exc:
         raise SecretKeyError(f"cannot read {what}{path}: {exc}") from None
     if not key:
-        raise SecretKeyError(f"{what}{path} is empty: put the key in it, or remove it and run "
-                             f"`mail-pipeline secret-key` to make a new one")
+        raise SecretKeyError(
+            f"{what}{path} is empty: put the key in it, or remove it and run "
+            f"`mail-pipeline secret-key` to make a new one"
+        )
     return key

@@ -33,10 +33,18 @@ from mail_pipeline.errors import SaveError, StorageUnavailable
 
 #: errno values that say the attachment file system cannot take files now, whatever the
 #: message: out of space or quota, read-only, permission refused, I/O error, out of handles.
-ENVIRONMENT_ERRNOS = frozenset({
-    errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
-    errno.EMFILE, errno.ENFILE,
-})
+ENVIRONMENT_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EIO,
+        errno.EMFILE,
+        errno.ENFILE,
+    }
+)
 
 MAX_NAME_LENGTH = 150
 # File systems limit a name to 255 *bytes* (ext4, XFS, btrfs, ZFS, APFS), and 150 CJK
@@ -48,7 +56,10 @@ MAX_DISK_NAME_BYTES = 255
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*\ud800-\udfff]+')
 _SPACES = re.compile(r"\s+")
 _RESERVED = {
-    "con", "prn", "aux", "nul",
+    "con",
+    "prn",
+    "aux",
+    "nul",
     *(f"com{i}" for i in range(1, 10)),
     *(f"lpt{i}" for i in range(1, 10)),
 }

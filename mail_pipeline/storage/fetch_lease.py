@@ -28,13 +28,17 @@ def take_fetch_lease(store: MailStore, name: str, ttl_seconds: int, run_id: str)
         A :class:`FetchLease` with the grant; or, when another run holds the lease, one with
         no grant and the reason, after recording a SKIPPED task per source with that reason.
     """
-    token = store.locks.acquire(name, ttl_seconds, run_id=run_id,
-                                owner_info=f"dagster run {run_id}")
+    token = store.locks.acquire(
+        name, ttl_seconds, run_id=run_id, owner_info=f"dagster run {run_id}"
+    )
     if token is not None:
         return FetchLease(LockGrant(name, token, ttl_seconds))
     holder = store.locks.live(name)
-    reason = (f"fetch lock held by run {holder.run_id} until {holder.expires_at:%H:%M:%S}"
-              if holder else "fetch lock held by another run")
+    reason = (
+        f"fetch lock held by run {holder.run_id} until {holder.expires_at:%H:%M:%S}"
+        if holder
+        else "fetch lock held by another run"
+    )
     for source in EmailSource:
         task = store.tasks.create(source, run_id=run_id, message="fetch scheduled")
         store.tasks.mark_skipped(task.task_id, reason)

@@ -78,7 +78,8 @@ class TaskHeartbeat:
             self.task_closed = True
             log.warning("task %s was closed while its run still works on it", self.task_id)
         if self.lease is not None and not self.store.locks.ensure(
-                self.lease.name, self.lease.token, self.lease.ttl_seconds, run_id=self.run_id):
+            self.lease.name, self.lease.token, self.lease.ttl_seconds, run_id=self.run_id
+        ):
             if not self.lease_lost:
                 log.warning("lost the %s lease to another owner", self.lease.name)
             self.lease_lost = True
@@ -104,7 +105,8 @@ class TaskHeartbeat:
                 timeouts.append(self.lease.ttl_seconds)
             self.interval = min(timeouts) / BEATS_PER_TIMEOUT
         self._thread = threading.Thread(
-            target=self._run, name=f"heartbeat-{self.task_id[:8]}", daemon=True)
+            target=self._run, name=f"heartbeat-{self.task_id[:8]}", daemon=True
+        )
         self._thread.start()
         return self
 

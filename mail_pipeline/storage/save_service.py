@@ -160,8 +160,7 @@ class EmailSaveService:
         except Exception as exc:
             if is_environment_fault(exc):
                 raise
-            log.warning("batch of %d failed (%s); saving one by one", len(pending),
-                        _describe(exc))
+            log.warning("batch of %d failed (%s); saving one by one", len(pending), _describe(exc))
             for i in pending:
                 try:
                     self._commit(deliveries, [i], (), results)
@@ -172,8 +171,9 @@ class EmailSaveService:
                     results[i] = DeliveryResult(Outcome.FAILED, error=_describe(one))
             if sync:
                 self._commit(deliveries, [], sync, results)
-        return BatchResult([r if r is not None else DeliveryResult(Outcome.FAILED, error="lost")
-                            for r in results])
+        return BatchResult(
+            [r if r is not None else DeliveryResult(Outcome.FAILED, error="lost") for r in results]
+        )
 
     def _commit(
         self,
@@ -220,17 +220,19 @@ class EmailSaveService:
                 safe = safe_filename(att.filename, att.content_type)
                 path = self.attachments.write(delivery.user_id, safe, att.content, sync=False)
                 paths.append(path)
-                attachments.append(NewAttachment(
-                    filename=att.filename or safe,
-                    safe_filename=safe,
-                    content_type=att.content_type,
-                    file_size=att.size,
-                    file_path=path,
-                    is_image=att.content_type.startswith("image/"),
-                    is_inline=att.inline,
-                    content_id=att.content_id or None,
-                    sha256=att.sha256,
-                ))
+                attachments.append(
+                    NewAttachment(
+                        filename=att.filename or safe,
+                        safe_filename=safe,
+                        content_type=att.content_type,
+                        file_size=att.size,
+                        file_path=path,
+                        is_image=att.content_type.startswith("image/"),
+                        is_inline=att.inline,
+                        content_id=att.content_id or None,
+                        sha256=att.sha256,
+                    )
+                )
         except BaseException:
             self.attachments.remove(paths)
             raise

@@ -35,8 +35,12 @@ def _source_strings() -> list[tuple[str, str]]:
 
 
 def _doc_texts() -> list[tuple[str, str]]:
-    paths = [ROOT / "README.md", ROOT / "deploy" / "README.md", ROOT / "haraka" / "README.md",
-             *sorted((ROOT / "scripts").glob("*"))]
+    paths = [
+        ROOT / "README.md",
+        ROOT / "deploy" / "README.md",
+        ROOT / "haraka" / "README.md",
+        *sorted((ROOT / "scripts").glob("*")),
+    ]
     return [(str(p.relative_to(ROOT)), p.read_text()) for p in paths if p.is_file()]
 
 
@@ -63,7 +67,7 @@ def _check(words: list[str]) -> str | None:
     options = {o for a in parser._actions for o in a.option_strings}
     for word in rest:
         if word.startswith("-") and word not in options:
-            return f"no option {word} of {' '.join(words[:len(words) - len(rest)])}"
+            return f"no option {word} of {' '.join(words[: len(words) - len(rest)])}"
         if not word.startswith("-"):
             break  # an argument such as a user name: the rest is not checked
     return None
@@ -85,8 +89,11 @@ def test_the_scan_finds_the_commands_it_should() -> None:
 
 
 def test_every_suggested_command_exists() -> None:
-    wrong = [f"{where}: mail-pipeline {' '.join(words)}: {problem}"
-             for where, words in suggestions() if (problem := _check(words))]
+    wrong = [
+        f"{where}: mail-pipeline {' '.join(words)}: {problem}"
+        for where, words in suggestions()
+        if (problem := _check(words))
+    ]
     assert wrong == []
 
 

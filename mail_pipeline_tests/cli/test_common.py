@@ -23,8 +23,12 @@ from mail_pipeline.platform.settings import Settings
 
 def test_positive_int() -> None:
     assert positive_int("3") == 3
-    for text, needle in (("0", "not a positive number"), ("-2", "not a positive number"),
-                         ("2.5", "not a whole number"), ("x", "not a whole number")):
+    for text, needle in (
+        ("0", "not a positive number"),
+        ("-2", "not a positive number"),
+        ("2.5", "not a whole number"),
+        ("x", "not a whole number"),
+    ):
         with pytest.raises(argparse.ArgumentTypeError, match=needle):
             positive_int(text)
 
@@ -56,8 +60,12 @@ def test_a_parser_error_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str
 
 def test_the_context_opens_the_store_only_when_used(store_url: str, tmp_path: Path) -> None:
     def settings(url: str) -> Settings:
-        return Settings(home=tmp_path, database_url=url, attachment_root=tmp_path / "a",
-                        spool_dir=tmp_path / "s")
+        return Settings(
+            home=tmp_path,
+            database_url=url,
+            attachment_root=tmp_path / "a",
+            spool_dir=tmp_path / "s",
+        )
 
     unused = Context(settings("postgresql://nobody@127.0.0.1:1/none"))
     unused.close()  # never opened: nothing to release, no connection tried

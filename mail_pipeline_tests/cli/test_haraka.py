@@ -22,8 +22,11 @@ def test_start_status_send_stop(cli: Run, tmp_path: Path, monkeypatch: pytest.Mo
         status = cli("haraka", "status")
         assert status.code == 0 and f":{port}" in status.out
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
-            smtp.sendmail("a@example.net", ["bob@example.test"],
-                          b"Subject: hi\r\nMessage-ID: <cli@x>\r\n\r\nhello\r\n")
+            smtp.sendmail(
+                "a@example.net",
+                ["bob@example.test"],
+                b"Subject: hi\r\nMessage-ID: <cli@x>\r\n\r\nhello\r\n",
+            )
         assert len(list((spool / "inbox").glob("*.meta"))) == 1
     finally:
         assert cli("haraka", "stop").code == 0

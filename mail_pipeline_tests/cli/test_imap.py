@@ -33,9 +33,21 @@ def with_attachment(n: int) -> bytes:
 
 def set_account(cli: Run, dovecot: DovecotServer, password: str, name: str) -> None:
     assert cli("users", "add", name, f"{name}@example.org").code == 0
-    result = cli("imap", "set", name, "--host", dovecot.host, "--port", str(dovecot.imaps_port),
-                 "--login", name, "--ca-file", str(dovecot.ca_cert_path), "--password-stdin",
-                 stdin=password + "\n")
+    result = cli(
+        "imap",
+        "set",
+        name,
+        "--host",
+        dovecot.host,
+        "--port",
+        str(dovecot.imaps_port),
+        "--login",
+        name,
+        "--ca-file",
+        str(dovecot.ca_cert_path),
+        "--password-stdin",
+        stdin=password + "\n",
+    )
     assert result.code == 0, result.err
 
 
@@ -120,9 +132,23 @@ def test_set_max_message_bytes_leaves_a_larger_message_on_the_server(
     big = raw(2) + (b"x" * 998 + b"\r\n") * 200  # ~200 kB
     big_uid = dovecot.append(name, big, internaldate=dt.datetime.now(dt.UTC))
     assert cli("users", "add", name, f"{name}@example.org").code == 0
-    result = cli("imap", "set", name, "--host", dovecot.host, "--port", str(dovecot.imaps_port),
-                 "--login", name, "--ca-file", str(dovecot.ca_cert_path), "--password-stdin",
-                 "--max-message-bytes", "102400", stdin=user.password + "\n")
+    result = cli(
+        "imap",
+        "set",
+        name,
+        "--host",
+        dovecot.host,
+        "--port",
+        str(dovecot.imaps_port),
+        "--login",
+        name,
+        "--ca-file",
+        str(dovecot.ca_cert_path),
+        "--password-stdin",
+        "--max-message-bytes",
+        "102400",
+        stdin=user.password + "\n",
+    )
     assert result.code == 0, result.err
     shown = cli("imap", "show", name)
     assert json.loads(shown.out)["imap_config"]["max_message_bytes"] == 102400
@@ -131,8 +157,10 @@ def test_set_max_message_bytes_leaves_a_larger_message_on_the_server(
 
     assert fetched.code == 0, fetched.err
     assert "saved 1" in fetched.out and "1 too large" in fetched.out
-    assert (f"failed: folder 'INBOX' UID {big_uid}: too_large: message is {len(big)} bytes, "
-            "the limit is 102400 bytes") in " ".join(fetched.out.split())
+    assert (
+        f"failed: folder 'INBOX' UID {big_uid}: too_large: message is {len(big)} bytes, "
+        "the limit is 102400 bytes"
+    ) in " ".join(fetched.out.split())
     assert dovecot.uids(name)[-1] == big_uid
     store = MailStore(store_url)
     try:
@@ -144,8 +172,10 @@ def test_set_max_message_bytes_leaves_a_larger_message_on_the_server(
 
 @pytest.mark.parametrize(
     ("args", "needle"),
-    [(("imap", "fetch", "nobody"), "no user"),
-     (("imap", "fetch", "x", "--batch-size", "0"), "positive")],
+    [
+        (("imap", "fetch", "nobody"), "no user"),
+        (("imap", "fetch", "x", "--batch-size", "0"), "positive"),
+    ],
 )
 def test_fetch_usage_errors_exit_2(cli: Run, args: tuple[str, ...], needle: str) -> None:
     result = cli(*args)
@@ -155,7 +185,10 @@ def test_fetch_usage_errors_exit_2(cli: Run, args: tuple[str, ...], needle: str)
 
 @pytest.mark.dovecot
 def test_fetch_with_a_storage_fault_exits_1_and_fails_the_task(
-    cli: Run, dovecot: DovecotServer, store_url: str, monkeypatch: pytest.MonkeyPatch,
+    cli: Run,
+    dovecot: DovecotServer,
+    store_url: str,
+    monkeypatch: pytest.MonkeyPatch,
     storage_fault: StorageFault,
 ) -> None:
     """An environment fault is a failed run (exit 1), not a usage error, and not bad mail."""
@@ -187,12 +220,17 @@ def test_fetch_with_a_storage_fault_exits_1_and_fails_the_task(
 def test_imap_show_and_resume(cli: Run, store_url: str) -> None:
     store = MailStore(store_url)
     user = store.users.add("ivy", "ivy@example.org")
-    assert cli("imap", "set", "ivy", "--host", "imap.example.org",
-               "--password-stdin", stdin="secret\n").code == 0
+    assert (
+        cli(
+            "imap", "set", "ivy", "--host", "imap.example.org", "--password-stdin", stdin="secret\n"
+        ).code
+        == 0
+    )
     assert "mailbox:" not in cli("imap", "show", "ivy").out  # never fetched
     for _ in range(3):
-        store.mailboxes.record_failure(user.id, "auth", "login refused",
-                                       pause_after_auth_failures=3)
+        store.mailboxes.record_failure(
+            user.id, "auth", "login refused", pause_after_auth_failures=3
+        )
     shown = cli("imap", "show", "ivy")
     assert shown.code == 0 and "mailbox: PAUSED since" in shown.out
     assert "resume with: mail-pipeline imap resume ivy" in shown.out
@@ -205,8 +243,15 @@ def test_imap_show_and_resume(cli: Run, store_url: str) -> None:
 
 def test_imap_set_show_masks_the_password(cli: Run) -> None:
     cli("users", "add", "alice", "alice@example.org")
-    result = cli("imap", "set", "alice", "--host", "imap.example.org", "--password-stdin",
-                 stdin="s3cret-pass\n")
+    result = cli(
+        "imap",
+        "set",
+        "alice",
+        "--host",
+        "imap.example.org",
+        "--password-stdin",
+        stdin="s3cret-pass\n",
+    )
     assert result.code == 0, result.err
     assert "s3cret-pass" not in result.out
     shown = cli("imap", "show", "alice")

@@ -11,8 +11,9 @@ def test_mailbox_show_list_resume(cli: Run, store_url: str) -> None:
     user = store.users.add("yan", "yan@example.org")
     assert "never fetched" in cli("mailbox", "show", "yan").out
     for _ in range(3):
-        store.mailboxes.record_failure(user.id, "auth", "login refused",
-                                       pause_after_auth_failures=3)
+        store.mailboxes.record_failure(
+            user.id, "auth", "login refused", pause_after_auth_failures=3
+        )
     shown = cli("mailbox", "show", "yan")
     assert "PAUSED" in shown.out and "mail-pipeline imap resume yan" in shown.out
     assert "yan" in cli("mailbox", "list").out

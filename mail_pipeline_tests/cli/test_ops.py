@@ -22,8 +22,13 @@ def _now() -> datetime:
 
 def test_metrics_table_and_json(cli: Run, store_url: str) -> None:
     store = MailStore(store_url)
-    seed(store, [task_row(TaskStatus.COMPLETED, _now() - timedelta(minutes=2), saved=4),
-                 task_row(TaskStatus.FAILED, _now() - timedelta(minutes=3))])
+    seed(
+        store,
+        [
+            task_row(TaskStatus.COMPLETED, _now() - timedelta(minutes=2), saved=4),
+            task_row(TaskStatus.FAILED, _now() - timedelta(minutes=3)),
+        ],
+    )
     user = store.users.add("zoe", "zoe@example.org")
     store.mailboxes.record_failure(user.id, "auth", "login refused", pause_after_auth_failures=1)
     store.dispose()
@@ -60,8 +65,11 @@ def test_health_exit_codes_and_flags(cli: Run, store_url: str) -> None:
 
 def test_cleanup_dry_run_then_for_real(cli: Run, store_url: str, tmp_path: Path) -> None:
     store = MailStore(store_url)
-    seed(store, [task_row(TaskStatus.COMPLETED, _now() - timedelta(days=2)) for _ in range(5)]
-         + [task_row(TaskStatus.RUNNING, _now() - timedelta(days=20))])
+    seed(
+        store,
+        [task_row(TaskStatus.COMPLETED, _now() - timedelta(days=2)) for _ in range(5)]
+        + [task_row(TaskStatus.RUNNING, _now() - timedelta(days=20))],
+    )
     spool = make_spool(tmp_path / "home" / "spool")
     old = spool / "processed" / "2026-01-01" / "a.eml"
     old.parent.mkdir(parents=True)
@@ -85,7 +93,10 @@ def test_cleanup_dry_run_then_for_real(cli: Run, store_url: str, tmp_path: Path)
 
 @pytest.mark.parametrize("dagster_home", [False, True])
 def test_cleanup_stale_by_heartbeat_alone(
-    cli: Run, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    cli: Run,
+    store_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     dagster_home: bool,
 ) -> None:
     """With or without a Dagster instance the heartbeat decides (the instance knows no run)."""
@@ -95,8 +106,13 @@ def test_cleanup_stale_by_heartbeat_alone(
     else:
         monkeypatch.delenv("DAGSTER_HOME", raising=False)
     store = MailStore(store_url)
-    seed(store, [task_row(TaskStatus.RUNNING, _now() - timedelta(seconds=900), run_id="dead"),
-                 task_row(TaskStatus.RUNNING, _now() - timedelta(seconds=10), run_id="live")])
+    seed(
+        store,
+        [
+            task_row(TaskStatus.RUNNING, _now() - timedelta(seconds=900), run_id="dead"),
+            task_row(TaskStatus.RUNNING, _now() - timedelta(seconds=10), run_id="live"),
+        ],
+    )
     store.locks.acquire("email_fetch", 3600, run_id="dead")
     result = cli("cleanup-stale")
     assert result.code == 0, result.err

@@ -50,9 +50,11 @@ def test_ingest_status_and_requeue(cli: Run, tmp_path: Path) -> None:
 
 
 def test_bad_input_is_one_line_exit_2(cli: Run) -> None:
-    for args in (("spool", "ingest", "--batch-size", "0"),
-                 ("spool", "ingest", "--max-size", "-1"),
-                 ("spool", "ingest", "--batch-size", "x")):
+    for args in (
+        ("spool", "ingest", "--batch-size", "0"),
+        ("spool", "ingest", "--max-size", "-1"),
+        ("spool", "ingest", "--batch-size", "x"),
+    ):
         result = cli(*args)
         assert result.code == 2
         assert len(result.err.strip().splitlines()) == 1
@@ -85,7 +87,10 @@ def test_pass_level_error_exits_1(cli: Run, tmp_path: Path, monkeypatch) -> None
 
 
 def test_a_storage_fault_exits_1_keeps_the_inbox_and_the_next_ingest_stores_all(
-    cli: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage_fault: StorageFault,
+    cli: Run,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    storage_fault: StorageFault,
 ) -> None:
     """The seed moved the mail to failed/ and exited 0 with the attachment root full."""
     monkeypatch.setenv("MAIL_PIPELINE_ATTACHMENT_ROOT", str(storage_fault.path))

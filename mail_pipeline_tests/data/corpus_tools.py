@@ -32,7 +32,7 @@ def headers(subject: str = "benchmark", crlf: bool = True) -> str:
         "\tTue, 24 Nov 2026 09:59:58 +0000\n"
         "From: Alice Example <alice@example.org>\n"
         "To: bob@example.com, Carol <carol@example.com>\n"
-        "Cc: \"Dave, the reviewer\" <dave@example.net>\n"
+        'Cc: "Dave, the reviewer" <dave@example.net>\n'
         f"Subject: {subject}\n"
         "Date: Tue, 24 Nov 2026 10:59:58 +0100\n"
         "Message-ID: <20261124095958.4711@laptop.example.org>\n"
@@ -85,8 +85,8 @@ def big_attachment_message(size: int = 10 * 1024 * 1024) -> tuple[bytes, bytes]:
         headers(subject="big attachment")
         + 'Content-Type: multipart/mixed; boundary="big-b"\r\n\r\n'
         + "--big-b\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nSee attached.\r\n"
-        + "--big-b\r\nContent-Type: application/octet-stream; name=\"blob.bin\"\r\n"
-        + "Content-Disposition: attachment; filename=\"blob.bin\"\r\n"
+        + '--big-b\r\nContent-Type: application/octet-stream; name="blob.bin"\r\n'
+        + 'Content-Disposition: attachment; filename="blob.bin"\r\n'
         + "Content-Transfer-Encoding: base64\r\n\r\n"
         + encoded
         + "--big-b--\r\n"

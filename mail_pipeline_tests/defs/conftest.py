@@ -36,23 +36,27 @@ class Rig:
     attachment_root: Path
     resources: dict[str, Any]
 
-    def add_imap_user(self, dovecot: DovecotServer, name: str, *, password: str | None = None,
-                      **imap_options: Any) -> tuple[int, str]:
+    def add_imap_user(
+        self, dovecot: DovecotServer, name: str, *, password: str | None = None, **imap_options: Any
+    ) -> tuple[int, str]:
         """Create a user whose mailbox is a fresh Dovecot user; return (user id, imap login)."""
         mail_user = dovecot.new_user()
         user = self.store.users.add(name, f"{name}@example.org")
-        EmailConfigManager(self.store, SECRET).update_fetch_config(user.id, {
-            "imap_config": {
-                "imap_host": "127.0.0.1",
-                "imap_ssl_port": dovecot.imaps_port,
-                "username": mail_user.username,
-                "password": password or mail_user.password,
-                "use_ssl": True,
-                "ca_file": str(dovecot.ca_cert_path),
-                **imap_options,
+        EmailConfigManager(self.store, SECRET).update_fetch_config(
+            user.id,
+            {
+                "imap_config": {
+                    "imap_host": "127.0.0.1",
+                    "imap_ssl_port": dovecot.imaps_port,
+                    "username": mail_user.username,
+                    "password": password or mail_user.password,
+                    "use_ssl": True,
+                    "ca_file": str(dovecot.ca_cert_path),
+                    **imap_options,
+                },
+                "filter_config": {"folders": ["INBOX"], "max_age_days": None},
             },
-            "filter_config": {"folders": ["INBOX"], "max_age_days": None},
-        })
+        )
         return user.id, mail_user.username
 
 

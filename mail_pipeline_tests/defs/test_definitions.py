@@ -27,23 +27,34 @@ from mail_pipeline.defs.fetch.sensors import MONITORED_JOBS
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "code_location.json"
 UPDATE = "UPDATE_SNAPSHOTS"
-REGENERATE = (f"{UPDATE}=1 .venv/bin/pytest -p no:cacheprovider "
-              "mail_pipeline_tests/defs/test_definitions.py")
+REGENERATE = (
+    f"{UPDATE}=1 .venv/bin/pytest -p no:cacheprovider mail_pipeline_tests/defs/test_definitions.py"
+)
 
 
 def _job(job: dg.JobDefinition) -> dict[str, Any]:
     """Name, tags, executor, partitions, and every op with its dependency edges."""
     ops = []
     for node in job.graph.nodes_in_topological_order:
-        ops.append({"name": node.name, "op": node.definition.name,
-                    "resources": sorted(getattr(node.definition, "required_resource_keys", ()))})
+        ops.append(
+            {
+                "name": node.name,
+                "op": node.definition.name,
+                "resources": sorted(getattr(node.definition, "required_resource_keys", ())),
+            }
+        )
     edges = []
     for invocation, inputs in job.graph.dependencies.items():
         target = invocation if isinstance(invocation, str) else invocation.alias or invocation.name
         for input_name, dep in inputs.items():
             for upstream in dep.get_node_dependencies():
-                edges.append({"from": f"{upstream.node}.{upstream.output}",
-                              "to": f"{target}.{input_name}", "kind": type(dep).__name__})
+                edges.append(
+                    {
+                        "from": f"{upstream.node}.{upstream.output}",
+                        "to": f"{target}.{input_name}",
+                        "kind": type(dep).__name__,
+                    }
+                )
     partitions = job.partitions_def
     return {
         "name": job.name,
@@ -78,13 +89,19 @@ def describe(defs: dg.Definitions) -> dict[str, Any]:
     sensors = [defs.resolve_sensor_def(s.name) for s in defs.sensors or ()]
     return {
         "jobs": sorted((_job(job) for job in jobs), key=lambda j: j["name"]),
-        "schedules": sorted(({
-            "name": s.name,
-            "cron": s.cron_schedule,
-            "timezone": s.execution_timezone,
-            "job": s.job_name,
-            "default_status": s.default_status.value,
-        } for s in schedules), key=lambda s: s["name"]),
+        "schedules": sorted(
+            (
+                {
+                    "name": s.name,
+                    "cron": s.cron_schedule,
+                    "timezone": s.execution_timezone,
+                    "job": s.job_name,
+                    "default_status": s.default_status.value,
+                }
+                for s in schedules
+            ),
+            key=lambda s: s["name"],
+        ),
         "sensors": sorted((_sensor(s) for s in sensors), key=lambda s: s["name"]),
         "assets": sorted(spec.key.to_user_string() for spec in defs.resolve_all_asset_specs()),
         "resources": sorted(defs.resources or {}),
@@ -108,11 +125,19 @@ def test_the_code_location_matches_its_snapshot(default_crons: None) -> None:
         SNAPSHOT.write_text(actual)
     expected = SNAPSHOT.read_text() if SNAPSHOT.exists() else ""
     if actual != expected:
-        diff = "".join(difflib.unified_diff(
-            expected.splitlines(keepends=True), actual.splitlines(keepends=True),
-            fromfile=f"{SNAPSHOT.name} (checked in)", tofile="mail_pipeline.defs.definitions"))
-        pytest.fail(f"the code location changed:\n{diff}\nIf the change is meant, regenerate "
-                    f"the snapshot ({REGENERATE}) and commit it.", pytrace=False)
+        diff = "".join(
+            difflib.unified_diff(
+                expected.splitlines(keepends=True),
+                actual.splitlines(keepends=True),
+                fromfile=f"{SNAPSHOT.name} (checked in)",
+                tofile="mail_pipeline.defs.definitions",
+            )
+        )
+        pytest.fail(
+            f"the code location changed:\n{diff}\nIf the change is meant, regenerate "
+            f"the snapshot ({REGENERATE}) and commit it.",
+            pytrace=False,
+        )
 
 
 def test_the_crons_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -99,9 +99,11 @@ class DagsterApi:
 
     def query(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Run a GraphQL query or mutation; return ``data`` (raise on transport or GQL errors)."""
-        response = requests.post(f"{self.base_url}/graphql",
-                                 json={"query": query, "variables": dict(variables or {})},
-                                 timeout=120)
+        response = requests.post(
+            f"{self.base_url}/graphql",
+            json={"query": query, "variables": dict(variables or {})},
+            timeout=120,
+        )
         if response.status_code != 200:
             raise ServicesError(f"GraphQL HTTP {response.status_code}: {response.text[:2000]}")
         body = response.json()
@@ -148,10 +150,14 @@ class DagsterApi:
             return f"location {LOCATION} is {entry['loadStatus']}"
         if loaded["__typename"] == "PythonError":
             raise ServicesError(f"code location failed to load: {loaded['message']}")
-        repos = self.query("query { repositoriesOrError { __typename "
-                           "... on RepositoryConnection { nodes { name location { name } } } } }")
-        names = {(r["location"]["name"], r["name"])
-                 for r in repos["repositoriesOrError"].get("nodes", [])}
+        repos = self.query(
+            "query { repositoriesOrError { __typename "
+            "... on RepositoryConnection { nodes { name location { name } } } } }"
+        )
+        names = {
+            (r["location"]["name"], r["name"])
+            for r in repos["repositoriesOrError"].get("nodes", [])
+        }
         if (LOCATION, REPOSITORY) not in names:
             return f"repository not listed yet ({sorted(names)})"
         return None
@@ -162,9 +168,16 @@ class DagsterApi:
             query { instance { daemonHealth { allDaemonStatuses {
               daemonType required healthy lastHeartbeatErrors { message } } } } }""")
         statuses = data["instance"]["daemonHealth"]["allDaemonStatuses"]
-        bad = [f"{s['daemonType']}" + (f" ({s['lastHeartbeatErrors'][0]['message'][:200]})"
-                                       if s["lastHeartbeatErrors"] else "")
-               for s in statuses if s["required"] and not s["healthy"]]
+        bad = [
+            f"{s['daemonType']}"
+            + (
+                f" ({s['lastHeartbeatErrors'][0]['message'][:200]})"
+                if s["lastHeartbeatErrors"]
+                else ""
+            )
+            for s in statuses
+            if s["required"] and not s["healthy"]
+        ]
         return f"daemons not healthy: {', '.join(bad)}" if bad else None
 
     # --- runs ---
@@ -172,8 +185,11 @@ class DagsterApi:
     def launch_run(self, job_name: str, tags: Mapping[str, str] | None = None) -> str:
         """Launch ``job_name`` (public client); return the run id."""
         return self.client.submit_job_execution(
-            job_name, repository_location_name=LOCATION, repository_name=REPOSITORY,
-            tags=dict(tags or {}))
+            job_name,
+            repository_location_name=LOCATION,
+            repository_name=REPOSITORY,
+            tags=dict(tags or {}),
+        )
 
     def run_status(self, run_id: str) -> str:
         """The run's status name (public client)."""
@@ -181,10 +197,12 @@ class DagsterApi:
 
     def run(self, run_id: str) -> dict[str, Any]:
         """The run's status, lineage, tags (as a dict) and step stats."""
-        data = self.query(f"""
+        data = self.query(
+            f"""
             query($runId: ID!) {{ runOrError(runId: $runId) {{
               __typename ... on Run {{ {_RUN_FIELDS} }} ... on PythonError {{ message }} }} }}""",
-                          {"runId": run_id})
+            {"runId": run_id},
+        )
         run = self._ok(data["runOrError"], "Run")
         run["tags"] = {t["key"]: t["value"] for t in run["tags"]}
         run["steps"] = {s["stepKey"]: s["status"] for s in run["stepStats"]}
@@ -195,9 +213,12 @@ class DagsterApi:
         flt: dict[str, Any] = {"pipelineName": job_name}
         if statuses:
             flt["statuses"] = statuses
-        data = self.query(f"""
+        data = self.query(
+            f"""
             query($filter: RunsFilter) {{ runsOrError(filter: $filter) {{
-              __typename ... on Runs {{ results {{ {_RUN_FIELDS} }} }} }} }}""", {"filter": flt})
+              __typename ... on Runs {{ results {{ {_RUN_FIELDS} }} }} }} }}""",
+            {"filter": flt},
+        )
         runs: list[dict[str, Any]] = self._ok(data["runsOrError"], "Runs")["results"]
         for run in runs:
             run["tags"] = {t["key"]: t["value"] for t in run["tags"]}
@@ -205,7 +226,8 @@ class DagsterApi:
 
     def reexecute(self, parent_run_id: str, strategy: str = "FROM_FAILURE") -> str:
         """``launchRunReexecution`` of ``parent_run_id``; return the new run's id."""
-        data = self.query("""
+        data = self.query(
+            """
             mutation($params: ReexecutionParams) {
               launchRunReexecution(reexecutionParams: $params) {
                 __typename
@@ -213,17 +235,21 @@ class DagsterApi:
                 ... on Error { message }
                 ... on PythonError { message }
               }
-            }""", {"params": {"parentRunId": parent_run_id, "strategy": strategy}})
+            }""",
+            {"params": {"parentRunId": parent_run_id, "strategy": strategy}},
+        )
         result = self._ok(data["launchRunReexecution"], "LaunchRunSuccess")
         run_id: str = result["run"]["runId"]
         return run_id
 
     # --- backfills and partitions ---
 
-    def launch_backfill(self, partition_set: str, partition_names: list[str], *,
-                        from_failure: bool = False) -> str:
+    def launch_backfill(
+        self, partition_set: str, partition_names: list[str], *, from_failure: bool = False
+    ) -> str:
         """``launchPartitionBackfill`` of ``partition_names``; return the backfill id."""
-        data = self.query("""
+        data = self.query(
+            """
             mutation($params: LaunchBackfillParams!) {
               launchPartitionBackfill(backfillParams: $params) {
                 __typename
@@ -231,18 +257,23 @@ class DagsterApi:
                 ... on Error { message }
                 ... on PythonError { message }
               }
-            }""", {"params": {
-                "selector": {"partitionSetName": partition_set, "repositorySelector": _repo()},
-                "partitionNames": partition_names,
-                "fromFailure": from_failure,
-            }})
+            }""",
+            {
+                "params": {
+                    "selector": {"partitionSetName": partition_set, "repositorySelector": _repo()},
+                    "partitionNames": partition_names,
+                    "fromFailure": from_failure,
+                }
+            },
+        )
         result = self._ok(data["launchPartitionBackfill"], "LaunchBackfillSuccess")
         backfill_id: str = result["backfillId"]
         return backfill_id
 
     def backfill(self, backfill_id: str) -> dict[str, Any]:
         """The backfill's status, partitions, error and runs."""
-        data = self.query(f"""
+        data = self.query(
+            f"""
             query($id: String!) {{ partitionBackfillOrError(backfillId: $id) {{
               __typename
               ... on PartitionBackfill {{
@@ -250,7 +281,9 @@ class DagsterApi:
                 runs {{ {_RUN_FIELDS} }}
               }}
               ... on PythonError {{ message }}
-            }} }}""", {"id": backfill_id})
+            }} }}""",
+            {"id": backfill_id},
+        )
         backfill = self._ok(data["partitionBackfillOrError"], "PartitionBackfill")
         for run in backfill["runs"]:
             run["tags"] = {t["key"]: t["value"] for t in run["tags"]}
@@ -258,23 +291,27 @@ class DagsterApi:
 
     def partition_keys(self, job_name: str) -> list[str]:
         """The job's partition keys (for a dynamic partitions job: those added so far)."""
-        data = self.query("""
+        data = self.query(
+            """
             query($params: PipelineSelector!) { pipelineOrError(params: $params) {
               __typename ... on Pipeline { partitionKeysOrError { partitionKeys } } } }""",
-                          {"params": {"pipelineName": job_name, **_repo()}})
+            {"params": {"pipelineName": job_name, **_repo()}},
+        )
         job = self._ok(data["pipelineOrError"], "Pipeline")
         keys: list[str] = job["partitionKeysOrError"]["partitionKeys"]
         return keys
 
     def partition_tags(self, job_name: str, partition: str) -> dict[str, str]:
         """The tags the UI's launchpad puts on a run of ``partition`` of ``job_name``."""
-        data = self.query("""
+        data = self.query(
+            """
             query($params: PipelineSelector!, $name: String!) {
               pipelineOrError(params: $params) { __typename ... on Pipeline {
                 partition(partitionName: $name) { tagsOrError { __typename
                   ... on PartitionTags { results { key value } }
                   ... on PythonError { message } } } } } }""",
-                          {"params": {"pipelineName": job_name, **_repo()}, "name": partition})
+            {"params": {"pipelineName": job_name, **_repo()}, "name": partition},
+        )
         job = self._ok(data["pipelineOrError"], "Pipeline")
         tags = self._ok(job["partition"]["tagsOrError"], "PartitionTags")
         return {t["key"]: t["value"] for t in tags["results"]}
@@ -283,11 +320,13 @@ class DagsterApi:
 
     def sensor_state(self, name: str) -> dict[str, Any]:
         """The sensor's ``sensorState`` (id, selectorId, status) and its origin id."""
-        data = self.query("""
+        data = self.query(
+            """
             query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) {
               __typename ... on Sensor { jobOriginId sensorState { id selectorId status } }
               ... on PythonError { message } } }""",
-                          {"selector": {"sensorName": name, **_repo()}})
+            {"selector": {"sensorName": name, **_repo()}},
+        )
         sensor = self._ok(data["sensorOrError"], "Sensor")
         state: dict[str, Any] = sensor["sensorState"]
         state["jobOriginId"] = sensor["jobOriginId"]
@@ -296,37 +335,42 @@ class DagsterApi:
     def stop_sensor(self, name: str) -> str:
         """Stop the sensor (as the UI's toggle does); return its new status."""
         state = self.sensor_state(name)
-        data = self.query("""
+        data = self.query(
+            """
             mutation($origin: String, $selector: String) {
               stopSensor(jobOriginId: $origin, jobSelectorId: $selector) {
                 __typename ... on StopSensorMutationResult { instigationState { status } }
                 ... on PythonError { message } } }""",
-                          {"origin": state["jobOriginId"], "selector": state["selectorId"]})
+            {"origin": state["jobOriginId"], "selector": state["selectorId"]},
+        )
         result = self._ok(data["stopSensor"], "StopSensorMutationResult")
         status: str = result["instigationState"]["status"]
         return status
 
     def schedule_state(self, name: str) -> str:
         """The schedule's status (RUNNING or STOPPED)."""
-        data = self.query("""
+        data = self.query(
+            """
             query($selector: ScheduleSelector!) { scheduleOrError(scheduleSelector: $selector) {
               __typename ... on Schedule { scheduleState { status } }
               ... on PythonError { message } } }""",
-                          {"selector": {"scheduleName": name, **_repo()}})
+            {"selector": {"scheduleName": name, **_repo()}},
+        )
         status: str = self._ok(data["scheduleOrError"], "Schedule")["scheduleState"]["status"]
         return status
 
     def schedule_dry_run(self, name: str) -> dict[str, Any]:
         """Evaluate the schedule now in the code location (``scheduleDryRun``)."""
-        data = self.query("""
+        data = self.query(
+            """
             mutation($selector: ScheduleSelector!, $timestamp: Float) {
               scheduleDryRun(selectorData: $selector, timestamp: $timestamp) {
               __typename
               ... on DryRunInstigationTick { evaluationResult {
                 skipReason error { message } runRequests { runKey } } }
               ... on PythonError { message } } }""",
-                          {"selector": {"scheduleName": name, **_repo()},
-                           "timestamp": time.time()})
+            {"selector": {"scheduleName": name, **_repo()}, "timestamp": time.time()},
+        )
         tick = self._ok(data["scheduleDryRun"], "DryRunInstigationTick")
         result: dict[str, Any] = tick["evaluationResult"]
         return result
@@ -335,8 +379,14 @@ class DagsterApi:
 # --- polling --------------------------------------------------------------------------------
 
 
-def wait_for(check: Callable[[], T | None], timeout: float, what: str, *,
-             interval: float = 1.0, context: Callable[[], str] | None = None) -> T:
+def wait_for(
+    check: Callable[[], T | None],
+    timeout: float,
+    what: str,
+    *,
+    interval: float = 1.0,
+    context: Callable[[], str] | None = None,
+) -> T:
     """Poll ``check`` until it returns something truthy and return it.
 
     After ``timeout`` seconds fail with ``what``, the last value seen and ``context()`` (the
@@ -350,8 +400,9 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str, *,
             return last
         if time.monotonic() >= deadline:
             extra = f"\n{context()}" if context else ""
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} "
-                                 f"(last: {last!r}){extra}")
+            raise AssertionError(
+                f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r}){extra}"
+            )
         time.sleep(interval)
 
 
@@ -384,8 +435,7 @@ def processes_with_marker(token: str) -> list[int]:
 
 def _scrubbed_environ() -> dict[str, str]:
     """This process's environment without any DAGSTER_* / MAIL_PIPELINE_* settings."""
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("DAGSTER_", "MAIL_PIPELINE_"))}
+    return {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "MAIL_PIPELINE_"))}
 
 
 class DagsterServices:
@@ -400,8 +450,13 @@ class DagsterServices:
         self.instance_yaml = instance_yaml
         self.port = free_port()
         self.token = secrets.token_hex(8)
-        self.env = {**_scrubbed_environ(), **env, "DAGSTER_HOME": str(self.dagster_home),
-                    MARKER_VAR: self.token, "PYTHONUNBUFFERED": "1"}
+        self.env = {
+            **_scrubbed_environ(),
+            **env,
+            "DAGSTER_HOME": str(self.dagster_home),
+            MARKER_VAR: self.token,
+            "PYTHONUNBUFFERED": "1",
+        }
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.api = DagsterApi(self.port)
 
@@ -412,8 +467,14 @@ class DagsterServices:
     def _spawn(self, name: str, argv: list[str]) -> None:
         with open(self.log_path(name), "ab") as log:
             self.procs[name] = subprocess.Popen(
-                argv, cwd=REPO_ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True)
+                argv,
+                cwd=REPO_ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def migrate(self, timeout: float = 180.0) -> None:
         """Create the instance's storage once, before the services start.
@@ -424,36 +485,61 @@ class DagsterServices:
         ``dagster dev`` avoids it by opening the instance in its parent first.
         """
         with open(self.log_path("migrate"), "wb") as log:
-            result = subprocess.run([str(VENV_BIN / "dagster"), "instance", "migrate"],
-                                    cwd=REPO_ROOT, env=self.env, stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
-                                    check=False)
+            result = subprocess.run(
+                [str(VENV_BIN / "dagster"), "instance", "migrate"],
+                cwd=REPO_ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                check=False,
+            )
         if result.returncode != 0:
-            raise ServicesError(f"dagster instance migrate failed ({result.returncode}):\n"
-                                f"{_tail(self.log_path('migrate'), 60)}")
+            raise ServicesError(
+                f"dagster instance migrate failed ({result.returncode}):\n"
+                f"{_tail(self.log_path('migrate'), 60)}"
+            )
 
     def start(self, timeout: float = 240.0) -> None:
         """Migrate, start the daemon and the webserver; return when both are up."""
         self.migrate()
         self._spawn("daemon", [str(VENV_BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)])
-        self._spawn("webserver", [str(VENV_BIN / "dagster-webserver"), "-h", "127.0.0.1",
-                                  "-p", str(self.port), "-w", str(WORKSPACE)])
-        self.wait_for(self.api.server_info_ok, timeout, "the webserver's /server_info",
-                      interval=0.5)
-        self.wait_for(lambda: self.api.location_problem() is None, timeout,
-                      "the code location in repositoriesOrError")
-        self.wait_for(lambda: self.api.daemon_problem() is None, timeout,
-                      "healthy daemon heartbeats")
+        self._spawn(
+            "webserver",
+            [
+                str(VENV_BIN / "dagster-webserver"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-w",
+                str(WORKSPACE),
+            ],
+        )
+        self.wait_for(
+            self.api.server_info_ok, timeout, "the webserver's /server_info", interval=0.5
+        )
+        self.wait_for(
+            lambda: self.api.location_problem() is None,
+            timeout,
+            "the code location in repositoriesOrError",
+        )
+        self.wait_for(
+            lambda: self.api.daemon_problem() is None, timeout, "healthy daemon heartbeats"
+        )
 
     def check_alive(self) -> None:
         """Fail with the logs when the daemon or the webserver has exited."""
         for name, proc in self.procs.items():
             if proc.poll() is not None:
-                raise ServicesError(f"dagster {name} exited with {proc.returncode}\n"
-                                    f"{self.diagnostics()}")
+                raise ServicesError(
+                    f"dagster {name} exited with {proc.returncode}\n{self.diagnostics()}"
+                )
 
-    def wait_for(self, check: Callable[[], T | None], timeout: float, what: str, *,
-                 interval: float = 1.0) -> T:
+    def wait_for(
+        self, check: Callable[[], T | None], timeout: float, what: str, *, interval: float = 1.0
+    ) -> T:
         """:func:`wait_for` that also fails fast when a process died, with the log tails."""
 
         def guarded() -> T | None:
@@ -467,8 +553,11 @@ class DagsterServices:
 
     def wait_for_run(self, run_id: str, timeout: float = 120.0) -> dict[str, Any]:
         """Wait until the run is SUCCESS, FAILURE or CANCELED; return :meth:`DagsterApi.run`."""
-        self.wait_for(lambda: self.api.run_status(run_id) in TERMINAL_STATUSES, timeout,
-                      f"run {run_id} to finish")
+        self.wait_for(
+            lambda: self.api.run_status(run_id) in TERMINAL_STATUSES,
+            timeout,
+            f"run {run_id} to finish",
+        )
         return self.api.run(run_id)
 
     def diagnostics(self, lines: int = 60) -> str:
@@ -476,8 +565,11 @@ class DagsterServices:
         parts = [f"--- DAGSTER_HOME={self.dagster_home} ({self.instance_yaml.name})"]
         for name in ("daemon", "webserver"):
             proc = self.procs.get(name)
-            state = "not started" if proc is None else (
-                "running" if proc.poll() is None else f"exited {proc.returncode}")
+            state = (
+                "not started"
+                if proc is None
+                else ("running" if proc.poll() is None else f"exited {proc.returncode}")
+            )
             parts.append(f"--- {name} ({state}): last {lines} lines of {self.log_path(name)}")
             parts.append(_tail(self.log_path(name), lines))
         return "\n".join(parts)
@@ -517,8 +609,10 @@ def pytest_runtest_makereport(
 
 
 def _failed(node: pytest.Item) -> bool:
-    return any(getattr(getattr(node, f"_e2e_report_{when}", None), "failed", False)
-               for when in ("setup", "call"))
+    return any(
+        getattr(getattr(node, f"_e2e_report_{when}", None), "failed", False)
+        for when in ("setup", "call")
+    )
 
 
 @pytest.fixture

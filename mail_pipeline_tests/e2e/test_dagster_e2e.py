@@ -66,9 +66,11 @@ TERMINAL = TERMINAL_STATUSES
 
 
 def _raw(tag: str, to: str, subject: str) -> bytes:
-    return (f"From: Sender <sender@remote.example>\r\nTo: {to}\r\nSubject: {subject}\r\n"
-            f"Message-ID: <{tag}@e2e.test>\r\nDate: Tue, 01 Sep 2026 10:00:00 +0000\r\n\r\n"
-            f"body of {tag}\r\n").encode()
+    return (
+        f"From: Sender <sender@remote.example>\r\nTo: {to}\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{tag}@e2e.test>\r\nDate: Tue, 01 Sep 2026 10:00:00 +0000\r\n\r\n"
+        f"body of {tag}\r\n"
+    ).encode()
 
 
 def _message_ids(store: MailStore, user_id: int) -> list[str]:
@@ -98,8 +100,11 @@ def _imap_config(dovecot: DovecotServer, login: MailUser, password: str) -> dict
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """The instance file, its env vars and the mail store URL for one storage backend."""
     if request.param == "sqlite":
-        yield {"instance": EMBEDDED_INSTANCE, "env": {},
-               "store_url": f"sqlite:///{tmp_path / 'mail_pipeline.db'}"}
+        yield {
+            "instance": EMBEDDED_INSTANCE,
+            "env": {},
+            "store_url": f"sqlite:///{tmp_path / 'mail_pipeline.db'}",
+        }
         return
     server = request.getfixturevalue("postgres_server")
     yield {
@@ -130,23 +135,27 @@ def test_fetch_sensors_backfill_and_reexecution(
     good_login, bad_login = dovecot.new_user(), dovecot.new_user()
     good = store.users.add("good", "good@example.test")
     bad = store.users.add("bad", "bad@example.test")
-    config.update_fetch_config(good.id, _imap_config(dovecot, good_login,
-                                                     dovecot.password_of(good_login.username)))
+    config.update_fetch_config(
+        good.id, _imap_config(dovecot, good_login, dovecot.password_of(good_login.username))
+    )
     config.update_fetch_config(bad.id, _imap_config(dovecot, bad_login, WRONG_PASSWORD))
     for n in (1, 2):
         dovecot.append(good_login.username, _raw(f"imap-good-{n}", good.email, f"imap {n}"))
     dovecot.append(bad_login.username, _raw("imap-bad-1", bad.email, "imap for bad"))
 
     haraka = haraka_factory(spool_dir=tmp_path / "spool", domains=("example.test",))
-    services = dagster_services(storage["instance"], {
-        **storage["env"],
-        "MAIL_PIPELINE_DATABASE_URL": storage["store_url"],
-        "MAIL_PIPELINE_ATTACHMENT_ROOT": str(tmp_path / "attachments"),
-        "MAIL_PIPELINE_SPOOL_DIR": str(haraka.spool_dir),
-        "MAIL_PIPELINE_SECRET_KEY": SECRET,
-        "MAIL_PIPELINE_FETCH_CRON": FETCH_CRON,
-        "MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE": str(AUTH_FAILURES_TO_PAUSE),
-    })
+    services = dagster_services(
+        storage["instance"],
+        {
+            **storage["env"],
+            "MAIL_PIPELINE_DATABASE_URL": storage["store_url"],
+            "MAIL_PIPELINE_ATTACHMENT_ROOT": str(tmp_path / "attachments"),
+            "MAIL_PIPELINE_SPOOL_DIR": str(haraka.spool_dir),
+            "MAIL_PIPELINE_SECRET_KEY": SECRET,
+            "MAIL_PIPELINE_FETCH_CRON": FETCH_CRON,
+            "MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE": str(AUTH_FAILURES_TO_PAUSE),
+        },
+    )
     print(f"services ready after {time.monotonic() - started:.1f} s")
 
     try:
@@ -156,8 +165,15 @@ def test_fetch_sensors_backfill_and_reexecution(
     print(f"scenario done after {time.monotonic() - started:.1f} s")
 
 
-def _scenario(store: MailStore, services: DagsterServices, haraka: HarakaRig,
-              dovecot: DovecotServer, good: int, bad: int, bad_login: MailUser) -> None:
+def _scenario(
+    store: MailStore,
+    services: DagsterServices,
+    haraka: HarakaRig,
+    dovecot: DovecotServer,
+    good: int,
+    bad: int,
+    bad_login: MailUser,
+) -> None:
     api = services.api
     t0 = time.monotonic()
 
@@ -166,8 +182,12 @@ def _scenario(store: MailStore, services: DagsterServices, haraka: HarakaRig,
 
     # --- the schedule and every sensor are on by default
     assert api.schedule_state("email_fetch_schedule") == "RUNNING"
-    for sensor in ("haraka_spool_sensor", "mailbox_partitions_sensor",
-                   "fetch_run_failure_sensor", "fetch_run_canceled_sensor"):
+    for sensor in (
+        "haraka_spool_sensor",
+        "mailbox_partitions_sensor",
+        "fetch_run_failure_sensor",
+        "fetch_run_canceled_sensor",
+    ):
         assert api.sensor_state(sensor)["status"] == "RUNNING", sensor
     dry = api.schedule_dry_run("email_fetch_schedule")  # no lease held: it would run
     assert dry["error"] is None and len(dry["runRequests"]) == 1, dry
@@ -177,7 +197,9 @@ def _scenario(store: MailStore, services: DagsterServices, haraka: HarakaRig,
     fetch_run = api.launch_run("email_fetch_job")
     services.wait_for(
         lambda: set(api.partition_keys("fetch_mailbox_job")) >= {"good", "bad"} or None,
-        120, "mailbox_partitions_sensor to add the partitions good and bad")
+        120,
+        "mailbox_partitions_sensor to add the partitions good and bad",
+    )
     tags = api.partition_tags("fetch_mailbox_job", "bad")
     assert tags["dagster/partition"] == "bad"
     assert tags["dagster/partition_set"] == PARTITION_SET
@@ -185,11 +207,21 @@ def _scenario(store: MailStore, services: DagsterServices, haraka: HarakaRig,
 
     # Once the fetch run's spool step is over, mail through Haraka can only reach the store
     # by the spool sensor's run.
-    services.wait_for(lambda: api.run(fetch_run)["steps"].get("ingest_spool") == "SUCCESS"
-                      or api.run_status(fetch_run) in TERMINAL, 120,
-                      f"the spool step of {fetch_run}")
-    assert haraka.send(_raw("smtp-1", address_of(store, good), "through haraka"),
-                       rcpt_to=[address_of(store, good)]) == {}
+    services.wait_for(
+        lambda: (
+            api.run(fetch_run)["steps"].get("ingest_spool") == "SUCCESS"
+            or api.run_status(fetch_run) in TERMINAL
+        ),
+        120,
+        f"the spool step of {fetch_run}",
+    )
+    assert (
+        haraka.send(
+            _raw("smtp-1", address_of(store, good), "through haraka"),
+            rcpt_to=[address_of(store, good)],
+        )
+        == {}
+    )
 
     fetched = services.wait_for_run(fetch_run)
     assert fetched["status"] == "SUCCESS", fetched
@@ -200,8 +232,9 @@ def _scenario(store: MailStore, services: DagsterServices, haraka: HarakaRig,
     assert tasks.keys() == {EmailSource.IMAP, EmailSource.HARAKA}
     imap_task = tasks[EmailSource.IMAP]
     assert imap_task.status is TaskStatus.COMPLETED
-    assert any("failed mailboxes: bad" in entry["message"] for entry in imap_task.log), \
+    assert any("failed mailboxes: bad" in entry["message"] for entry in imap_task.log), (
         imap_task.log
+    )
     assert imap_task.counters.saved == 2
     assert WRONG_PASSWORD not in str(imap_task.details)
     assert tasks[EmailSource.HARAKA].counters.saved == 0
@@ -217,10 +250,14 @@ def _scenario(store: MailStore, services: DagsterServices, haraka: HarakaRig,
     mark("the bad mailbox's partition run failed")
 
     # --- the mail sent through Haraka arrives by haraka_spool_sensor -> spool_ingest_job
-    services.wait_for(lambda: "smtp-1@e2e.test" in _message_ids(store, good), 90,
-                      "the mail sent through Haraka to reach the store (spool sensor)")
-    (saving_task,) = [t for t in store.tasks.recent(source=EmailSource.HARAKA, limit=100)
-                      if t.counters.saved == 1]
+    services.wait_for(
+        lambda: "smtp-1@e2e.test" in _message_ids(store, good),
+        90,
+        "the mail sent through Haraka to reach the store (spool sensor)",
+    )
+    (saving_task,) = [
+        t for t in store.tasks.recent(source=EmailSource.HARAKA, limit=100) if t.counters.saved == 1
+    ]
     assert saving_task.run_id is not None
     spool_run = services.wait_for_run(saving_task.run_id)  # stored before the run ends
     assert spool_run["jobName"] == "spool_ingest_job" and spool_run["status"] == "SUCCESS"
@@ -259,12 +296,19 @@ def _scenario(store: MailStore, services: DagsterServices, haraka: HarakaRig,
     resumed = subprocess.run(
         [str(VENV_BIN / "mail-pipeline"), "imap", "resume", "bad"],
         env={**services.env, "MAIL_PIPELINE_DATABASE_URL": store.url},
-        capture_output=True, text=True, timeout=120, check=False)
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert resumed.returncode == 0, resumed
     backfill_id = api.launch_backfill(PARTITION_SET, ["bad"], from_failure=True)
 
-    services.wait_for(lambda: store.locks.get(FETCH_LOCK) is None, 90,
-                      "fetch_run_failure_sensor to free the lease of the failed run")
+    services.wait_for(
+        lambda: store.locks.get(FETCH_LOCK) is None,
+        90,
+        "fetch_run_failure_sensor to free the lease of the failed run",
+    )
     broken_tasks = {t.email_source: t for t in store.tasks.recent(run_id=broken["runId"])}
     spool_error = broken_tasks[EmailSource.HARAKA].error_message or ""
     assert broken_tasks[EmailSource.HARAKA].status is TaskStatus.FAILED
@@ -280,8 +324,12 @@ def _scenario(store: MailStore, services: DagsterServices, haraka: HarakaRig,
     assert retry["status"] == "SUCCESS", retry
     assert retry["parentRunId"] == broken["runId"]
     assert set(retry["steps"]) == {"ingest_spool", "release_fetch_lock"}
-    assert _message_ids(store, good) == ["imap-good-1@e2e.test", "imap-good-2@e2e.test",
-                                         "smtp-1@e2e.test", "smtp-2@e2e.test"]
+    assert _message_ids(store, good) == [
+        "imap-good-1@e2e.test",
+        "imap-good-2@e2e.test",
+        "smtp-1@e2e.test",
+        "smtp-2@e2e.test",
+    ]
     (retry_task,) = store.tasks.recent(run_id=retry["runId"])
     assert retry_task.email_source is EmailSource.HARAKA
     assert retry_task.status is TaskStatus.COMPLETED and retry_task.counters.saved == 2

@@ -43,8 +43,7 @@ pytestmark = [
 #: What the demo spools (mail_pipeline/demo/*.eml), by user: team@ is bob's alias.
 EXPECTED = {
     "alice": ["demo-invoice@example.net", "demo-welcome@example.net"],
-    "bob": ["demo-invoice@example.net", "demo-latin1@example.net",
-            "demo-newsletter@example.net"],
+    "bob": ["demo-invoice@example.net", "demo-latin1@example.net", "demo-newsletter@example.net"],
 }
 
 
@@ -63,9 +62,10 @@ def listening(port: int) -> bool:
 def _stored(db: Path) -> dict[str, list[str]]:
     store = MailStore(f"sqlite:///{db}")
     try:
-        return {name: sorted(m.message_id
-                             for m in store.messages.summaries(store.users.get(name).id))
-                for name in EXPECTED}
+        return {
+            name: sorted(m.message_id for m in store.messages.summaries(store.users.get(name).id))
+            for name in EXPECTED
+        }
     finally:
         store.dispose()
 
@@ -74,14 +74,25 @@ def test_demo_script_runs_the_pipeline_and_stops_on_ctrl_c(tmp_path: Path) -> No
     home = tmp_path / "home"
     dagster_port, smtp_port = free_port(), free_port()
     token = secrets.token_hex(8)
-    env = {**_scrubbed_environ(), "MAIL_PIPELINE_HOME": str(home),
-           "DAGSTER_PORT": str(dagster_port), "MAIL_PIPELINE_SMTP_PORT": str(smtp_port),
-           MARKER_VAR: token, "PYTHONUNBUFFERED": "1"}
+    env = {
+        **_scrubbed_environ(),
+        "MAIL_PIPELINE_HOME": str(home),
+        "DAGSTER_PORT": str(dagster_port),
+        "MAIL_PIPELINE_SMTP_PORT": str(smtp_port),
+        MARKER_VAR: token,
+        "PYTHONUNBUFFERED": "1",
+    }
     log_path = tmp_path / "demo.log"
     with open(log_path, "wb") as log:
-        demo = subprocess.Popen([str(REPO_ROOT / "scripts" / "demo.sh")], cwd=tmp_path, env=env,
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        demo = subprocess.Popen(
+            [str(REPO_ROOT / "scripts" / "demo.sh")],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def context() -> str:
         state = "running" if demo.poll() is None else f"exited {demo.returncode}"
@@ -95,12 +106,18 @@ def test_demo_script_runs_the_pipeline_and_stops_on_ctrl_c(tmp_path: Path) -> No
     api = DagsterApi(dagster_port)
     started = time.monotonic()
     try:
-        wait_for(lambda: up(api.server_info_ok()), 300, "the demo's Dagster webserver",
-                 context=context)
-        wait_for(lambda: up(api.location_problem() is None), 180,
-                 "the code location of the demo", context=context)
-        wait_for(lambda: up(api.daemon_problem() is None), 180, "the demo's daemon",
-                 context=context)
+        wait_for(
+            lambda: up(api.server_info_ok()), 300, "the demo's Dagster webserver", context=context
+        )
+        wait_for(
+            lambda: up(api.location_problem() is None),
+            180,
+            "the code location of the demo",
+            context=context,
+        )
+        wait_for(
+            lambda: up(api.daemon_problem() is None), 180, "the demo's daemon", context=context
+        )
         print(f"demo up after {time.monotonic() - started:.1f} s")
         assert listening(smtp_port), f"Haraka is not listening on {smtp_port}\n{context()}"
 
@@ -114,15 +131,24 @@ def test_demo_script_runs_the_pipeline_and_stops_on_ctrl_c(tmp_path: Path) -> No
             assert smtp.send_message(note) == {}
 
         run_id = api.launch_run("email_fetch_job")
-        wait_for(lambda: up(api.run_status(run_id) in {"SUCCESS", "FAILURE", "CANCELED"}), 180,
-                 f"email_fetch_job run {run_id}", context=context)
+        wait_for(
+            lambda: up(api.run_status(run_id) in {"SUCCESS", "FAILURE", "CANCELED"}),
+            180,
+            f"email_fetch_job run {run_id}",
+            context=context,
+        )
         assert api.run_status(run_id) == "SUCCESS", context()
 
         expected = {**EXPECTED, "alice": sorted([*EXPECTED["alice"], "readme-note@remote.example"])}
         db = home / "mail_pipeline.db"
         # The spool sensor's own run may hold some files for a moment after the fetch run.
-        wait_for(lambda: _stored(db) == expected, 60, "the demo mail in the store",
-                 interval=1.0, context=lambda: f"stored: {_stored(db)}\n{context()}")
+        wait_for(
+            lambda: _stored(db) == expected,
+            60,
+            "the demo mail in the store",
+            interval=1.0,
+            context=lambda: f"stored: {_stored(db)}\n{context()}",
+        )
         unmatched = [p.name for p in (home / "spool" / "unmatched").rglob("*.eml")]
         assert len(unmatched) == 1, unmatched  # nobody@demo.test: kept, not dropped
         print(f"demo checked after {time.monotonic() - started:.1f} s")
@@ -134,13 +160,27 @@ def test_demo_script_runs_the_pipeline_and_stops_on_ctrl_c(tmp_path: Path) -> No
         except subprocess.TimeoutExpired:
             pytest.fail(f"demo.sh did not stop within 90 s of SIGINT\n{context()}")
         print(f"demo stopped {time.monotonic() - started:.1f} s (exit {demo.returncode})")
-        wait_for(lambda: not listening(smtp_port), 10, "Haraka to stop listening",
-                 interval=0.2, context=context)
-        wait_for(lambda: not listening(dagster_port), 10, "the webserver to stop listening",
-                 interval=0.2, context=context)
-        left = wait_for(lambda: processes_with_marker(token) == [] or None, 30,
-                        "every process of the demo to exit", interval=0.5,
-                        context=lambda: f"left: {processes_with_marker(token)}\n{context()}")
+        wait_for(
+            lambda: not listening(smtp_port),
+            10,
+            "Haraka to stop listening",
+            interval=0.2,
+            context=context,
+        )
+        wait_for(
+            lambda: not listening(dagster_port),
+            10,
+            "the webserver to stop listening",
+            interval=0.2,
+            context=context,
+        )
+        left = wait_for(
+            lambda: processes_with_marker(token) == [] or None,
+            30,
+            "every process of the demo to exit",
+            interval=0.5,
+            context=lambda: f"left: {processes_with_marker(token)}\n{context()}",
+        )
         assert left
     finally:
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -49,8 +49,7 @@ def long_name_message(message_id: str) -> bytes:
     msg["Date"] = "Tue, 01 Sep 2026 10:00:00 +0200"
     msg.set_content("See the attachments.\n")
     for name, content in LONG_NAMES.items():
-        msg.add_attachment(content, maintype="application", subtype="octet-stream",
-                           filename=name)
+        msg.add_attachment(content, maintype="application", subtype="octet-stream", filename=name)
     return msg.as_bytes(policy=SMTP)
 
 
@@ -76,8 +75,9 @@ def test_spool_ingest_stores_long_non_ascii_attachment_names(
 ) -> None:
     alice = store.users.add("alice", "alice@example.org").id
     spool = tmp_path / "spool"
-    sid = write_pair(spool, long_name_message("<long-names-spool@example.net>"),
-                     ["alice@example.org"])
+    sid = write_pair(
+        spool, long_name_message("<long-names-spool@example.net>"), ["alice@example.org"]
+    )
 
     result = SpoolIngestService(store, spool, attachment_root, fsync=True).ingest()
 
@@ -95,20 +95,24 @@ def test_imap_fetch_stores_long_non_ascii_attachment_names(
     mail_user = dovecot.new_user()
     user_id = store.users.add(mail_user.username, f"{mail_user.username}@example.org").id
     configs = EmailConfigManager(store, "a passphrase for the long attachment name tests")
-    configs.update_fetch_config(user_id, {
-        "imap_config": {
-            "imap_host": dovecot.host,
-            "imap_ssl_port": dovecot.imaps_port,
-            "security": "ssl",
-            "username": mail_user.username,
-            "password": mail_user.password,
-            "ca_file": str(dovecot.ca_cert_path),
-            "post_action": "none",
+    configs.update_fetch_config(
+        user_id,
+        {
+            "imap_config": {
+                "imap_host": dovecot.host,
+                "imap_ssl_port": dovecot.imaps_port,
+                "security": "ssl",
+                "username": mail_user.username,
+                "password": mail_user.password,
+                "ca_file": str(dovecot.ca_cert_path),
+                "post_action": "none",
+            },
+            "filter_config": {"folders": ["INBOX"], "max_age_days": 7, "filters": []},
         },
-        "filter_config": {"folders": ["INBOX"], "max_age_days": 7, "filters": []},
-    })
-    uid = dovecot.append(mail_user.username,
-                         long_name_message(f"<long-names-{uuid.uuid4().hex}@example.net>"))
+    )
+    uid = dovecot.append(
+        mail_user.username, long_name_message(f"<long-names-{uuid.uuid4().hex}@example.net>")
+    )
     save = EmailSaveService(store, AttachmentStorage(attachment_root, fsync=True))
     fetcher = MailboxFetcher(store, save, configs, connect_timeout=5, read_timeout=10)
 

@@ -27,8 +27,11 @@ def spool_tree(root: Path, now: float) -> dict[str, Path]:
         files[f"processed_{name}_meta"] = aged_file(day / f"{name}.meta", age, now)
     os.utime(root / "processed" / "2026-11-01", (now - 8 * DAY, now - 8 * DAY))
     # failed/: an old message whose error is recent stays (its newest file counts).
-    for stem, ages in (("f-old", (40, 40, 35)), ("f-recent-error", (40, 40, 2)),
-                       ("f-young", (5, 5, 5))):
+    for stem, ages in (
+        ("f-old", (40, 40, 35)),
+        ("f-recent-error", (40, 40, 2)),
+        ("f-young", (5, 5, 5)),
+    ):
         for suffix, age in zip((".eml", ".meta", ".error.json"), ages, strict=True):
             files[f"{stem}{suffix}"] = aged_file(root / "failed" / f"{stem}{suffix}", age, now)
     for stem, age in (("u-old", 31), ("u-young", 29)):

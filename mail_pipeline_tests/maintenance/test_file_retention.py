@@ -28,8 +28,15 @@ def test_spool_retention_with_a_dry_run_first(tmp_path: Path) -> None:
 
     processed, failed, unmatched = cleanup_spool(root, RetentionPolicy(), now=now)
     gone = {k for k, p in files.items() if not os.path.lexists(p)}
-    assert gone == {"processed_old_eml", "processed_old_meta", "f-old.eml", "f-old.meta",
-                    "f-old.error.json", "u-old.eml", "u-old.meta"}
+    assert gone == {
+        "processed_old_eml",
+        "processed_old_meta",
+        "f-old.eml",
+        "f-old.meta",
+        "f-old.error.json",
+        "u-old.eml",
+        "u-old.meta",
+    }
     assert processed.bytes == 20 and failed.files == 3 and unmatched.files == 2
     assert not (root / "processed" / "2026-11-01").exists()  # the emptied old day went
     assert (root / "processed" / "2026-11-17").is_dir()
@@ -50,14 +57,16 @@ def _save_with_attachment(store: MailStore, root: Path) -> str:
     user = store.users.add("att", "att@example.org")
     raw = make_raw(1, to="att@example.org", attachment=b"%PDF-1.4 report")
     service = EmailSaveService(store, AttachmentStorage(root, fsync=False))
-    service.save_batch([Delivery(user.id, parse_message(raw), source=EmailSource.HARAKA,
-                                 origin="spool:x")])
+    service.save_batch(
+        [Delivery(user.id, parse_message(raw), source=EmailSource.HARAKA, origin="spool:x")]
+    )
     (path,) = store.messages.attachment_paths()
     return path
 
 
 def test_unreferenced_old_attachments_go_young_and_referenced_stay(
-    store: MailStore, attachment_root: Path,
+    store: MailStore,
+    attachment_root: Path,
 ) -> None:
     now = time.time()
     kept = _save_with_attachment(store, attachment_root)

@@ -26,8 +26,9 @@ def clocked(store_url: str) -> Iterator[MailStore]:
     store.dispose()
 
 
-def _health(store: MailStore, spool: Path | None = None,
-            thresholds: HealthThresholds | None = None) -> tuple[HealthLevel, str]:
+def _health(
+    store: MailStore, spool: Path | None = None, thresholds: HealthThresholds | None = None
+) -> tuple[HealthLevel, str]:
     report = evaluate(compute_metrics(store, spool_dir=spool), thresholds)
     return report.level, report.line()
 
@@ -44,8 +45,9 @@ def test_each_threshold_in_turn(clocked: MailStore, tmp_path: Path) -> None:
     seed(clocked, [task_row(TaskStatus.FAILED, NOW - timedelta(hours=23))])
     level, line = _health(clocked, spool)
     assert level is HealthLevel.CRITICAL and "11 tasks failed in the last 24 h" in line
-    assert _health(clocked, spool, HealthThresholds(failed_24h_critical=20))[0] is \
-        HealthLevel.HEALTHY
+    assert (
+        _health(clocked, spool, HealthThresholds(failed_24h_critical=20))[0] is HealthLevel.HEALTHY
+    )
     relaxed = HealthThresholds(failed_24h_critical=None)
 
     # A stale task (no heartbeat within its timeout): warning.
@@ -60,8 +62,9 @@ def test_each_threshold_in_turn(clocked: MailStore, tmp_path: Path) -> None:
     clocked.mailboxes.pause(user.id, "3 consecutive authentication failures")
     level, line = _health(clocked, spool, relaxed)
     assert level is HealthLevel.WARNING and "paused" in line and "carol" in line
-    relaxed = HealthThresholds(failed_24h_critical=None, timed_out_warning=None,
-                               paused_warning=None)
+    relaxed = HealthThresholds(
+        failed_24h_critical=None, timed_out_warning=None, paused_warning=None
+    )
     assert _health(clocked, spool, relaxed)[0] is HealthLevel.HEALTHY
 
     # A spool backlog: the oldest inbox file is older than 30 minutes.
@@ -72,16 +75,24 @@ def test_each_threshold_in_turn(clocked: MailStore, tmp_path: Path) -> None:
         os.utime(spool / "inbox" / name, (old, old))
     level, line = _health(clocked, spool, relaxed)
     assert level is HealthLevel.WARNING and "spool backlog" in line
-    relaxed = HealthThresholds(failed_24h_critical=None, timed_out_warning=None,
-                               paused_warning=None, inbox_age_warning_seconds=7200)
+    relaxed = HealthThresholds(
+        failed_24h_critical=None,
+        timed_out_warning=None,
+        paused_warning=None,
+        inbox_age_warning_seconds=7200,
+    )
     assert _health(clocked, spool, relaxed)[0] is HealthLevel.HEALTHY
 
     # Messages waiting in failed/: off by default, a warning when asked for.
     (spool / "failed" / "x.meta").write_text("{}")
     assert _health(clocked, spool, relaxed)[0] is HealthLevel.HEALTHY
-    strict = HealthThresholds(failed_24h_critical=None, timed_out_warning=None,
-                              paused_warning=None, inbox_age_warning_seconds=None,
-                              spool_failed_warning=1)
+    strict = HealthThresholds(
+        failed_24h_critical=None,
+        timed_out_warning=None,
+        paused_warning=None,
+        inbox_age_warning_seconds=None,
+        spool_failed_warning=1,
+    )
     assert _health(clocked, spool, strict)[0] is HealthLevel.WARNING
 
     # Everything at once with the defaults: critical first, then the warnings, one line.

@@ -17,34 +17,60 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 #: The keys the Dagster UI plots (the mail_metrics asset's metadata).
 PLOTTED = {
-    "total_tasks", "running_tasks", "completed_tasks", "failed_tasks", "timeout_tasks",
-    "recent_failed_tasks", "failed_tasks_24h", "duplicates_24h", "imap_saved_per_run",
-    "imap_seconds_per_run", "haraka_saved_per_run", "haraka_seconds_per_run",
-    "spool_inbox_ready", "spool_failed", "spool_unmatched", "spool_oldest_inbox_age_seconds",
-    "mailboxes_paused", "mailboxes_failing", "max_consecutive_failures",
+    "total_tasks",
+    "running_tasks",
+    "completed_tasks",
+    "failed_tasks",
+    "timeout_tasks",
+    "recent_failed_tasks",
+    "failed_tasks_24h",
+    "duplicates_24h",
+    "imap_saved_per_run",
+    "imap_seconds_per_run",
+    "haraka_saved_per_run",
+    "haraka_seconds_per_run",
+    "spool_inbox_ready",
+    "spool_failed",
+    "spool_unmatched",
+    "spool_oldest_inbox_age_seconds",
+    "mailboxes_paused",
+    "mailboxes_failing",
+    "max_consecutive_failures",
 }
 
 
 def test_metrics_of_a_seeded_store_and_spool(store_url: str, tmp_path: Path) -> None:
     store = MailStore(store_url, clock=lambda: NOW)
-    seed(store, [
-        task_row(TaskStatus.COMPLETED, NOW - timedelta(minutes=5), saved=6, duplicate=3,
-                 run_seconds=12),
-        task_row(TaskStatus.COMPLETED, NOW - timedelta(minutes=9), saved=2, run_seconds=4),
-        task_row(TaskStatus.COMPLETED, NOW - timedelta(minutes=2), saved=5, run_seconds=1,
-                 source=EmailSource.HARAKA),
-        task_row(TaskStatus.FAILED, NOW - timedelta(minutes=20)),
-        task_row(TaskStatus.FAILED, NOW - timedelta(hours=3)),
-        task_row(TaskStatus.RUNNING, NOW - timedelta(minutes=30)),
-        task_row(TaskStatus.PENDING, NOW - timedelta(minutes=1)),
-        task_row(TaskStatus.SKIPPED, NOW - timedelta(minutes=1)),
-    ])
+    seed(
+        store,
+        [
+            task_row(
+                TaskStatus.COMPLETED,
+                NOW - timedelta(minutes=5),
+                saved=6,
+                duplicate=3,
+                run_seconds=12,
+            ),
+            task_row(TaskStatus.COMPLETED, NOW - timedelta(minutes=9), saved=2, run_seconds=4),
+            task_row(
+                TaskStatus.COMPLETED,
+                NOW - timedelta(minutes=2),
+                saved=5,
+                run_seconds=1,
+                source=EmailSource.HARAKA,
+            ),
+            task_row(TaskStatus.FAILED, NOW - timedelta(minutes=20)),
+            task_row(TaskStatus.FAILED, NOW - timedelta(hours=3)),
+            task_row(TaskStatus.RUNNING, NOW - timedelta(minutes=30)),
+            task_row(TaskStatus.PENDING, NOW - timedelta(minutes=1)),
+            task_row(TaskStatus.SKIPPED, NOW - timedelta(minutes=1)),
+        ],
+    )
     alice = store.users.add("alice", "alice@example.org")
     bob = store.users.add("bob", "bob@example.org")
     store.mailboxes.record_success(alice.id)
     for _ in range(3):
-        store.mailboxes.record_failure(bob.id, "auth", "login refused",
-                                       pause_after_auth_failures=3)
+        store.mailboxes.record_failure(bob.id, "auth", "login refused", pause_after_auth_failures=3)
     spool = make_spool(tmp_path / "spool")
     write_pair(spool, make_raw(1), ["alice@example.org"])
     old = time.time() - 900
@@ -57,8 +83,12 @@ def test_metrics_of_a_seeded_store_and_spool(store_url: str, tmp_path: Path) -> 
 
     metrics = compute_metrics(store, spool_dir=spool)
     assert metrics.seed_metrics() == {
-        "total_tasks": 8, "running_tasks": 1, "completed_tasks": 3, "failed_tasks": 2,
-        "timeout_tasks": 1, "recent_failed_tasks": 1,
+        "total_tasks": 8,
+        "running_tasks": 1,
+        "completed_tasks": 3,
+        "failed_tasks": 2,
+        "timeout_tasks": 1,
+        "recent_failed_tasks": 1,
     }
     numbers = metrics.numeric()
     assert set(numbers) >= PLOTTED

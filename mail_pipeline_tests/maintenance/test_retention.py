@@ -34,20 +34,32 @@ def _seed_every_state(store: MailStore) -> None:
     for status in TaskStatus:
         for age in AGES_DAYS:
             for n in range(PER_CELL):
-                rows.append(task_row(
-                    status, NOW - timedelta(days=age), saved=n % 5, duplicate=n % 2,
-                    source=EmailSource.IMAP if n % 2 else EmailSource.HARAKA,
-                    error=f"boom {n}" if status in (TaskStatus.FAILED, TaskStatus.CANCELLED)
-                    else "",
-                ))
+                rows.append(
+                    task_row(
+                        status,
+                        NOW - timedelta(days=age),
+                        saved=n % 5,
+                        duplicate=n % 2,
+                        source=EmailSource.IMAP if n % 2 else EmailSource.HARAKA,
+                        error=f"boom {n}"
+                        if status in (TaskStatus.FAILED, TaskStatus.CANCELLED)
+                        else "",
+                    )
+                )
     seed(store, rows)
 
 
 def _expected(policy: RetentionPolicy) -> dict[str, int]:
-    days = {TaskStatus.COMPLETED: policy.completed_days, TaskStatus.FAILED: policy.failed_days,
-            TaskStatus.CANCELLED: policy.cancelled_days, TaskStatus.SKIPPED: policy.skipped_days}
-    return {s.value: PER_CELL * sum(1 for age in AGES_DAYS if d is not None and age > d)
-            for s, d in days.items()}
+    days = {
+        TaskStatus.COMPLETED: policy.completed_days,
+        TaskStatus.FAILED: policy.failed_days,
+        TaskStatus.CANCELLED: policy.cancelled_days,
+        TaskStatus.SKIPPED: policy.skipped_days,
+    }
+    return {
+        s.value: PER_CELL * sum(1 for age in AGES_DAYS if d is not None and age > d)
+        for s, d in days.items()
+    }
 
 
 def _remaining(store: MailStore) -> dict[tuple[str, float], int]:
@@ -112,8 +124,9 @@ def test_deletes_exactly_the_expired_finished_tasks_in_bounded_batches(
     assert len(failed) == 200 and all(a.error_message.startswith("boom") for a in failed)
     assert all(a.error_message == "" for a in audits if a.status == "COMPLETED")
     assert all(a.duration_seconds == pytest.approx(30.0) for a in audits)
-    assert sum(a.emails_saved for a in audits) == sum(
-        (n % 5) for n in range(PER_CELL)) * (total // PER_CELL)
+    assert sum(a.emails_saved for a in audits) == sum((n % 5) for n in range(PER_CELL)) * (
+        total // PER_CELL
+    )
 
     # A second pass finds nothing: one empty transaction, no batch.
     commits[0] = 0
@@ -141,8 +154,13 @@ def test_an_exact_multiple_of_the_batch_size_ends_with_one_empty_pass(
 
 
 def test_custom_and_disabled_retention(clocked: MailStore) -> None:
-    seed(clocked, [task_row(TaskStatus.FAILED, NOW - timedelta(days=3)),
-                   task_row(TaskStatus.COMPLETED, NOW - timedelta(days=3))])
+    seed(
+        clocked,
+        [
+            task_row(TaskStatus.FAILED, NOW - timedelta(days=3)),
+            task_row(TaskStatus.COMPLETED, NOW - timedelta(days=3)),
+        ],
+    )
     kept = cleanup_tasks(clocked, RetentionPolicy(completed_days=None, failed_days=2))
     assert kept.deleted == {"FAILED": 1}
     assert clocked.tasks.count_by_status() == {"COMPLETED": 1}
@@ -159,8 +177,9 @@ def test_run_retention_reports_everything(clocked: MailStore, tmp_path: Path) ->
     spool_tree(tmp_path / "spool", now)
     att = tmp_path / "att"
     aged_file(att / "9" / "aa" / "aabb" / "x.bin", 1, now)
-    report = run_retention(clocked, RetentionPolicy(), spool_dir=tmp_path / "spool",
-                           attachment_root=att, now=now)
+    report = run_retention(
+        clocked, RetentionPolicy(), spool_dir=tmp_path / "spool", attachment_root=att, now=now
+    )
     meta = report.metadata()
     assert meta["tasks_deleted"] == 3 and meta["tasks_deleted_completed"] == 3
     assert meta["processed_files_deleted"] == 2 and meta["failed_spool_files_deleted"] == 3

@@ -25,22 +25,27 @@ def test_cleanup_closes_exactly_the_tasks_whose_heartbeat_expired(store_url: str
     store = MailStore(store_url, clock=clock)
     tasks = store.tasks
     # Old, but its run kept beating: kept, however old.
-    beating = tasks.create(EmailSource.IMAP, run_id="live", status=TaskStatus.RUNNING,
-                           timeout_seconds=60)
+    beating = tasks.create(
+        EmailSource.IMAP, run_id="live", status=TaskStatus.RUNNING, timeout_seconds=60
+    )
     # Its run died (no heartbeat since it started), Dagster or not.
-    dead = tasks.create(EmailSource.IMAP, run_id="dead", status=TaskStatus.RUNNING,
-                        timeout_seconds=60)
+    dead = tasks.create(
+        EmailSource.IMAP, run_id="dead", status=TaskStatus.RUNNING, timeout_seconds=60
+    )
     dead_pending = tasks.create(EmailSource.HARAKA, run_id="dead", timeout_seconds=60)
     # A run with one task still beating and one that stopped: only the silent one goes.
-    mixed_beating = tasks.create(EmailSource.IMAP, run_id="mixed", status=TaskStatus.RUNNING,
-                                 timeout_seconds=60)
-    mixed_silent = tasks.create(EmailSource.HARAKA, run_id="mixed", status=TaskStatus.RUNNING,
-                                timeout_seconds=60)
+    mixed_beating = tasks.create(
+        EmailSource.IMAP, run_id="mixed", status=TaskStatus.RUNNING, timeout_seconds=60
+    )
+    mixed_silent = tasks.create(
+        EmailSource.HARAKA, run_id="mixed", status=TaskStatus.RUNNING, timeout_seconds=60
+    )
     # Made by the CLI (no run id): the same rule.
     cli_dead = tasks.create(EmailSource.HARAKA, status=TaskStatus.RUNNING, timeout_seconds=60)
     young = tasks.create(EmailSource.HARAKA, status=TaskStatus.RUNNING)  # timeout 600
-    done = tasks.create(EmailSource.IMAP, run_id="dead", status=TaskStatus.RUNNING,
-                        timeout_seconds=60)
+    done = tasks.create(
+        EmailSource.IMAP, run_id="dead", status=TaskStatus.RUNNING, timeout_seconds=60
+    )
     tasks.mark_completed(done.task_id)
     store.locks.acquire("email_fetch", 3600, run_id="dead")
     store.locks.acquire("other", 3600, run_id="mixed")
@@ -52,8 +57,12 @@ def test_cleanup_closes_exactly_the_tasks_whose_heartbeat_expired(store_url: str
 
     report = cleanup_stale_tasks(store)
 
-    assert {t for t, _ in report.cancelled} == {dead.task_id, dead_pending.task_id,
-                                                mixed_silent.task_id, cli_dead.task_id}
+    assert {t for t, _ in report.cancelled} == {
+        dead.task_id,
+        dead_pending.task_id,
+        mixed_silent.task_id,
+        cli_dead.task_id,
+    }
     assert report.kept == 3
     for task in (beating, mixed_beating, young):
         assert tasks.get(task.task_id).status is TaskStatus.RUNNING
@@ -75,8 +84,9 @@ def test_close_tasks_of_a_failed_run_and_free_its_lease(store: MailStore) -> Non
     pending = store.tasks.create(EmailSource.HARAKA, run_id="r1")
     other = store.tasks.create(EmailSource.IMAP, run_id="r2", status=TaskStatus.RUNNING)
     store.locks.acquire("email_fetch", 600, run_id="r1")
-    closed = close_tasks_of_run(store, "r1", failed=True, reason="step crashed",
-                                lock_name="email_fetch")
+    closed = close_tasks_of_run(
+        store, "r1", failed=True, reason="step crashed", lock_name="email_fetch"
+    )
     assert set(closed) == {running.task_id, pending.task_id}
     assert store.tasks.get(running.task_id).status is TaskStatus.FAILED
     assert "step crashed" in store.tasks.get(running.task_id).error_message

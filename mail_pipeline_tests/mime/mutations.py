@@ -42,10 +42,10 @@ def mutated(draw: st.DrawFn) -> bytes:
                 st.sampled_from(
                     [
                         b"Content-Type: multipart/mixed\r\n",
-                        b"Content-Type: multipart/mixed; boundary=\"\"\r\n",
+                        b'Content-Type: multipart/mixed; boundary=""\r\n',
                         b"Content-Transfer-Encoding: base64\r\n",
                         b"Content-Type: message/rfc822\r\n",
-                        b"To: ,,;:<>\"\r\n",
+                        b'To: ,,;:<>"\r\n',
                         b"Date: Mon, 99 Foo 99999 99:99:99 +9999\r\n",
                         b"Subject: =?x-unknown?B?////?= =?utf-8?Q?=ZZ?=\r\n",
                         b"Content-Disposition: attachment; filename*0*=bogus'%ZZ\r\n",
@@ -54,4 +54,3 @@ def mutated(draw: st.DrawFn) -> bytes:
             )
             data[pos:pos] = field
     return bytes(data)
-

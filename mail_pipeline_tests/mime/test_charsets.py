@@ -75,7 +75,6 @@ def test_8bit_parse_is_right_where_flanker_alone_is_wrong() -> None:
     assert "cafÚ" not in msg.text
 
 
-
 def test_decode_text_directly() -> None:
     notes: list[str] = []
     assert decode_text("café".encode("cp1252"), "iso-8859-1", "x", notes) == "café"

@@ -40,7 +40,6 @@ def test_content_hash_is_sha256_of_the_normalised_message() -> None:
     assert parse_message(raw).content_hash == expected
 
 
-
 def test_content_hash_of_bytes_directly() -> None:
     raw = b"From x@y Mon\nReceived: r\n\tfolded\nSubject: s\r\n\r\nbody\r\n\r\n"
     body_start = raw.index(b"\r\n\r\n") + 4

@@ -45,9 +45,10 @@ def test_unknown_charset_in_a_word_is_noted_not_raised() -> None:
 def test_parse_params_simple_quoted_and_rfc2047() -> None:
     notes: list[str] = []
     main, params = parse_params(
-        'Text/Plain; Charset="utf-8"; name="a;b\\"c.txt"; x=1; x=2; '
-        'title="=?utf-8?q?caf=C3=A9?="',
-        None, "content-type", notes,
+        'Text/Plain; Charset="utf-8"; name="a;b\\"c.txt"; x=1; x=2; title="=?utf-8?q?caf=C3=A9?="',
+        None,
+        "content-type",
+        notes,
     )
     assert main == "text/plain"
     assert params == {"charset": "utf-8", "name": 'a;b"c.txt', "x": "1", "title": "café"}
@@ -58,7 +59,9 @@ def test_parse_params_rfc2231_extended_and_continued() -> None:
     _main, params = parse_params(
         "attachment; filename*0*=utf-8''%E6%97%A5; filename*1*=%E6%9C%AC; "
         "filename*2=.txt; a*=iso-8859-1'en'caf%E9",
-        None, "content-disposition", notes,
+        None,
+        "content-disposition",
+        notes,
     )
     assert params == {"filename": "日本.txt", "a": "café"}
     assert notes == []
@@ -80,6 +83,8 @@ def test_where_the_stdlib_decoders_fail_these_do_not() -> None:
     )
     _main, params = parse_params(
         "attachment; filename*=utf-8''a; filename*0=b; file-name*0*=utf-8''%C3%A9",
-        None, "cd", notes,
+        None,
+        "cd",
+        notes,
     )
     assert params == {"filename": "ab", "file-name": "é"}

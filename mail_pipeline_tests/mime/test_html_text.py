@@ -28,4 +28,3 @@ from mail_pipeline.mime.html_text import html_to_text
 )
 def test_html_to_text(html: str, text: str) -> None:
     assert html_to_text(html) == text
-

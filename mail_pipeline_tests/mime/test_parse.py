@@ -149,7 +149,6 @@ def test_bytearray_and_memoryview_are_accepted() -> None:
     assert parse_message(memoryview(raw)).raw == raw
 
 
-
 # --- properties ------------------------------------------------------------------------------
 
 
@@ -194,5 +193,3 @@ def test_arbitrary_bytes_after_a_header(raw: bytes) -> None:
 @given(mutated())
 def test_mutated_corpus_messages(raw: bytes) -> None:
     _check(raw)
-
-

@@ -14,5 +14,3 @@ def test_results_are_frozen() -> None:
     with pytest.raises(AttributeError):
         msg.subject = "changed"  # type: ignore[misc]
     assert "raw" not in repr(msg)
-
-

@@ -53,15 +53,10 @@ def test_stdlib_fallback_keeps_8bit_bytes_and_decodes_with_the_declared_charset(
 
 
 def test_multipart_without_boundary_with_unlabelled_8bit_text() -> None:
-    raw = (
-        b"From: a@example.org\r\nContent-Type: multipart/mixed\r\n\r\n"
-        b"\xe9t\xe9 caf\xe9\r\n"
-    )
+    raw = b"From: a@example.org\r\nContent-Type: multipart/mixed\r\n\r\n\xe9t\xe9 caf\xe9\r\n"
     msg = parse_message(raw)
     # Nine bytes are too few for chardet to be sure of anything; the guess is noted.
     assert msg.text.startswith("\u00e9t\u00e9 caf") or "does not fit" in " ".join(msg.notes)
     assert msg.text.endswith("\n") and len(msg.text) == 9
     assert any("without usable boundary" in note for note in msg.notes)
     assert any("charset (none) does not fit" in note for note in msg.notes)
-
-

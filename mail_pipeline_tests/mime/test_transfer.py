@@ -18,8 +18,10 @@ def test_bad_base64_and_unknown_encodings_are_noted() -> None:
     notes: list[str] = []
     assert decode_transfer(b"aGVs*bG8", "base64", "p", notes) == b"hello"
     assert decode_transfer(b"x", "x-uuencode", "p", notes) == b"x"
-    assert notes == ["p: invalid base64, decoded leniently",
-                     "p: unknown transfer encoding 'x-uuencode', kept as is"]
+    assert notes == [
+        "p: invalid base64, decoded leniently",
+        "p: unknown transfer encoding 'x-uuencode', kept as is",
+    ]
 
 
 def test_lenient_base64_helpers() -> None:

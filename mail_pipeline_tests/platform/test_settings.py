@@ -116,7 +116,9 @@ def test_resources_read_the_settings_when_initialised_not_when_built(
 
 
 def test_a_password_sealed_by_the_cli_opens_in_the_dagster_resources(
-    clean_env: Path, store_url: str, monkeypatch: pytest.MonkeyPatch,
+    clean_env: Path,
+    store_url: str,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Only the home and the store are set: the key is the home's key file, made by the CLI.
@@ -127,8 +129,10 @@ def test_a_password_sealed_by_the_cli_opens_in_the_dagster_resources(
     assert key_file.stat().st_mode & 0o777 == 0o600
     assert main(["users", "add", "carol", "carol@example.org"]) == 0
     monkeypatch.setenv("CAROL_PW", "carol's imap password")
-    assert main(["imap", "set", "carol", "--host", "imap.example.org",
-                 "--password-env", "CAROL_PW"]) == 0, capsys.readouterr().err
+    assert (
+        main(["imap", "set", "carol", "--host", "imap.example.org", "--password-env", "CAROL_PW"])
+        == 0
+    ), capsys.readouterr().err
     monkeypatch.delenv("CAROL_PW")
 
     with dg.build_resources(build_resources()) as built:
@@ -137,12 +141,16 @@ def test_a_password_sealed_by_the_cli_opens_in_the_dagster_resources(
         assert "carol's imap password" not in str(stored)  # sealed at rest
         config = built.imap.config_manager(store).imap_fetch_config("carol")
         assert config.account.password == "carol's imap password"
-    assert SecretBox(key_file.read_text()).open(
-        stored["imap_config"]["password"]) == "carol's imap password"
+    assert (
+        SecretBox(key_file.read_text()).open(stored["imap_config"]["password"])
+        == "carol's imap password"
+    )
 
 
 def test_without_a_key_the_cli_names_a_command_that_makes_one(
-    clean_env: Path, store_url: str, monkeypatch: pytest.MonkeyPatch,
+    clean_env: Path,
+    store_url: str,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("MAIL_PIPELINE_DATABASE_URL", store_url)
@@ -160,7 +168,9 @@ def test_without_a_key_the_cli_names_a_command_that_makes_one(
 
 
 def test_secret_key_command_never_overwrites_and_says_where_the_key_comes_from(
-    clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    clean_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     home_file = clean_env / "var" / "secret.key"
     home_file.parent.mkdir()

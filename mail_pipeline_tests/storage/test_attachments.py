@@ -75,7 +75,7 @@ def test_long_non_ascii_names_fit_the_file_system_in_bytes(
     normalised = unicodedata.normalize("NFKC", name)
     assert normalised.startswith(stem) and len(stem) > 20
     # whole characters only: never a base letter without its accent, never a dangling joiner
-    rest = normalised[len(stem):]
+    rest = normalised[len(stem) :]
     assert not rest.startswith("\u0301") and not stem.endswith("\u200d")
     # and the file system takes it
     relative = AttachmentStorage(attachment_root).write(1, safe, b"data")
@@ -137,9 +137,16 @@ def test_a_full_or_read_only_root_is_storage_unavailable(storage_fault: StorageF
 @pytest.mark.parametrize(
     ("code", "environmental"),
     [
-        (errno.ENOSPC, True), (errno.EDQUOT, True), (errno.EROFS, True), (errno.EACCES, True),
-        (errno.EPERM, True), (errno.EIO, True), (errno.EMFILE, True),
-        (errno.ENAMETOOLONG, False), (errno.EINVAL, False), (errno.EILSEQ, False),
+        (errno.ENOSPC, True),
+        (errno.EDQUOT, True),
+        (errno.EROFS, True),
+        (errno.EACCES, True),
+        (errno.EPERM, True),
+        (errno.EIO, True),
+        (errno.EMFILE, True),
+        (errno.ENAMETOOLONG, False),
+        (errno.EINVAL, False),
+        (errno.EILSEQ, False),
     ],
 )
 def test_storage_errors_tell_the_file_system_from_the_message(

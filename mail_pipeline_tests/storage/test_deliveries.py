@@ -27,9 +27,13 @@ def test_the_key_is_the_message_id_or_else_the_content_hash() -> None:
 
 
 def test_a_batch_counts_its_outcomes() -> None:
-    batch = BatchResult([DeliveryResult(Outcome.SAVED, message_pk=1),
-                         DeliveryResult(Outcome.DUPLICATE),
-                         DeliveryResult(Outcome.SAVED, message_pk=2),
-                         DeliveryResult(Outcome.FAILED, error="ValueError: bad")])
+    batch = BatchResult(
+        [
+            DeliveryResult(Outcome.SAVED, message_pk=1),
+            DeliveryResult(Outcome.DUPLICATE),
+            DeliveryResult(Outcome.SAVED, message_pk=2),
+            DeliveryResult(Outcome.FAILED, error="ValueError: bad"),
+        ]
+    )
     assert (batch.saved, batch.duplicates, batch.failed) == (2, 1, 1)
     assert (BatchResult().saved, BatchResult().duplicates, BatchResult().failed) == (0, 0, 0)

@@ -20,8 +20,7 @@ def test_the_first_run_gets_the_lease_and_a_second_is_skipped_with_the_reason(
     assert "run-1" in second.skipped_because
     skipped = store.tasks.recent(status=TaskStatus.SKIPPED)
     assert sorted(t.email_source for t in skipped) == sorted(EmailSource)
-    assert all(t.run_id == "run-2" and any("run-1" in e["message"] for e in t.log)
-               for t in skipped)
+    assert all(t.run_id == "run-2" and any("run-1" in e["message"] for e in t.log) for t in skipped)
 
 
 def test_the_lease_is_free_again_once_released(store: MailStore) -> None:

@@ -23,10 +23,14 @@ def test_beats_renew_the_task_and_the_lease_while_the_work_blocks(store: MailSto
     assert first_lease is not None
     # The block's work is the main thread polling: only the background thread can beat.
     with TaskHeartbeat(store, task.task_id, lease=grant, run_id="r", interval=0.05) as beat:
+
         def renewed() -> bool:
             lease = store.locks.get("email_fetch")
-            return (store.tasks.get(task.task_id).heartbeat_at > task.heartbeat_at
-                    and lease is not None and lease.expires_at > first_lease.expires_at)
+            return (
+                store.tasks.get(task.task_id).heartbeat_at > task.heartbeat_at
+                and lease is not None
+                and lease.expires_at > first_lease.expires_at
+            )
 
         wait_until(renewed, 60, "a background heartbeat")
     assert not beat.task_closed and not beat.lease_lost and beat.last_error == ""
@@ -39,8 +43,11 @@ def test_a_task_closed_under_the_work_is_noticed_and_the_lease_kept(store: MailS
     with TaskHeartbeat(store, task.task_id, lease=grant, run_id="r", interval=0.05) as beat:
         store.tasks.mark_cancelled(task.task_id, "stale task cleanup: no heartbeat")
         store.locks.release_for_run(None, "r")  # cleanup also freed the lease
-        wait_until(lambda: beat.task_closed and store.locks.live("email_fetch") is not None,
-                   60, "the heartbeat notice the closed task and re-take the lease")
+        wait_until(
+            lambda: beat.task_closed and store.locks.live("email_fetch") is not None,
+            60,
+            "the heartbeat notice the closed task and re-take the lease",
+        )
     assert store.tasks.get(task.task_id).status is TaskStatus.CANCELLED
     assert not beat.lease_lost
 

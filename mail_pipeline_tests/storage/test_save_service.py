@@ -47,7 +47,7 @@ def make_raw(
     parts = [f"--b\r\nContent-Type: text/plain\r\n\r\nbody {n}\r\n"]
     for i, name in enumerate(attachments):
         parts.append(
-            f'--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; '
+            f"--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; "
             f'filename="{name}"\r\n\r\nattachment {n}.{i}\r\n'
         )
     return ("\r\n".join(headers) + "\r\n\r\n" + "".join(parts) + "--b--\r\n").encode()
@@ -106,11 +106,17 @@ def test_missing_message_id_and_date_is_stored_once(
 def test_one_copy_per_user(service: EmailSaveService, store: MailStore, alice: int) -> None:
     bob = store.users.add("bob", "bob@example.org").id
     parsed = parse_message(make_raw(3, attachments=("a.txt",)))
-    batch = service.save_batch([
-        Delivery(alice, parsed, IMAP), Delivery(bob, parsed, IMAP), Delivery(alice, parsed, IMAP),
-    ])
+    batch = service.save_batch(
+        [
+            Delivery(alice, parsed, IMAP),
+            Delivery(bob, parsed, IMAP),
+            Delivery(alice, parsed, IMAP),
+        ]
+    )
     assert [r.outcome for r in batch.results] == [
-        Outcome.SAVED, Outcome.SAVED, Outcome.DUPLICATE,
+        Outcome.SAVED,
+        Outcome.SAVED,
+        Outcome.DUPLICATE,
     ]
     assert (batch.saved, batch.duplicates, batch.failed) == (2, 1, 0)
     assert store.messages.count(alice) == 1 and store.messages.count(bob) == 1
@@ -132,9 +138,7 @@ def test_a_failing_attachment_fails_only_its_message(
     store: MailStore, attachment_root: Path, alice: int
 ) -> None:
     class FailsOnBad(AttachmentStorage):
-        def write(
-            self, user_id: int, filename: str, content: bytes, *, sync: bool = True
-        ) -> str:
+        def write(self, user_id: int, filename: str, content: bytes, *, sync: bool = True) -> str:
             if filename == "bad.txt":
                 raise SaveError("disk full")
             return super().write(user_id, filename, content, sync=sync)
@@ -147,9 +151,7 @@ def test_a_failing_attachment_fails_only_its_message(
     assert "disk full" in batch.results[0].error
     assert batch.results[1].outcome is Outcome.SAVED
     # first.txt, written before bad.txt failed, is gone again.
-    assert [Path(p).name.split("_", 1)[1] for p in service.attachments.iter_files()] == [
-        "good.txt"
-    ]
+    assert [Path(p).name.split("_", 1)[1] for p in service.attachments.iter_files()] == ["good.txt"]
 
 
 def test_a_failed_transaction_leaves_no_files(
@@ -160,8 +162,9 @@ def test_a_failed_transaction_leaves_no_files(
 
     monkeypatch.setattr(store.messages, "insert_batch", down)
     with pytest.raises(OperationalError):
-        service.save_batch([Delivery(alice, parse_message(make_raw(8, attachments=("x.txt",))),
-                                     IMAP)])
+        service.save_batch(
+            [Delivery(alice, parse_message(make_raw(8, attachments=("x.txt",))), IMAP)]
+        )
     assert list(service.attachments.iter_files()) == []
 
 
@@ -253,7 +256,8 @@ def test_resaving_the_whole_corpus_twice_keeps_one_copy_per_user(
     distinct = {dedup_key(p) for p in parsed}
     for _ in range(2):
         batch = service.save_batch(
-            [Delivery(user, p, IMAP) for p in parsed for user in (alice, bob)])
+            [Delivery(user, p, IMAP) for p in parsed for user in (alice, bob)]
+        )
         assert batch.failed == 0
     for user in (alice, bob):
         stored = store.messages.summaries(user, limit=10_000)
@@ -277,8 +281,13 @@ def test_a_nul_in_an_attachment_name_or_content_id_is_stored_without_it(
     """psycopg2 refused the NUL with a plain ValueError that escaped the whole batch."""
     good = [parse_message(make_raw(200 + i, attachments=("good.txt",))) for i in range(2)]
     poison = parse_message(nul_message(1, form))
-    batch = service.save_batch([Delivery(alice, good[0], IMAP), Delivery(alice, poison, IMAP),
-                                Delivery(alice, good[1], IMAP)])
+    batch = service.save_batch(
+        [
+            Delivery(alice, good[0], IMAP),
+            Delivery(alice, poison, IMAP),
+            Delivery(alice, good[1], IMAP),
+        ]
+    )
     assert [r.outcome for r in batch.results] == [Outcome.SAVED] * 3, batch.results
     content = store.messages.get_content(batch.results[1].message_pk or 0)
     (attachment,) = content["attachments"]
@@ -293,14 +302,16 @@ def test_a_nul_in_an_attachment_name_or_content_id_is_stored_without_it(
 
 @pytest.mark.parametrize("where", ["attachment_write", "insert"])
 def test_any_error_saving_one_message_fails_only_that_message(
-    store: MailStore, attachment_root: Path, alice: int, monkeypatch: pytest.MonkeyPatch,
+    store: MailStore,
+    attachment_root: Path,
+    alice: int,
+    monkeypatch: pytest.MonkeyPatch,
     where: str,
 ) -> None:
     """Not only SQLAlchemy errors: a TypeError of a writer, a driver's ValueError at insert."""
+
     class TypeErrorOnBad(AttachmentStorage):
-        def write(
-            self, user_id: int, filename: str, content: bytes, *, sync: bool = True
-        ) -> str:
+        def write(self, user_id: int, filename: str, content: bytes, *, sync: bool = True) -> str:
             if filename == "bad.txt":
                 raise TypeError("a writer that cannot take this name")
             return super().write(user_id, filename, content, sync=sync)
@@ -309,24 +320,29 @@ def test_any_error_saving_one_message_fails_only_that_message(
     if where == "insert":
         original = store.messages.insert_batch
 
-        def refuse_poison(messages: Sequence[NewMessage], sync: Sequence[SyncUpdate] = ()
-                          ) -> list[int | None]:
+        def refuse_poison(
+            messages: Sequence[NewMessage], sync: Sequence[SyncUpdate] = ()
+        ) -> list[int | None]:
             if any(m.subject == "message 302" for m in messages):
                 raise ValueError("A string literal cannot contain NUL (0x00) characters.")
             return original(messages, sync)
 
         monkeypatch.setattr(store.messages, "insert_batch", refuse_poison)
     names = {"attachment_write": ("first.txt", "bad.txt"), "insert": ("first.txt",)}[where]
-    parsed = [parse_message(make_raw(301, attachments=("a.txt",))),
-              parse_message(make_raw(302, attachments=names)),
-              parse_message(make_raw(303))]
+    parsed = [
+        parse_message(make_raw(301, attachments=("a.txt",))),
+        parse_message(make_raw(302, attachments=names)),
+        parse_message(make_raw(303)),
+    ]
     sync = SyncUpdate(alice, "INBOX", 9, 30, datetime(2026, 9, 3, tzinfo=UTC))
     batch = service.save_batch([Delivery(alice, p, IMAP) for p in parsed], sync=[sync])
     assert [r.outcome for r in batch.results] == [Outcome.SAVED, Outcome.FAILED, Outcome.SAVED]
     expected = "TypeError" if where == "attachment_write" else "ValueError"
     assert batch.results[1].error.startswith(expected), batch.results[1].error
     assert sorted(m.subject for m in store.messages.summaries(alice)) == [
-        "message 301", "message 303"]
+        "message 301",
+        "message 303",
+    ]
     position = store.messages.sync_position(alice, "INBOX")
     assert position is not None and position.last_uid == 30  # the cursor still moves on
     # The failed message's files are gone; the stored one's stay.
@@ -338,8 +354,7 @@ def test_a_storage_fault_raises_and_leaves_nothing(
 ) -> None:
     """Disk full or read-only is not the message's fault: raise, store nothing, move no cursor."""
     service = EmailSaveService(store, AttachmentStorage(storage_fault.path, fsync=False))
-    parsed = [parse_message(make_raw(400)),
-              parse_message(make_raw(401, attachments=("x.txt",)))]
+    parsed = [parse_message(make_raw(400)), parse_message(make_raw(401, attachments=("x.txt",)))]
     sync = SyncUpdate(alice, "INBOX", 9, 41, datetime(2026, 9, 3, tzinfo=UTC))
     storage_fault.inject()
     with pytest.raises(StorageUnavailable):

@@ -70,8 +70,13 @@ def cleanup_stale_tasks_op(
         context.log.warning(f"cancelled stale task {task_id}: {reason}")
     for run_id in report.released_runs:
         context.log.warning(f"released the lease(s) of dead run {run_id}")
-    context.add_output_metadata({"cancelled": report.count, "kept_open": report.kept,
-                                 "leases_released": len(report.released_runs)})
+    context.add_output_metadata(
+        {
+            "cancelled": report.count,
+            "kept_open": report.kept,
+            "leases_released": len(report.released_runs),
+        }
+    )
     return lock
 
 
@@ -91,11 +96,13 @@ def release_fetch_lock(
     if not released:
         context.log.warning("the fetch lease was no longer ours (expired and taken over?)")
     total = imap.counters + spool.counters
-    context.add_output_metadata({
-        "released": released,
-        "messages_saved": total.saved,
-        "duplicates": total.duplicate,
-        "failed": total.failed,
-        "failed_mailboxes": ", ".join(imap.failed_mailboxes) or "none",
-    })
+    context.add_output_metadata(
+        {
+            "released": released,
+            "messages_saved": total.saved,
+            "duplicates": total.duplicate,
+            "failed": total.failed,
+            "failed_mailboxes": ", ".join(imap.failed_mailboxes) or "none",
+        }
+    )
     materialize_mail_metrics(context, store.get(), spool_status=spool.spool_status)

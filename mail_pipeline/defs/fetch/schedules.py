@@ -1,6 +1,5 @@
 """The fetch schedule: every 5 minutes by default; skips while a live fetch lease exists."""
 
-
 import dagster as dg
 
 from mail_pipeline.defs.fetch.jobs import email_fetch_job

@@ -24,8 +24,9 @@ def fetch_run_failure_sensor(context: dg.RunFailureSensorContext, store: StoreRe
     """Close the open tasks of the failed run and release its lease; log what failed."""
     run = context.dagster_run
     reason = context.failure_event.message or "run failed"
-    closed = close_tasks_of_run(store.get(), run.run_id, failed=True, reason=reason,
-                                lock_name=FETCH_LOCK)
+    closed = close_tasks_of_run(
+        store.get(), run.run_id, failed=True, reason=reason, lock_name=FETCH_LOCK
+    )
     failed_steps = sorted({e.step_key for e in context.get_step_failure_events() if e.step_key})
     mailboxes = failing_mailboxes(run.job_name, run.tags, failed_steps)
     context.log.error(
@@ -35,16 +36,17 @@ def fetch_run_failure_sensor(context: dg.RunFailureSensorContext, store: StoreRe
     )
 
 
-def failing_mailboxes(
-    job_name: str, tags: Mapping[str, str], failed_steps: list[str]
-) -> list[str]:
+def failing_mailboxes(job_name: str, tags: Mapping[str, str], failed_steps: list[str]) -> list[str]:
     """Return the mailboxes a failed run was fetching: the partition of a fetch_mailbox_job
     run, or the mapping keys (``<user>_<id>``) of failed ``fetch_mailbox[...]`` steps."""
     if job_name == fetch_mailbox_job.name:
         partition = tags.get("dagster/partition")
         return [partition] if partition else []
-    return [step[len("fetch_mailbox["):-1] for step in failed_steps
-            if step.startswith("fetch_mailbox[") and step.endswith("]")]
+    return [
+        step[len("fetch_mailbox[") : -1]
+        for step in failed_steps
+        if step.startswith("fetch_mailbox[") and step.endswith("]")
+    ]
 
 
 @dg.run_status_sensor(
@@ -57,6 +59,7 @@ def failing_mailboxes(
 def fetch_run_canceled_sensor(context: dg.RunStatusSensorContext, store: StoreResource) -> None:
     """Close the open tasks of the cancelled run and release its lease."""
     run = context.dagster_run
-    closed = close_tasks_of_run(store.get(), run.run_id, failed=False,
-                                reason="run was cancelled", lock_name=FETCH_LOCK)
+    closed = close_tasks_of_run(
+        store.get(), run.run_id, failed=False, reason="run was cancelled", lock_name=FETCH_LOCK
+    )
     context.log.info(f"run {run.run_id} cancelled: closed {len(closed)} task(s)")

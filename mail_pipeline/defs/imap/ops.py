@@ -40,8 +40,9 @@ def mapping_key(username: str, user_id: int) -> str:
     return f"{re.sub(r'[^A-Za-z0-9_]', '_', username)[:60]}_{user_id}"
 
 
-def _log(context: dg.OpExecutionContext, errors: tuple[str, ...],
-         warnings: tuple[str, ...]) -> None:
+def _log(
+    context: dg.OpExecutionContext, errors: tuple[str, ...], warnings: tuple[str, ...]
+) -> None:
     for line in errors:
         context.log.error(line)
     for line in warnings:
@@ -58,13 +59,18 @@ def plan_imap_fetch(
 ) -> Iterator[dg.Output[str] | dg.DynamicOutput[MailboxWork]]:
     """Open the IMAP EmailTask and yield one mailbox per active user with a valid config."""
     mail = store.get()
-    plan = plan_fetch(mail, imap.config_manager(mail), run_id=context.run_id,
-                      timeout_seconds=fetch_settings.task_timeout_seconds)
+    plan = plan_fetch(
+        mail,
+        imap.config_manager(mail),
+        run_id=context.run_id,
+        timeout_seconds=fetch_settings.task_timeout_seconds,
+    )
     _log(context, (), plan.warnings)
     yield dg.Output(plan.task_id, "task", metadata=plan.metadata())
     for work in plan.work(lock):
-        yield dg.DynamicOutput(work, output_name="mailboxes",
-                               mapping_key=mapping_key(work.username, work.user_id))
+        yield dg.DynamicOutput(
+            work, output_name="mailboxes", mapping_key=mapping_key(work.username, work.user_id)
+        )
 
 
 @dg.op(retry_policy=IMAP_RETRY_POLICY)
@@ -79,14 +85,21 @@ def fetch_mailbox(
     mail = store.get()
     try:
         run = fetch_and_record(
-            mail, imap.fetcher(mail, save_service(store, attachments)),
-            imap.circuit_breaker(mail), work, run_id=context.run_id,
-            retry_number=context.retry_number, max_retries=IMAP_RETRY_POLICY.max_retries)
+            mail,
+            imap.fetcher(mail, save_service(store, attachments)),
+            imap.circuit_breaker(mail),
+            work,
+            run_id=context.run_id,
+            retry_number=context.retry_number,
+            max_retries=IMAP_RETRY_POLICY.max_retries,
+        )
     except LeaseLostError as exc:
         raise dg.Failure(str(exc), allow_retries=False) from exc
     if run.retry:
-        raise dg.Failure(f"{work.username}: {run.result.error} (will retry)",
-                         metadata=mailbox_metadata(run.result))
+        raise dg.Failure(
+            f"{work.username}: {run.result.error} (will retry)",
+            metadata=mailbox_metadata(run.result),
+        )
     _log(context, run.errors, run.warnings)
     context.add_output_metadata(run.metadata())
     return run.result
@@ -123,16 +136,24 @@ def fetch_mailbox_partition(
     mail = store.get()
     try:
         run: MailboxRun = fetch_named_mailbox(
-            mail, imap.fetcher(mail, save_service(store, attachments)),
-            imap.circuit_breaker(mail), username, run_id=context.run_id,
+            mail,
+            imap.fetcher(mail, save_service(store, attachments)),
+            imap.circuit_breaker(mail),
+            username,
+            run_id=context.run_id,
             timeout_seconds=fetch_settings.task_timeout_seconds,
-            retry_number=context.retry_number, max_retries=IMAP_RETRY_POLICY.max_retries)
+            retry_number=context.retry_number,
+            max_retries=IMAP_RETRY_POLICY.max_retries,
+        )
     except MailboxPausedError as exc:
         raise dg.Failure(str(exc), allow_retries=False) from exc
     _log(context, run.errors, run.warnings)
     result = run.result
     if not result.ok:
-        raise dg.Failure(f"{username}: {result.error_kind.value}: {result.error}",
-                         metadata=run.metadata(), allow_retries=result.transient)
+        raise dg.Failure(
+            f"{username}: {result.error_kind.value}: {result.error}",
+            metadata=run.metadata(),
+            allow_retries=result.transient,
+        )
     context.add_output_metadata(run.metadata())
     return result

@@ -43,9 +43,12 @@ def materialize_mail_metrics(
     except Exception as exc:  # the metrics are a report; the run's work is already done
         context.log.warning(f"mail_metrics not recorded: {type(exc).__name__}: {exc}")
         return None
-    context.log_event(dg.AssetMaterialization(
-        asset_key=MAIL_METRICS, metadata=dict(numbers),
-        description=f"{numbers['total_tasks']} tasks, {numbers['mailboxes_paused']} paused "
-                    f"mailboxes",
-    ))
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key=MAIL_METRICS,
+            metadata=dict(numbers),
+            description=f"{numbers['total_tasks']} tasks, {numbers['mailboxes_paused']} paused "
+            f"mailboxes",
+        )
+    )
     return numbers

@@ -17,7 +17,7 @@ def cleanup_tasks() -> None:
 cleanup_tasks_job = cleanup_tasks.to_job(
     name="cleanup_tasks_job",
     description="Delete finished EmailTasks past retention (audited), old spool files and "
-                "unreferenced attachment files. Never touches PENDING/RUNNING tasks.",
+    "unreferenced attachment files. Never touches PENDING/RUNNING tasks.",
     executor_def=dg.in_process_executor,
     tags={JOB_TAG: "cleanup_tasks"},
 )

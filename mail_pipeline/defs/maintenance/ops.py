@@ -19,7 +19,8 @@ class RetentionConfig(dg.Config):
     failed_spool_days: float | None = Field(default=30.0, description="keep spool failed/")
     unmatched_days: float | None = Field(default=30.0, description="keep spool unmatched/")
     attachment_grace_seconds: float = Field(
-        default=3600.0, description="never remove an unreferenced file younger than this")
+        default=3600.0, description="never remove an unreferenced file younger than this"
+    )
     batch_size: int = Field(default=DEFAULT_BATCH_SIZE, description="tasks per transaction")
     max_batches: int | None = Field(default=None, description="stop after this many batches")
     dry_run: bool = Field(default=False, description="report what would go; delete nothing")
@@ -29,11 +30,15 @@ class RetentionConfig(dg.Config):
     def policy(self) -> RetentionPolicy:
         """Return the retention policy (raises ValueError on a negative value)."""
         return RetentionPolicy(
-            completed_days=self.completed_days, failed_days=self.failed_days,
-            cancelled_days=self.cancelled_days, skipped_days=self.skipped_days,
-            processed_days=self.processed_days, failed_spool_days=self.failed_spool_days,
+            completed_days=self.completed_days,
+            failed_days=self.failed_days,
+            cancelled_days=self.cancelled_days,
+            skipped_days=self.skipped_days,
+            processed_days=self.processed_days,
+            failed_spool_days=self.failed_spool_days,
             unmatched_days=self.unmatched_days,
-            attachment_grace_seconds=self.attachment_grace_seconds, batch_size=self.batch_size,
+            attachment_grace_seconds=self.attachment_grace_seconds,
+            batch_size=self.batch_size,
         )
 
 
@@ -48,12 +53,15 @@ def apply_retention(
     """Delete what is past retention (tasks audited, in batches); metadata says what went."""
     mail = store.get()
     report = run_retention(
-        mail, config.policy(),
+        mail,
+        config.policy(),
         spool_dir=spool.directory if config.clean_spool else None,
         attachment_root=attachments.root if config.clean_attachments else None,
-        dry_run=config.dry_run, max_batches=config.max_batches,
+        dry_run=config.dry_run,
+        max_batches=config.max_batches,
         on_batch=lambda counts: context.log.info(
-            "deleted a batch: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))),
+            "deleted a batch: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        ),
     )
     context.log.info(report.summary())
     context.add_output_metadata(report.metadata())

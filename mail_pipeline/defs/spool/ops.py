@@ -28,12 +28,17 @@ def _ingest(
     Raises:
         dg.Failure: another run holds the lease (not retried).
     """
+
     def status() -> SpoolMetrics:
         return spool_metrics(spool.directory)
 
     try:
-        run = run_ingest(spool.ingest_service(store.get(), attachments.storage()),
-                         run_id=context.run_id, lease=lock, measure=status if measure else None)
+        run = run_ingest(
+            spool.ingest_service(store.get(), attachments.storage()),
+            run_id=context.run_id,
+            lease=lock,
+            measure=status if measure else None,
+        )
     except LeaseLostError as exc:
         raise dg.Failure(str(exc), allow_retries=False) from exc
     for line in run.warnings:
@@ -52,8 +57,9 @@ def ingest_spool(
 ) -> BranchSummary:
     """Ingest the Haraka spool under a HARAKA_EMAIL_FETCH task of its own."""
     run = _ingest(context, store, attachments, spool, lock, measure=True)
-    return BranchSummary("haraka", run.result.task_id or "", run.result.counters,
-                         spool_status=run.status)
+    return BranchSummary(
+        "haraka", run.result.task_id or "", run.result.counters, spool_status=run.status
+    )
 
 
 @dg.op

@@ -58,8 +58,9 @@ def haraka_spool_sensor(
     new = [f for f in files if f > last]
     if new:
         newest = new[-1]
-        context.update_cursor(json.dumps(
-            {"mtime_ns": newest[0], "name": newest[1], "requested_at": now}))
+        context.update_cursor(
+            json.dumps({"mtime_ns": newest[0], "name": newest[1], "requested_at": now})
+        )
         return dg.RunRequest(
             run_key=f"spool-{newest[0]}-{newest[1]}",
             tags={"mail_pipeline/new_files": str(len(new))},
@@ -68,10 +69,12 @@ def haraka_spool_sensor(
         return dg.SkipReason("the spool inbox is empty")
     if now - requested_at < REQUEST_AGAIN_SECONDS:
         return dg.SkipReason(
-            f"no new mail in the spool ({len(files)} ready file(s) already requested)")
+            f"no new mail in the spool ({len(files)} ready file(s) already requested)"
+        )
     slot = int(now // REQUEST_AGAIN_SECONDS)
-    context.update_cursor(json.dumps({**cursor, "mtime_ns": last[0], "name": last[1],
-                                      "requested_at": now}))
+    context.update_cursor(
+        json.dumps({**cursor, "mtime_ns": last[0], "name": last[1], "requested_at": now})
+    )
     oldest = files[0]
     return dg.RunRequest(
         run_key=f"spool-waiting-{oldest[0]}-{oldest[1]}-{len(files)}-{slot}",

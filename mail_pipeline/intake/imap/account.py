@@ -110,8 +110,7 @@ def token_problem(token: object, username: object) -> str | None:
         return f"IMAP account {username!r}: the OAuth2 token is empty"
     if any(ch.isspace() or ch == "\x01" or not ch.isprintable() for ch in token):
         return (
-            f"IMAP account {username!r}: the OAuth2 token contains whitespace or control "
-            "characters"
+            f"IMAP account {username!r}: the OAuth2 token contains whitespace or control characters"
         )
     return None
 

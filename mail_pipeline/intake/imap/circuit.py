@@ -33,12 +33,16 @@ class CircuitDecision:
         """A line for the log naming the mailbox and what happened."""
         s = self.state
         if self.just_paused:
-            return (f"{s.username}: mailbox PAUSED after {s.consecutive_auth_failures} "
-                    f"consecutive authentication failures ({s.last_error}); it is skipped "
-                    f"until `mail-pipeline imap resume {s.username}`")
+            return (
+                f"{s.username}: mailbox PAUSED after {s.consecutive_auth_failures} "
+                f"consecutive authentication failures ({s.last_error}); it is skipped "
+                f"until `mail-pipeline imap resume {s.username}`"
+            )
         if s.consecutive_failures:
-            return (f"{s.username}: {s.last_error_kind} failure, {s.consecutive_failures} in a "
-                    f"row ({s.consecutive_auth_failures} authentication): {s.last_error}")
+            return (
+                f"{s.username}: {s.last_error_kind} failure, {s.consecutive_failures} in a "
+                f"row ({s.consecutive_auth_failures} authentication): {s.last_error}"
+            )
         return f"{s.username}: fetched"
 
 
@@ -57,8 +61,9 @@ class MailboxCircuitBreaker:
             ValueError: a threshold < 1.
         """
         if auth_failures_to_pause is not None and auth_failures_to_pause < 1:
-            raise ValueError(f"auth_failures_to_pause must be positive or None, "
-                             f"got {auth_failures_to_pause}")
+            raise ValueError(
+                f"auth_failures_to_pause must be positive or None, got {auth_failures_to_pause}"
+            )
         self.store = store
         self.auth_failures_to_pause = auth_failures_to_pause
 
@@ -88,7 +93,9 @@ class MailboxCircuitBreaker:
         was_paused = before is not None and before.paused
         kind = result.error_kind.value or ErrorKind.CONFIG.value
         state = mailboxes.record_failure(
-            result.user_id, kind, result.error,
+            result.user_id,
+            kind,
+            result.error,
             pause_after_auth_failures=self.auth_failures_to_pause,
         )
         return CircuitDecision(state, state.paused and not was_paused)

@@ -56,8 +56,14 @@ class BatchOutcome:
 
 
 def commit_batch(
-    save_service: EmailSaveService, store: MailStore, target: FolderTarget, chunk: Batch,
-    messages: Sequence[RawMessage], *, last: int, limit: int,
+    save_service: EmailSaveService,
+    store: MailStore,
+    target: FolderTarget,
+    chunk: Batch,
+    messages: Sequence[RawMessage],
+    *,
+    last: int,
+    limit: int,
 ) -> BatchOutcome:
     """Parse ``messages`` (the fetched part of ``chunk``) and commit them with the cursor
     ``last`` and the batch's failed and too-large UIDs.
@@ -86,26 +92,45 @@ def commit_batch(
             log.exception("%s: parsing UID %d failed", target.username, message.uid)
             failures.append((message.uid, f"parse: parser_error: {exc!r}"))
             continue
-        deliveries.append(Delivery(
-            user_id=target.user_id,
-            parsed=parsed,
-            source=EmailSource.IMAP,
-            origin=f"imap:{target.folder}:{target.uidvalidity}:{message.uid}",
-            received_at=message.internaldate,
-        ))
+        deliveries.append(
+            Delivery(
+                user_id=target.user_id,
+                parsed=parsed,
+                source=EmailSource.IMAP,
+                origin=f"imap:{target.folder}:{target.uidvalidity}:{message.uid}",
+                received_at=message.internaldate,
+            )
+        )
         delivered_uids.append(message.uid)
     gone = len(chunk.uids) - len(chunk.too_large) - len(messages)
     if gone:  # expunged between SEARCH and FETCH: nothing to keep
-        log.info("%s: folder %r: %d of %d UIDs were gone at FETCH", target.username,
-                 target.folder, gone, len(chunk.uids))
+        log.info(
+            "%s: folder %r: %d of %d UIDs were gone at FETCH",
+            target.username,
+            target.folder,
+            gone,
+            len(chunk.uids),
+        )
     too_large.sort()
     if too_large:
-        log.warning("%s: folder %r: %d message(s) over the limit of %d bytes left on the "
-                    "server: UIDs %s", target.username, target.folder, len(too_large), limit,
-                    uid_set([uid for uid, _size in too_large]))
+        log.warning(
+            "%s: folder %r: %d message(s) over the limit of %d bytes left on the server: UIDs %s",
+            target.username,
+            target.folder,
+            len(too_large),
+            limit,
+            uid_set([uid for uid, _size in too_large]),
+        )
 
-    sync = SyncUpdate(target.user_id, target.folder, target.uidvalidity, last, target.now,
-                      tuple(failures), tuple((uid, size, limit) for uid, size in too_large))
+    sync = SyncUpdate(
+        target.user_id,
+        target.folder,
+        target.uidvalidity,
+        last,
+        target.now,
+        tuple(failures),
+        tuple((uid, size, limit) for uid, size in too_large),
+    )
     outcome = save_service.save_batch(deliveries, sync=[sync])
     stored: list[int] = []
     refused: list[tuple[int, str]] = []
@@ -115,9 +140,11 @@ def commit_batch(
         else:
             stored.append(uid)
     if refused:  # record them too; the cursor is already past them
-        store.messages.update_sync(SyncUpdate(
-            target.user_id, target.folder, target.uidvalidity, last, target.now, tuple(refused)
-        ))
+        store.messages.update_sync(
+            SyncUpdate(
+                target.user_id, target.folder, target.uidvalidity, last, target.now, tuple(refused)
+            )
+        )
     counters = TaskCounters(
         fetched=len(messages),
         saved=outcome.saved,
@@ -125,5 +152,4 @@ def commit_batch(
         duplicate=outcome.duplicates,
     )
     oversized = [(uid, str(MessageTooLargeError(size, limit))) for uid, size in too_large]
-    return BatchOutcome(stored, counters, sorted((*failures, *refused, *oversized)),
-                        len(too_large))
+    return BatchOutcome(stored, counters, sorted((*failures, *refused, *oversized)), len(too_large))

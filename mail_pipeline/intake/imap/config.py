@@ -124,8 +124,10 @@ def _problems(config: dict[str, Any]) -> list[str]:
         ):
             problems.append(f"unknown filter {item!r} (use unread, from:TEXT, subject:TEXT)")
     folders = filters.get("folders", [filters.get("folder", "INBOX")])
-    if not isinstance(folders, list) or not folders or not all(
-        isinstance(f, str) and f for f in folders
+    if (
+        not isinstance(folders, list)
+        or not folders
+        or not all(isinstance(f, str) and f for f in folders)
     ):
         problems.append("folders must be a non-empty list of folder names")
     return problems
@@ -265,9 +267,7 @@ class EmailConfigManager:
             value = values[name]
             if value is not None:
                 values[name] = self.box.open(value) if is_encrypted(value) else str(value)
-        account = ImapAccount(
-            **values, connect_timeout=connect_timeout, read_timeout=read_timeout
-        )
+        account = ImapAccount(**values, connect_timeout=connect_timeout, read_timeout=read_timeout)
         filters = config.get("filter_config") or {}
         items = filters.get("filters") or []
         since = filters.get("since")

@@ -79,7 +79,6 @@ def _ssl_context(verify: bool, ca_file: str | None, _mtime_ns: int) -> ssl.SSLCo
     return context
 
 
-
 # --- connecting ------------------------------------------------------------------------------
 
 

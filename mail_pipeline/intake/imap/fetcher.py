@@ -104,8 +104,13 @@ class MailboxFetcher:
         self.connect_timeout = float(connect_timeout)
         self.read_timeout = float(read_timeout)
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._folders = FolderSync(store, save_service, batch_size=batch_size,
-                                   batch_max_bytes=batch_max_bytes, checkpoint=checkpoint)
+        self._folders = FolderSync(
+            store,
+            save_service,
+            batch_size=batch_size,
+            batch_max_bytes=batch_max_bytes,
+            checkpoint=checkpoint,
+        )
 
     # --- public ----------------------------------------------------------------------------
 
@@ -145,8 +150,16 @@ class MailboxFetcher:
                 user_id, connect_timeout=self.connect_timeout, read_timeout=self.read_timeout
             )
         except (ConfigError, NotFoundError) as exc:
-            result = MailboxResult(user_id, username, ErrorKind.CONFIG, str(exc), (),
-                                   TaskCounters(), time.monotonic() - started, ())
+            result = MailboxResult(
+                user_id,
+                username,
+                ErrorKind.CONFIG,
+                str(exc),
+                (),
+                TaskCounters(),
+                time.monotonic() - started,
+                (),
+            )
             self._log_result(task_id, result)
             return result
 
@@ -154,8 +167,9 @@ class MailboxFetcher:
         error_kind, error = ErrorKind.NONE, ""
         try:
             with imap_session(config.account) as client:
-                run = MailboxRun(user_id, username, config, client, task_id, progress,
-                                 self._clock())
+                run = MailboxRun(
+                    user_id, username, config, client, task_id, progress, self._clock()
+                )
                 for folder in config.filters.folders:
                     try:
                         self._folders.sync(run, folder)
@@ -169,8 +183,11 @@ class MailboxFetcher:
             if task_id is not None:
                 with suppress(Exception):
                     self.store.tasks.add_execution_log(
-                        task_id, f"imap_fetch:{username}",
-                        f"stopped, the cursor stays: {type(exc).__name__}: {exc}", "ERROR")
+                        task_id,
+                        f"imap_fetch:{username}",
+                        f"stopped, the cursor stays: {type(exc).__name__}: {exc}",
+                        "ERROR",
+                    )
             raise
 
         if error_kind is ErrorKind.NONE and run is not None and run.counters.fetched:
@@ -202,19 +219,24 @@ class MailboxFetcher:
             log.warning("%s", result.summary())
         if task_id is None:
             return
-        if (result.ok and not result.counters.fetched and not result.warnings
-                and not result.failed_uids):
+        if (
+            result.ok
+            and not result.counters.fetched
+            and not result.warnings
+            and not result.failed_uids
+        ):
             return  # nothing new: counters say so, the log keeps what happened
         tasks = self.store.tasks
         step = f"imap_fetch:{result.username}"
-        tasks.add_execution_log(task_id, step, result.summary(),
-                                "INFO" if result.ok else "ERROR")
+        tasks.add_execution_log(task_id, step, result.summary(), "INFO" if result.ok else "ERROR")
         for folder, uid, reason in result.failed_uids[:_MAX_LOGGED_FAILURES]:
-            tasks.add_execution_log(task_id, step, f"folder {folder!r} UID {uid}: {reason}",
-                                    "WARNING")
+            tasks.add_execution_log(
+                task_id, step, f"folder {folder!r} UID {uid}: {reason}", "WARNING"
+            )
         if len(result.failed_uids) > _MAX_LOGGED_FAILURES:
             tasks.add_execution_log(
-                task_id, step,
+                task_id,
+                step,
                 f"... and {len(result.failed_uids) - _MAX_LOGGED_FAILURES} more failed UIDs",
                 "WARNING",
             )

@@ -70,9 +70,17 @@ class _FolderState:
 
     def result(self) -> FolderResult:
         """The folder's :class:`FolderResult` so far."""
-        return FolderResult(self.folder, self.uidvalidity, self.fetched, self.saved,
-                            self.duplicates, self.failed, self.last_uid, self.reset,
-                            self.too_large)
+        return FolderResult(
+            self.folder,
+            self.uidvalidity,
+            self.fetched,
+            self.saved,
+            self.duplicates,
+            self.failed,
+            self.last_uid,
+            self.reset,
+            self.too_large,
+        )
 
 
 @dataclass
@@ -116,8 +124,13 @@ class FolderSync:
     """Syncs folders of a mailbox fetch into the store (see the module docstring)."""
 
     def __init__(
-        self, store: MailStore, save_service: EmailSaveService, *, batch_size: int,
-        batch_max_bytes: int, checkpoint: Checkpoint,
+        self,
+        store: MailStore,
+        save_service: EmailSaveService,
+        *,
+        batch_size: int,
+        batch_max_bytes: int,
+        checkpoint: Checkpoint,
     ) -> None:
         """Store through ``save_service``; batches of at most ``batch_size`` UIDs and
         ``batch_max_bytes`` bytes; ``checkpoint`` is called after each committed batch."""
@@ -155,9 +168,15 @@ class FolderSync:
         state.last_uid = cursor.last_uid
         run.total += len(uids)
         run.report()
-        log.debug("%s: folder %r: %d new (cursor %d, uidvalidity %d, first sync %s)",
-                  run.username, folder, len(uids), cursor.last_uid, uidvalidity,
-                  not cursor.incremental)
+        log.debug(
+            "%s: folder %r: %d new (cursor %d, uidvalidity %d, first sync %s)",
+            run.username,
+            folder,
+            len(uids),
+            cursor.last_uid,
+            uidvalidity,
+            not cursor.incremental,
+        )
 
         if not uids:
             self.store.messages.update_sync(
@@ -166,12 +185,25 @@ class FolderSync:
             state.last_uid = floor
             return
 
-        batches = plan_folder(client, run.imap, folder, uids, limit=config.max_message_bytes,
-                              batch_size=self.batch_size, batch_max_bytes=self.batch_max_bytes)
+        batches = plan_folder(
+            client,
+            run.imap,
+            folder,
+            uids,
+            limit=config.max_message_bytes,
+            batch_size=self.batch_size,
+            batch_max_bytes=self.batch_max_bytes,
+        )
         target = FolderTarget(run.user_id, run.username, folder, uidvalidity, run.now)
-        actions = FolderPostActions(client, run.imap, action=config.post_action,
-                                    move_to=config.move_to, folder=folder,
-                                    uidvalidity=uidvalidity, username=run.username)
+        actions = FolderPostActions(
+            client,
+            run.imap,
+            action=config.post_action,
+            move_to=config.move_to,
+            folder=folder,
+            uidvalidity=uidvalidity,
+            username=run.username,
+        )
         # Without a post-action the connection is only used to FETCH, so the next batch is
         # fetched in a worker thread while this one is parsed and committed (the socket
         # reads and TLS release the GIL). With a post-action, commands must stay in order.
@@ -180,23 +212,32 @@ class FolderSync:
         def fetch(chunk: Batch) -> list[RawMessage]:
             return fetch_batch(client, run.imap, folder, chunk)
 
-        with ThreadPoolExecutor(1, thread_name_prefix="imap-fetch") if prefetch else (
-            nullcontext()
-        ) as pool:
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix="imap-fetch")
+            if prefetch
+            else (nullcontext()) as pool
+        ):
             pending = pool.submit(fetch, batches[0]) if pool else None
             for index, chunk in enumerate(batches):
                 if pending is not None:
                     messages = pending.result()
                     pending = (
                         pool.submit(fetch, batches[index + 1])
-                        if pool is not None and index + 1 < len(batches) else None
+                        if pool is not None and index + 1 < len(batches)
+                        else None
                     )
                 else:
                     messages = fetch(chunk)
-                last = (chunk.uids[-1] if index + 1 < len(batches)
-                        else max(chunk.uids[-1], floor))
-                outcome = commit_batch(self.save_service, self.store, target, chunk, messages,
-                                       last=last, limit=config.max_message_bytes)
+                last = chunk.uids[-1] if index + 1 < len(batches) else max(chunk.uids[-1], floor)
+                outcome = commit_batch(
+                    self.save_service,
+                    self.store,
+                    target,
+                    chunk,
+                    messages,
+                    last=last,
+                    limit=config.max_message_bytes,
+                )
                 self._count(run, state, chunk, outcome, last)
                 if outcome.stored and config.post_action is not PostAction.NONE:
                     warning = actions.apply(outcome.stored)
@@ -206,8 +247,9 @@ class FolderSync:
                 self.checkpoint(f"after_batch:{run.batches}")
                 run.report()
 
-    def _count(self, run: MailboxRun, state: _FolderState, chunk: Batch,
-               outcome: BatchOutcome, last: int) -> None:
+    def _count(
+        self, run: MailboxRun, state: _FolderState, chunk: Batch, outcome: BatchOutcome, last: int
+    ) -> None:
         """Add a committed batch to the run, the folder and the task's counters."""
         run.counters += outcome.counters
         state.add(outcome, last)

@@ -47,8 +47,15 @@ class FolderPostActions:
     """Runs one folder's post-action, batch by batch, on the session of its sync."""
 
     def __init__(
-        self, client: imapclient.IMAPClient, imap: Translate, *, action: PostAction,
-        move_to: str | None, folder: str, uidvalidity: int, username: str,
+        self,
+        client: imapclient.IMAPClient,
+        imap: Translate,
+        *,
+        action: PostAction,
+        move_to: str | None,
+        folder: str,
+        uidvalidity: int,
+        username: str,
     ) -> None:
         """Act on ``folder`` (examined with ``uidvalidity``) through ``client``; ``imap``
         types the errors; ``username`` names the mailbox in the log."""

@@ -70,8 +70,11 @@ class FetchPlan:
 
     def metadata(self) -> dict[str, int]:
         """Return the counts to show: mailboxes fetched, invalid configs, paused mailboxes."""
-        return {"users": len(self.mailboxes), "invalid_configs": self.invalid,
-                "paused_mailboxes": self.paused}
+        return {
+            "users": len(self.mailboxes),
+            "invalid_configs": self.invalid,
+            "paused_mailboxes": self.paused,
+        }
 
 
 def plan_fetch(
@@ -84,8 +87,13 @@ def plan_fetch(
         the order of :meth:`EmailConfigManager.imap_users`. Each user with an invalid config
         or a paused mailbox gets a WARNING line in the task's log (and in ``warnings``).
     """
-    task = store.tasks.create(EmailSource.IMAP, run_id=run_id, status=TaskStatus.RUNNING,
-                              timeout_seconds=timeout_seconds, message="IMAP fetch started")
+    task = store.tasks.create(
+        EmailSource.IMAP,
+        run_id=run_id,
+        status=TaskStatus.RUNNING,
+        timeout_seconds=timeout_seconds,
+        message="IMAP fetch started",
+    )
     users = configs.imap_users()
     paused = MailboxCircuitBreaker(store).paused()
     chosen: list[tuple[int, str]] = []
@@ -97,9 +105,11 @@ def plan_fetch(
             warnings.append(f"{name}: invalid IMAP config: {problem}")
         elif uid in paused:
             skipped += 1
-            warnings.append(f"{name}: mailbox paused since {paused[uid].paused_at:%Y-%m-%d %H:%M} "
-                            f"({paused[uid].paused_reason}); skipped until "
-                            f"`mail-pipeline imap resume {name}`")
+            warnings.append(
+                f"{name}: mailbox paused since {paused[uid].paused_at:%Y-%m-%d %H:%M} "
+                f"({paused[uid].paused_reason}); skipped until "
+                f"`mail-pipeline imap resume {name}`"
+            )
         else:
             chosen.append((uid, name))
     for line in warnings:
@@ -184,16 +194,25 @@ def fetch_and_record(
         warnings.append(f"task {beat.task_id} was closed while this op worked on it")
     if beat.lease_lost:
         warnings.append("the fetch lease was taken by another run during this op")
-    return MailboxRun(result, False, (*errors, *_record(breaker, result)), tuple(warnings),
-                      extra)
+    return MailboxRun(result, False, (*errors, *_record(breaker, result)), tuple(warnings), extra)
 
 
 def _closed_under_run(done: TaskFinish) -> tuple[tuple[str, ...], dict[str, Any]]:
     """Return the warning (if the task was closed under the run) and the metadata of ``done``."""
-    warnings = ((f"{done.note()} when this op finished it: the work was done and is recorded "
-                 "in the task's log"),) if done.already_closed else ()
-    return warnings, {"task_status": done.task.status.value,
-                      "task_closed_under_run": done.already_closed}
+    warnings = (
+        (
+            (
+                f"{done.note()} when this op finished it: the work was done and is recorded "
+                "in the task's log"
+            ),
+        )
+        if done.already_closed
+        else ()
+    )
+    return warnings, {
+        "task_status": done.task.status.value,
+        "task_closed_under_run": done.already_closed,
+    }
 
 
 def fetch_named_mailbox(
@@ -221,11 +240,17 @@ def fetch_named_mailbox(
     user_id = store.users.get(username).id
     paused = breaker.paused().get(user_id)
     if paused is not None:
-        raise MailboxPausedError(f"{username}: mailbox paused ({paused.paused_reason}); run "
-                                 f"`mail-pipeline imap resume {username}` first")
-    task = store.tasks.create(EmailSource.IMAP, run_id=run_id, status=TaskStatus.RUNNING,
-                              timeout_seconds=timeout_seconds,
-                              message=f"fetch of mailbox {username}")
+        raise MailboxPausedError(
+            f"{username}: mailbox paused ({paused.paused_reason}); run "
+            f"`mail-pipeline imap resume {username}` first"
+        )
+    task = store.tasks.create(
+        EmailSource.IMAP,
+        run_id=run_id,
+        status=TaskStatus.RUNNING,
+        timeout_seconds=timeout_seconds,
+        message=f"fetch of mailbox {username}",
+    )
     with TaskHeartbeat(store, task.task_id, run_id=run_id):
         result = fetcher.fetch_user(username, task_id=task.task_id)
     retry = should_retry(result, retry_number, max_retries)
@@ -284,16 +309,32 @@ def close_fetch(store: MailStore, task_id: str, results: list[MailboxResult]) ->
         message += f", {too_large} message(s) over the size limit left on the server"
     errors: tuple[str, ...] = ()
     if failed:
-        errors = ("IMAP fetch: {} of {} mailbox(es) failed: {}".format(
-            len(failed), len(results), "; ".join(
-                f"{r.username} ({r.error_kind.value}: {r.error})"[:300]
-                for r in results if not r.ok)),)
+        errors = (
+            "IMAP fetch: {} of {} mailbox(es) failed: {}".format(
+                len(failed),
+                len(results),
+                "; ".join(
+                    f"{r.username} ({r.error_kind.value}: {r.error})"[:300]
+                    for r in results
+                    if not r.ok
+                ),
+            ),
+        )
     if results and len(failed) == len(results):
         done = store.tasks.finish(task_id, error=f"every mailbox failed: {', '.join(failed)}")
     else:
         if failed:
-            store.tasks.add_execution_log(task_id, "close",
-                                          f"failed mailboxes: {', '.join(failed)}", "WARNING")
+            store.tasks.add_execution_log(
+                task_id, "close", f"failed mailboxes: {', '.join(failed)}", "WARNING"
+            )
         done = store.tasks.finish(task_id, message=message)
-    return FetchClose(done, len(results), failed, total, too_large,
-                      sum(r.seconds for r in results), errors, _closed_under_run(done)[0])
+    return FetchClose(
+        done,
+        len(results),
+        failed,
+        total,
+        too_large,
+        sum(r.seconds for r in results),
+        errors,
+        _closed_under_run(done)[0],
+    )

@@ -129,8 +129,12 @@ def search_criteria(filters: FetchFilters, today: date) -> tuple[list[Any], str 
 
 
 def search_new(
-    client: imapclient.IMAPClient, imap: Translate, folder: str, cursor: Cursor,
-    filters: FetchFilters, today: date,
+    client: imapclient.IMAPClient,
+    imap: Translate,
+    folder: str,
+    cursor: Cursor,
+    filters: FetchFilters,
+    today: date,
 ) -> list[int]:
     """``UID SEARCH`` the examined ``folder`` for new mail (see the module docstring).
 
@@ -163,8 +167,7 @@ def fetch_sizes(client: imapclient.IMAPClient, uids: Sequence[int]) -> dict[int,
     conn = client._imap
     sizes: dict[int, int] = {}
     for start in range(0, len(uids), SIZES_PER_COMMAND):
-        typ, data = conn.uid("FETCH", uid_set(uids[start : start + SIZES_PER_COMMAND]),
-                             SIZE_ITEMS)
+        typ, data = conn.uid("FETCH", uid_set(uids[start : start + SIZES_PER_COMMAND]), SIZE_ITEMS)
         if typ != "OK":
             detail = b" ".join(d for d in data if isinstance(d, bytes)).decode("ascii", "replace")
             raise ImapProtocolError(f"UID FETCH RFC822.SIZE answered {typ}: {detail}")
@@ -185,7 +188,11 @@ class Batch:
 
 
 def plan_batches(
-    uids: Sequence[int], sizes: dict[int, int], *, limit: int, batch_size: int,
+    uids: Sequence[int],
+    sizes: dict[int, int],
+    *,
+    limit: int,
+    batch_size: int,
     batch_max_bytes: int,
 ) -> list[Batch]:
     """Split ascending ``uids`` into batches of at most ``batch_size`` UIDs whose messages to
@@ -211,8 +218,10 @@ def plan_batches(
     for uid in uids:
         size = sizes.get(uid)
         takes = size is not None and size <= limit
-        if covered and (len(covered) >= batch_size
-                        or (takes and fetch and total + (size or 0) > batch_max_bytes)):
+        if covered and (
+            len(covered) >= batch_size
+            or (takes and fetch and total + (size or 0) > batch_max_bytes)
+        ):
             close()
         covered.append(uid)
         if size is None:
@@ -227,8 +236,14 @@ def plan_batches(
 
 
 def plan_folder(
-    client: imapclient.IMAPClient, imap: Translate, folder: str, uids: Sequence[int], *,
-    limit: int, batch_size: int, batch_max_bytes: int,
+    client: imapclient.IMAPClient,
+    imap: Translate,
+    folder: str,
+    uids: Sequence[int],
+    *,
+    limit: int,
+    batch_size: int,
+    batch_max_bytes: int,
 ) -> list[Batch]:
     """Read the sizes of ``folder``'s new ``uids`` and return their :func:`plan_batches`.
 
@@ -237,8 +252,9 @@ def plan_folder(
     """
     with imap(f"reading message sizes in folder {folder!r}"):
         sizes = fetch_sizes(client, uids)
-    return plan_batches(uids, sizes, limit=limit, batch_size=batch_size,
-                        batch_max_bytes=batch_max_bytes)
+    return plan_batches(
+        uids, sizes, limit=limit, batch_size=batch_size, batch_max_bytes=batch_max_bytes
+    )
 
 
 def fetch_bodies(client: imapclient.IMAPClient, uids: Sequence[int]) -> list[RawMessage]:

@@ -166,4 +166,3 @@ def translating(
         if typed is None:
             raise
         raise typed from exc
-

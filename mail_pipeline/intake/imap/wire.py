@@ -138,4 +138,3 @@ def parse_size_response(data: Sequence[Any]) -> dict[int, int]:
         if uid is not None and size is not None:
             sizes[int(uid.group(1))] = int(size.group(1))
     return sizes
-

@@ -86,7 +86,8 @@ class BatchProcessor:
                     loaded.append(entry)
             self.checkpoint("mid_batch")
             resolved = self.saver.resolve_recipients(
-                {a for entry in loaded for a in entry.addresses})
+                {a for entry in loaded for a in entry.addresses}
+            )
             deliveries: list[Delivery] = []
             owners: list[int] = []  # index into loaded, per delivery
             matched: list[list[int]] = []
@@ -97,9 +98,15 @@ class BatchProcessor:
                 matched.append(sorted(users))
                 prefix = "spool-legacy" if entry.item.legacy else "haraka"
                 for user_id in sorted(users):
-                    deliveries.append(Delivery(user_id, entry.parsed, EmailSource.HARAKA,
-                                               f"{prefix}:{entry.item.stem}",
-                                               entry.meta.received_at))
+                    deliveries.append(
+                        Delivery(
+                            user_id,
+                            entry.parsed,
+                            EmailSource.HARAKA,
+                            f"{prefix}:{entry.item.stem}",
+                            entry.meta.received_at,
+                        )
+                    )
                     owners.append(index)
             outcome = self.saver.save_batch(deliveries) if deliveries else None
         except BaseException:
@@ -137,8 +144,11 @@ class BatchProcessor:
                     touched.add(folder)
                     result.processed += 1
             except FileNotFoundError:
-                result.add_problem(Problem(entry.item.stem, "claim_lost",
-                                           "the claim was taken over before the move"))
+                result.add_problem(
+                    Problem(
+                        entry.item.stem, "claim_lost", "the claim was taken over before the move"
+                    )
+                )
         if self.fsync:
             for folder in touched:
                 fsync_dir(folder)

@@ -70,8 +70,11 @@ class ClaimOwner:
 
     def is_us(self) -> bool:
         """True when the owner is this very process (same host, pid and start time)."""
-        return (self.host == hostname() and self.pid == os.getpid()
-                and self.start == (process_start(self.pid) or "0"))
+        return (
+            self.host == hostname()
+            and self.pid == os.getpid()
+            and self.start == (process_start(self.pid) or "0")
+        )
 
     def is_gone(self) -> bool:
         """True when the owner ran on this host and its process is no longer running.
@@ -176,22 +179,32 @@ def recover_claim(spool: Spool, claim: Path) -> tuple[int, list[Problem]]:
         with contextlib.suppress(FileNotFoundError):
             if home is not None:
                 rename_new(meta, home / name)
-                problems.append(Problem(str(home / name), "meta_rejoined",
-                                        "the .eml had already been moved here"))
+                problems.append(
+                    Problem(
+                        str(home / name), "meta_rejoined", "the .eml had already been moved here"
+                    )
+                )
             else:
-                write_error(spool, stem, "missing_eml", "the .meta has no .eml",
-                            SpoolMeta.read_or_none(meta))
+                write_error(
+                    spool,
+                    stem,
+                    "missing_eml",
+                    "the .meta has no .eml",
+                    SpoolMeta.read_or_none(meta),
+                )
                 rename_new(meta, spool.failed / name)
-                problems.append(Problem(str(spool.failed / name), "missing_eml",
-                                        "the .meta has no .eml"))
+                problems.append(
+                    Problem(str(spool.failed / name), "missing_eml", "the .meta has no .eml")
+                )
     try:
         claim.rmdir()
     except FileNotFoundError:
         pass
     except OSError:
         leftover = ", ".join(sorted(os.listdir(claim))[:5])
-        problems.append(Problem(str(claim), "claim_not_empty",
-                                f"unexpected files left: {leftover}"))
+        problems.append(
+            Problem(str(claim), "claim_not_empty", f"unexpected files left: {leftover}")
+        )
     fsync_dir(spool.inbox)
     return returned, problems
 

@@ -85,8 +85,13 @@ def _claim_pair(spool: Spool, stem: str, claim: Path, stats: ClaimStats) -> Item
         eml_st = None
     eml_mode = eml_st.st_mode if eml_st is not None else None
     if eml_mode is not None and not stat.S_ISREG(eml_mode):
-        stats.refused.append(Problem(str(eml_src), "symlink" if stat.S_ISLNK(eml_mode)
-                                     else "not_regular", "the .eml is not a regular file"))
+        stats.refused.append(
+            Problem(
+                str(eml_src),
+                "symlink" if stat.S_ISLNK(eml_mode) else "not_regular",
+                "the .eml is not a regular file",
+            )
+        )
         return None
     meta = claim / f"{stem}.meta"
     eml = claim / f"{stem}.eml"
@@ -96,8 +101,9 @@ def _claim_pair(spool: Spool, stem: str, claim: Path, stats: ClaimStats) -> Item
         os.rename(eml_src, eml)
     except FileNotFoundError:
         # Haraka renames the .eml before the .meta, so this .meta is an orphan.
-        write_error(spool, stem, "missing_eml", "the .meta has no .eml",
-                    SpoolMeta.read_or_none(meta))
+        write_error(
+            spool, stem, "missing_eml", "the .meta has no .eml", SpoolMeta.read_or_none(meta)
+        )
         failed = spool.failed / meta.name
         rename_new(meta, failed)
         stats.orphans.append(Problem(str(failed), "missing_eml", "the .meta has no .eml"))

@@ -117,8 +117,9 @@ class SpoolIngestService:
         self.max_size = max_size
         self.batch_max_bytes = batch_max_bytes
         self.fsync = fsync
-        self.batches = BatchProcessor(self.saver, max_size=max_size, fsync=fsync,
-                                      checkpoint=checkpoint)
+        self.batches = BatchProcessor(
+            self.saver, max_size=max_size, fsync=fsync, checkpoint=checkpoint
+        )
 
     # --- the pass ------------------------------------------------------------------------
 
@@ -151,11 +152,13 @@ class SpoolIngestService:
                 result.recovered += returned
                 for problem in problems:
                     result.add_problem(problem)
-                log.warning("returned %d pairs of stale claim %s to the inbox", returned,
-                            stale.name)
+                log.warning(
+                    "returned %d pairs of stale claim %s to the inbox", returned, stale.name
+                )
             if result.recovered and task_id:
                 self.store.tasks.add_execution_log(
-                    task_id, "recover", f"returned {result.recovered} pairs of stale claims")
+                    task_id, "recover", f"returned {result.recovered} pairs of stale claims"
+                )
             stats = ClaimStats()
             for batch in self._batches(spool.iter_claims(claim, stats)):
                 spool.heartbeat(claim)
@@ -165,9 +168,15 @@ class SpoolIngestService:
                 result.absorb(stats)
                 if task_id:
                     delta = result.counters
-                    self.store.tasks.add_counters(task_id, TaskCounters(
-                        delta.fetched - before.fetched, delta.saved - before.saved,
-                        delta.failed - before.failed, delta.duplicate - before.duplicate))
+                    self.store.tasks.add_counters(
+                        task_id,
+                        TaskCounters(
+                            delta.fetched - before.fetched,
+                            delta.saved - before.saved,
+                            delta.failed - before.failed,
+                            delta.duplicate - before.duplicate,
+                        ),
+                    )
                 if progress is not None:
                     progress(result)
             result.absorb(stats)
@@ -205,8 +214,12 @@ class SpoolIngestService:
             LeaseLostError: another owner holds ``lease`` (the task is marked FAILED).
             SpoolError, SQLAlchemyError: as :meth:`ingest`.
         """
-        task = self.store.tasks.create(EmailSource.HARAKA, run_id=run_id,
-                                       status=TaskStatus.RUNNING, message="spool ingest started")
+        task = self.store.tasks.create(
+            EmailSource.HARAKA,
+            run_id=run_id,
+            status=TaskStatus.RUNNING,
+            message="spool ingest started",
+        )
         try:
             with TaskHeartbeat(self.store, task.task_id, lease=lease, run_id=run_id):
                 result = self.ingest(task_id=task.task_id, progress=progress)
@@ -272,6 +285,7 @@ def ingest_spool(
     max_size: int = DEFAULT_MAX_SIZE,
 ) -> IngestResult:
     """One ingest pass over ``spool_dir``; see :meth:`SpoolIngestService.ingest`."""
-    service = SpoolIngestService(store, spool_dir, attachment_root, batch_size=batch_size,
-                                 max_size=max_size)
+    service = SpoolIngestService(
+        store, spool_dir, attachment_root, batch_size=batch_size, max_size=max_size
+    )
     return service.ingest(task_id=task_id)

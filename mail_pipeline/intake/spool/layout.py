@@ -146,15 +146,11 @@ class Spool:
         """Return ``processed/<day>/`` for a meta (the UTC day of its ``received_at``)."""
         return moves.processed_folder(self, meta)
 
-    def write_error(
-        self, stem: str, reason: str, detail: str, meta: SpoolMeta | None
-    ) -> Path:
+    def write_error(self, stem: str, reason: str, detail: str, meta: SpoolMeta | None) -> Path:
         """Write ``failed/<stem>.error.json``; see :func:`moves.write_error`."""
         return moves.write_error(self, stem, reason, detail, meta)
 
-    def move_failed(
-        self, item: Item, reason: str, detail: str, meta: SpoolMeta | None
-    ) -> Path:
+    def move_failed(self, item: Item, reason: str, detail: str, meta: SpoolMeta | None) -> Path:
         """Quarantine ``item`` in ``failed/``; see :func:`moves.move_failed`."""
         return moves.move_failed(self, item, reason, detail, meta)
 

@@ -55,25 +55,25 @@ def processed_folder(spool: Spool, meta: SpoolMeta | None) -> Path:
     return spool.processed / processed_day(meta)
 
 
-def write_error(
-    spool: Spool, stem: str, reason: str, detail: str, meta: SpoolMeta | None
-) -> Path:
+def write_error(spool: Spool, stem: str, reason: str, detail: str, meta: SpoolMeta | None) -> Path:
     """Write ``failed/<stem>.error.json`` (reason code, detail, time, the meta); return it.
 
     Raises:
         OSError: it cannot be written.
     """
     path = spool.failed / f"{stem}.error.json"
-    record = {"id": stem, "reason": reason, "detail": detail,
-              "failed_at": utc_now().isoformat(),
-              "meta": meta.to_dict() if meta is not None else None}
+    record = {
+        "id": stem,
+        "reason": reason,
+        "detail": detail,
+        "failed_at": utc_now().isoformat(),
+        "meta": meta.to_dict() if meta is not None else None,
+    }
     write_new_file(path, (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode())
     return path
 
 
-def move_failed(
-    spool: Spool, item: Item, reason: str, detail: str, meta: SpoolMeta | None
-) -> Path:
+def move_failed(spool: Spool, item: Item, reason: str, detail: str, meta: SpoolMeta | None) -> Path:
     """Quarantine ``item`` in ``failed/`` with its ``.error.json``; return the ``.eml`` path.
 
     Raises:

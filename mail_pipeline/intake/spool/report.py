@@ -75,14 +75,17 @@ class IngestResult:
     @property
     def counters(self) -> TaskCounters:
         """The counts as EmailTask counters (fetched = found)."""
-        return TaskCounters(fetched=self.found, saved=self.saved, failed=self.failed,
-                            duplicate=self.duplicates)
+        return TaskCounters(
+            fetched=self.found, saved=self.saved, failed=self.failed, duplicate=self.duplicates
+        )
 
     def summary(self) -> str:
         """One line: the counts."""
-        return (f"found {self.found}, saved {self.saved}, duplicates {self.duplicates}, "
-                f"failed {self.failed}, unmatched {self.unmatched}, refused {self.refused}, "
-                f"recovered {self.recovered}")
+        return (
+            f"found {self.found}, saved {self.saved}, duplicates {self.duplicates}, "
+            f"failed {self.failed}, unmatched {self.unmatched}, refused {self.refused}, "
+            f"recovered {self.recovered}"
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """Return the result as JSON-serialisable data (problems capped at 100)."""

@@ -69,8 +69,10 @@ def run_ingest(
     seconds = time.monotonic() - started
     warnings: list[str] = []
     if result.task_closed:
-        warnings.append(f"{result.task_closed} when the ingest finished: the work was done and "
-                        "is recorded in the task's log")
+        warnings.append(
+            f"{result.task_closed} when the ingest finished: the work was done and "
+            "is recorded in the task's log"
+        )
     warnings.extend(f"spool: {problem}" for problem in result.problems[:MAX_PROBLEMS_LOGGED])
     status: SpoolMetrics | None = None
     if measure is not None:

@@ -47,8 +47,16 @@ def spool_message(
     root = Path(spool_dir)
     sid = str(uuid.uuid4())
     when = (received_at or datetime.now(UTC)).astimezone(UTC)
-    meta = SpoolMeta(id=sid, rcpt_to=tuple(rcpt_to), received_at=when, mail_from=mail_from,
-                     size=len(raw), remote_ip="127.0.0.1", helo="mail-pipeline", haraka_uuid="")
+    meta = SpoolMeta(
+        id=sid,
+        rcpt_to=tuple(rcpt_to),
+        received_at=when,
+        mail_from=mail_from,
+        size=len(raw),
+        remote_ip="127.0.0.1",
+        helo="mail-pipeline",
+        haraka_uuid="",
+    )
     done: list[Path] = []
     try:
         for sub in ("inbox", "tmp", "processed", "failed", "unmatched"):

@@ -25,8 +25,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True))
     op.execute("UPDATE email_tasks SET heartbeat_at = updated_at")
     with op.batch_alter_table("email_tasks", schema=None) as batch_op:
-        batch_op.alter_column("heartbeat_at", existing_type=sa.DateTime(timezone=True),
-                              nullable=False)
+        batch_op.alter_column(
+            "heartbeat_at", existing_type=sa.DateTime(timezone=True), nullable=False
+        )
 
 
 def downgrade() -> None:

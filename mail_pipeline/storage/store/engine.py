@@ -48,7 +48,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     url = normalize_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         engine = create_engine(
-            url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False},
+            url,
+            echo=echo,
+            connect_args={"timeout": 30, "check_same_thread": False},
             poolclass=NullPool,
         )
         _configure_sqlite(engine)

@@ -130,7 +130,8 @@ class LockRepository(Repository):
             if renewed:
                 return True
             inserted = session.execute(
-                insert(TaskLock).values(name=name, owner_info="", **values)
+                insert(TaskLock)
+                .values(name=name, owner_info="", **values)
                 .on_conflict_do_nothing(index_elements=["name"])
             ).rowcount  # type: ignore[attr-defined]
             if inserted:

@@ -45,9 +45,18 @@ class MailboxStatus:
 
 def _status(row: MailboxState, username: str) -> MailboxStatus:
     return MailboxStatus(
-        row.user_id, username, row.last_attempt_at, row.last_success_at, row.last_failure_at,
-        row.consecutive_failures, row.consecutive_auth_failures, row.last_error_kind or "",
-        row.last_error or "", bool(row.paused), row.paused_reason or "", row.paused_at,
+        row.user_id,
+        username,
+        row.last_attempt_at,
+        row.last_success_at,
+        row.last_failure_at,
+        row.consecutive_failures,
+        row.consecutive_auth_failures,
+        row.last_error_kind or "",
+        row.last_error or "",
+        bool(row.paused),
+        row.paused_reason or "",
+        row.paused_at,
     )
 
 
@@ -56,16 +65,22 @@ class MailboxStateRepository(Repository):
 
     def get(self, user_id: int) -> MailboxStatus | None:
         """Return the state of ``user_id``'s mailbox, or None if it was never recorded."""
-        stmt = (select(MailboxState, User.username).join(User, User.id == MailboxState.user_id)
-                .where(MailboxState.user_id == user_id))
+        stmt = (
+            select(MailboxState, User.username)
+            .join(User, User.id == MailboxState.user_id)
+            .where(MailboxState.user_id == user_id)
+        )
         with self._transaction() as session:
             found = session.execute(stmt).one_or_none()
             return None if found is None else _status(found[0], found[1])
 
     def all(self, *, paused_only: bool = False) -> list[MailboxStatus]:
         """Return every recorded mailbox (or only the paused ones), by user name."""
-        stmt = (select(MailboxState, User.username).join(User, User.id == MailboxState.user_id)
-                .order_by(User.username))
+        stmt = (
+            select(MailboxState, User.username)
+            .join(User, User.id == MailboxState.user_id)
+            .order_by(User.username)
+        )
         if paused_only:
             stmt = stmt.where(MailboxState.paused.is_(True))
         with self._transaction() as session:
@@ -74,8 +89,9 @@ class MailboxStateRepository(Repository):
     def paused_user_ids(self) -> set[int]:
         """Return the ids of the users whose mailbox is paused."""
         with self._transaction() as session:
-            return set(session.scalars(
-                select(MailboxState.user_id).where(MailboxState.paused.is_(True))))
+            return set(
+                session.scalars(select(MailboxState.user_id).where(MailboxState.paused.is_(True)))
+            )
 
     def record_success(self, user_id: int) -> MailboxStatus:
         """Record a successful fetch: reset both failure streaks and the last error.
@@ -112,8 +128,10 @@ class MailboxStateRepository(Repository):
         if not kind:
             raise ValueError("a failure needs its kind")
         if pause_after_auth_failures is not None and pause_after_auth_failures < 1:
-            raise ValueError(f"pause_after_auth_failures must be positive or None, "
-                             f"got {pause_after_auth_failures}")
+            raise ValueError(
+                f"pause_after_auth_failures must be positive or None, "
+                f"got {pause_after_auth_failures}"
+            )
         with self._transaction() as session:
             row, name = self._locked(session, user_id)
             now = self._now()
@@ -123,13 +141,18 @@ class MailboxStateRepository(Repository):
                 row.consecutive_auth_failures += 1
             row.last_error_kind = clean_text(kind, column_length(MailboxState, "last_error_kind"))
             row.last_error = clean_text(error, MAX_ERROR_CHARS)
-            if (not row.paused and pause_after_auth_failures is not None
-                    and row.consecutive_auth_failures >= pause_after_auth_failures):
+            if (
+                not row.paused
+                and pause_after_auth_failures is not None
+                and row.consecutive_auth_failures >= pause_after_auth_failures
+            ):
                 row.paused = True
                 row.paused_at = now
                 row.paused_reason = clean_text(
                     f"{row.consecutive_auth_failures} consecutive authentication failures; "
-                    f"last: {error}", MAX_ERROR_CHARS)
+                    f"last: {error}",
+                    MAX_ERROR_CHARS,
+                )
             return _status(row, name)
 
     def pause(self, user_id: int, reason: str) -> MailboxStatus:
@@ -173,14 +196,23 @@ class MailboxStateRepository(Repository):
             raise NotFoundError(f"no user with id {user_id}")
         insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         session.execute(
-            insert(MailboxState).values(
-                user_id=user_id, consecutive_failures=0, consecutive_auth_failures=0,
-                last_error_kind="", last_error="", paused=False, paused_reason="",
+            insert(MailboxState)
+            .values(
+                user_id=user_id,
+                consecutive_failures=0,
+                consecutive_auth_failures=0,
+                last_error_kind="",
+                last_error="",
+                paused=False,
+                paused_reason="",
                 updated_at=self._now(),
-            ).on_conflict_do_nothing(index_elements=["user_id"])
+            )
+            .on_conflict_do_nothing(index_elements=["user_id"])
         )
         row = session.scalars(
-            select(MailboxState).where(MailboxState.user_id == user_id).with_for_update()
+            select(MailboxState)
+            .where(MailboxState.user_id == user_id)
+            .with_for_update()
             .execution_options(populate_existing=True)
         ).one()
         return row, user.username

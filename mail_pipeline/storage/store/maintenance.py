@@ -121,8 +121,11 @@ class MaintenanceRepository(Repository):
             ValueError: a cutoff for an open state (PENDING/RUNNING), a naive cutoff, or none.
         """
         _check_cutoffs(cutoffs)
-        stmt = (select(EmailTask.status, func.count()).where(_expired(cutoffs))
-                .group_by(EmailTask.status))
+        stmt = (
+            select(EmailTask.status, func.count())
+            .where(_expired(cutoffs))
+            .group_by(EmailTask.status)
+        )
         with self._transaction() as session:
             return {status: int(n) for status, n in session.execute(stmt).all()}
 
@@ -144,10 +147,22 @@ class MaintenanceRepository(Repository):
         _check_cutoffs(cutoffs)
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        cols = (EmailTask.id, EmailTask.task_id, EmailTask.email_source, EmailTask.status,
-                EmailTask.run_id, EmailTask.user_id, EmailTask.created_at, EmailTask.started_at,
-                EmailTask.completed_at, EmailTask.emails_fetched, EmailTask.emails_saved,
-                EmailTask.emails_failed, EmailTask.emails_duplicate, EmailTask.error_message)
+        cols = (
+            EmailTask.id,
+            EmailTask.task_id,
+            EmailTask.email_source,
+            EmailTask.status,
+            EmailTask.run_id,
+            EmailTask.user_id,
+            EmailTask.created_at,
+            EmailTask.started_at,
+            EmailTask.completed_at,
+            EmailTask.emails_fetched,
+            EmailTask.emails_saved,
+            EmailTask.emails_failed,
+            EmailTask.emails_duplicate,
+            EmailTask.error_message,
+        )
         stmt = select(*cols).where(_expired(cutoffs)).order_by(EmailTask.id).limit(batch_size)
         if self.dialect == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)
@@ -162,43 +177,69 @@ class MaintenanceRepository(Repository):
                 duration = None
                 if r.started_at is not None and r.completed_at is not None:
                     duration = max(0.0, (r.completed_at - r.started_at).total_seconds())
-                audits.append({
-                    "task_id": r.task_id, "email_source": r.email_source, "status": r.status,
-                    "run_id": r.run_id, "user_id": r.user_id, "created_at": r.created_at,
-                    "started_at": r.started_at, "completed_at": r.completed_at,
-                    "duration_seconds": duration, "emails_fetched": r.emails_fetched,
-                    "emails_saved": r.emails_saved, "emails_failed": r.emails_failed,
-                    "emails_duplicate": r.emails_duplicate,
-                    "error_message": clean_text(r.error_message or "", MAX_AUDIT_ERROR_CHARS)
-                    if r.status != TaskStatus.COMPLETED.value else "",
-                    "deleted_at": now,
-                })
+                audits.append(
+                    {
+                        "task_id": r.task_id,
+                        "email_source": r.email_source,
+                        "status": r.status,
+                        "run_id": r.run_id,
+                        "user_id": r.user_id,
+                        "created_at": r.created_at,
+                        "started_at": r.started_at,
+                        "completed_at": r.completed_at,
+                        "duration_seconds": duration,
+                        "emails_fetched": r.emails_fetched,
+                        "emails_saved": r.emails_saved,
+                        "emails_failed": r.emails_failed,
+                        "emails_duplicate": r.emails_duplicate,
+                        "error_message": clean_text(r.error_message or "", MAX_AUDIT_ERROR_CHARS)
+                        if r.status != TaskStatus.COMPLETED.value
+                        else "",
+                        "deleted_at": now,
+                    }
+                )
                 deleted[r.status] = deleted.get(r.status, 0) + 1
             session.execute(insert(EmailTaskAudit), audits)
             session.execute(
                 delete(EmailTask)
-                .where(EmailTask.id.in_([r.id for r in rows]),
-                       EmailTask.status.in_([s.value for s in FINAL_STATUSES]))
+                .where(
+                    EmailTask.id.in_([r.id for r in rows]),
+                    EmailTask.status.in_([s.value for s in FINAL_STATUSES]),
+                )
                 .execution_options(synchronize_session=False)
             )
         return deleted
 
-    def audit_records(
-        self, *, task_id: str | None = None, limit: int = 100
-    ) -> list[AuditRecord]:
+    def audit_records(self, *, task_id: str | None = None, limit: int = 100) -> list[AuditRecord]:
         """Return audit rows, most recently deleted first (optionally of one task id)."""
         if limit < 1:
             raise ValueError(f"limit must be positive, got {limit}")
-        stmt = select(EmailTaskAudit).order_by(EmailTaskAudit.deleted_at.desc(),
-                                               EmailTaskAudit.id.desc()).limit(limit)
+        stmt = (
+            select(EmailTaskAudit)
+            .order_by(EmailTaskAudit.deleted_at.desc(), EmailTaskAudit.id.desc())
+            .limit(limit)
+        )
         if task_id is not None:
             stmt = stmt.where(EmailTaskAudit.task_id == task_id)
         with self._transaction() as session:
             return [
-                AuditRecord(a.task_id, a.email_source, a.status, a.run_id, a.user_id,
-                            a.created_at, a.started_at, a.completed_at, a.duration_seconds,
-                            a.emails_fetched, a.emails_saved, a.emails_failed,
-                            a.emails_duplicate, a.error_message, a.deleted_at)
+                AuditRecord(
+                    a.task_id,
+                    a.email_source,
+                    a.status,
+                    a.run_id,
+                    a.user_id,
+                    a.created_at,
+                    a.started_at,
+                    a.completed_at,
+                    a.duration_seconds,
+                    a.emails_fetched,
+                    a.emails_saved,
+                    a.emails_failed,
+                    a.emails_duplicate,
+                    a.error_message,
+                    a.deleted_at,
+                )
                 for a in session.scalars(stmt)
             ]
 
@@ -225,31 +266,48 @@ class MaintenanceRepository(Repository):
         finished = func.coalesce(EmailTask.completed_at, EmailTask.updated_at)
         failed = EmailTask.status == TaskStatus.FAILED.value
         with self._transaction() as session:
-            by_status = {s: int(n) for s, n in session.execute(
-                select(EmailTask.status, func.count()).group_by(EmailTask.status)).all()}
+            by_status = {
+                s: int(n)
+                for s, n in session.execute(
+                    select(EmailTask.status, func.count()).group_by(EmailTask.status)
+                ).all()
+            }
             open_ = session.execute(
-                select(EmailTask.heartbeat_at, EmailTask.timeout_seconds)
-                .where(EmailTask.status.in_([TaskStatus.PENDING.value,
-                                             TaskStatus.RUNNING.value]))
+                select(EmailTask.heartbeat_at, EmailTask.timeout_seconds).where(
+                    EmailTask.status.in_([TaskStatus.PENDING.value, TaskStatus.RUNNING.value])
+                )
             ).all()
-            timed_out = sum(1 for beat, timeout in open_
-                            if heartbeat_expired(beat, timeout, now))
-            failed_hour = int(session.scalar(
-                select(func.count()).where(failed, finished >= hour)) or 0)
-            failed_day = int(session.scalar(
-                select(func.count()).where(failed, finished >= day)) or 0)
-            duplicates = int(session.scalar(
-                select(func.coalesce(func.sum(EmailTask.emails_duplicate), 0))
-                .where(finished >= day)) or 0)
+            timed_out = sum(1 for beat, timeout in open_ if heartbeat_expired(beat, timeout, now))
+            failed_hour = int(
+                session.scalar(select(func.count()).where(failed, finished >= hour)) or 0
+            )
+            failed_day = int(
+                session.scalar(select(func.count()).where(failed, finished >= day)) or 0
+            )
+            duplicates = int(
+                session.scalar(
+                    select(func.coalesce(func.sum(EmailTask.emails_duplicate), 0)).where(
+                        finished >= day
+                    )
+                )
+                or 0
+            )
             throughput: dict[str, SourceStats] = {}
             for source in EmailSource:
                 rows = session.execute(
-                    select(EmailTask.started_at, EmailTask.completed_at, EmailTask.emails_saved,
-                           EmailTask.emails_duplicate, EmailTask.emails_failed)
-                    .where(EmailTask.email_source == source.value,
-                           EmailTask.status == TaskStatus.COMPLETED.value,
-                           EmailTask.started_at.is_not(None),
-                           EmailTask.completed_at.is_not(None))
+                    select(
+                        EmailTask.started_at,
+                        EmailTask.completed_at,
+                        EmailTask.emails_saved,
+                        EmailTask.emails_duplicate,
+                        EmailTask.emails_failed,
+                    )
+                    .where(
+                        EmailTask.email_source == source.value,
+                        EmailTask.status == TaskStatus.COMPLETED.value,
+                        EmailTask.started_at.is_not(None),
+                        EmailTask.completed_at.is_not(None),
+                    )
                     .order_by(EmailTask.completed_at.desc(), EmailTask.id.desc())
                     .limit(recent_runs)
                 ).all()
@@ -258,9 +316,14 @@ class MaintenanceRepository(Repository):
                     if started is not None and completed is not None:
                         seconds += max(0.0, (completed - started).total_seconds())
                 throughput[source.value] = SourceStats(
-                    source.value, len(rows), sum(r[2] for r in rows), sum(r[3] for r in rows),
-                    sum(r[4] for r in rows), seconds,
+                    source.value,
+                    len(rows),
+                    sum(r[2] for r in rows),
+                    sum(r[3] for r in rows),
+                    sum(r[4] for r in rows),
+                    seconds,
                 )
             audited = int(session.scalar(select(func.count()).select_from(EmailTaskAudit)) or 0)
-        return TaskStats(by_status, timed_out, failed_hour, failed_day, duplicates, throughput,
-                         audited)
+        return TaskStats(
+            by_status, timed_out, failed_hour, failed_day, duplicates, throughput, audited
+        )

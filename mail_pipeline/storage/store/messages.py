@@ -128,31 +128,33 @@ class MessageRepository(Repository):
                     .returning(table.c.id, table.c.user_id, table.c.dedup_key)
                 )
                 params = [
-                    clean_row(EmailMessage, {
-                        "user_id": msg.user_id,
-                        "message_id": msg.message_id,
-                        "dedup_key": msg.dedup_key,
-                        "subject": msg.subject,
-                        "sender": msg.sender,
-                        "recipients": msg.recipients,
-                        "cc": msg.cc,
-                        "received_at": msg.received_at,
-                        "sent_at": msg.sent_at,
-                        "raw_content": msg.raw_content,
-                        "html_content": msg.html_content,
-                        "text_content": msg.text_content,
-                        "status": "FETCHED",
-                        "source": msg.source,
-                        "origin": msg.origin,
-                        "content_hash": msg.content_hash,
-                        "size": msg.size,
-                        "created_at": now,
-                    })
+                    clean_row(
+                        EmailMessage,
+                        {
+                            "user_id": msg.user_id,
+                            "message_id": msg.message_id,
+                            "dedup_key": msg.dedup_key,
+                            "subject": msg.subject,
+                            "sender": msg.sender,
+                            "recipients": msg.recipients,
+                            "cc": msg.cc,
+                            "received_at": msg.received_at,
+                            "sent_at": msg.sent_at,
+                            "raw_content": msg.raw_content,
+                            "html_content": msg.html_content,
+                            "text_content": msg.text_content,
+                            "status": "FETCHED",
+                            "source": msg.source,
+                            "origin": msg.origin,
+                            "content_hash": msg.content_hash,
+                            "size": msg.size,
+                            "created_at": now,
+                        },
+                    )
                     for msg in messages
                 ]
                 new_ids = {
-                    (user_id, key): pk
-                    for pk, user_id, key in session.execute(stmt, params).all()
+                    (user_id, key): pk for pk, user_id, key in session.execute(stmt, params).all()
                 }
                 seen: set[tuple[int, str]] = set()
                 for row in params:  # the keys as stored, i.e. as cleaned
@@ -160,20 +162,23 @@ class MessageRepository(Repository):
                     ids.append(None if key in seen else new_ids.get(key))
                     seen.add(key)
             rows = [
-                clean_row(EmailAttachment, {
-                    "user_id": msg.user_id,
-                    "message_id": new_id,
-                    "filename": att.filename,
-                    "safe_filename": att.safe_filename,
-                    "content_type": att.content_type,
-                    "file_size": att.file_size,
-                    "file_path": att.file_path,
-                    "is_image": att.is_image,
-                    "is_inline": att.is_inline,
-                    "content_id": att.content_id,
-                    "sha256": att.sha256,
-                    "created_at": now,
-                })
+                clean_row(
+                    EmailAttachment,
+                    {
+                        "user_id": msg.user_id,
+                        "message_id": new_id,
+                        "filename": att.filename,
+                        "safe_filename": att.safe_filename,
+                        "content_type": att.content_type,
+                        "file_size": att.file_size,
+                        "file_path": att.file_path,
+                        "is_image": att.is_image,
+                        "is_inline": att.is_inline,
+                        "content_id": att.content_id,
+                        "sha256": att.sha256,
+                        "created_at": now,
+                    },
+                )
                 for msg, new_id in zip(messages, ids, strict=True)
                 if new_id is not None
                 for att in msg.attachments
@@ -216,9 +221,22 @@ class MessageRepository(Repository):
             out = []
             for m in session.scalars(stmt):
                 paths = tuple(a.file_path for a in m.attachments)
-                out.append(StoredMessage(m.id, m.user_id, m.message_id, m.dedup_key, m.subject,
-                                         m.sender, list(m.recipients), m.received_at, m.source,
-                                         m.origin, m.size, paths))
+                out.append(
+                    StoredMessage(
+                        m.id,
+                        m.user_id,
+                        m.message_id,
+                        m.dedup_key,
+                        m.subject,
+                        m.sender,
+                        list(m.recipients),
+                        m.received_at,
+                        m.source,
+                        m.origin,
+                        m.size,
+                        paths,
+                    )
+                )
             return out
 
     def get_content(self, message_pk: int) -> dict[str, Any]:

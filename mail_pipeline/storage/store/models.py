@@ -220,9 +220,7 @@ class ImapSyncState(Base):
     """The sync position of one folder of one user's mailbox."""
 
     __tablename__ = "imap_sync_state"
-    __table_args__ = (
-        UniqueConstraint("user_id", "folder", name="uq_imap_sync_state_user_folder"),
-    )
+    __table_args__ = (UniqueConstraint("user_id", "folder", name="uq_imap_sync_state_user_folder"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))

@@ -109,5 +109,3 @@ def alembic_config(url: str) -> AlembicConfig:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
     return config
-
-

@@ -56,10 +56,15 @@ class SyncPosition:
     failed_uids: list[dict[str, Any]]
 
 
-
 def _position(row: ImapSyncState) -> SyncPosition:
-    return SyncPosition(row.user_id, row.folder, row.uidvalidity, row.last_uid,
-                        row.last_fetch_at, list(row.failed_uids or []))
+    return SyncPosition(
+        row.user_id,
+        row.folder,
+        row.uidvalidity,
+        row.last_uid,
+        row.last_fetch_at,
+        list(row.failed_uids or []),
+    )
 
 
 def read_position(session: Session, user_id: int, folder: str) -> SyncPosition | None:
@@ -75,8 +80,7 @@ def read_position(session: Session, user_id: int, folder: str) -> SyncPosition |
 def read_positions(session: Session, user_id: int) -> list[SyncPosition]:
     """Return every folder's sync position of ``user_id``, by folder name."""
     rows = session.scalars(
-        select(ImapSyncState).where(ImapSyncState.user_id == user_id)
-        .order_by(ImapSyncState.folder)
+        select(ImapSyncState).where(ImapSyncState.user_id == user_id).order_by(ImapSyncState.folder)
     )
     return [_position(r) for r in rows]
 
@@ -89,17 +93,26 @@ def apply_sync(session: Session, update: SyncUpdate, now: datetime) -> None:
         .with_for_update()
     ).one_or_none()
     failed: list[dict[str, Any]] = [
-        {"uid": uid, "reason": reason[:MAX_REASON_CHARS]} for uid, reason in update.failed_uids]
-    failed += [{"uid": uid, "reason": "too_large", "size": size, "limit": limit}
-               for uid, size, limit in update.too_large]
+        {"uid": uid, "reason": reason[:MAX_REASON_CHARS]} for uid, reason in update.failed_uids
+    ]
+    failed += [
+        {"uid": uid, "reason": "too_large", "size": size, "limit": limit}
+        for uid, size, limit in update.too_large
+    ]
     failed.sort(key=lambda entry: int(entry["uid"]))
     failed = clean_json(failed)
     if row is None:
-        session.add(ImapSyncState(
-            user_id=update.user_id, folder=update.folder, uidvalidity=update.uidvalidity,
-            last_uid=update.last_uid, last_fetch_at=update.fetched_at,
-            failed_uids=failed[-MAX_FAILED_UIDS:], updated_at=now,
-        ))
+        session.add(
+            ImapSyncState(
+                user_id=update.user_id,
+                folder=update.folder,
+                uidvalidity=update.uidvalidity,
+                last_uid=update.last_uid,
+                last_fetch_at=update.fetched_at,
+                failed_uids=failed[-MAX_FAILED_UIDS:],
+                updated_at=now,
+            )
+        )
         return
     if row.uidvalidity != update.uidvalidity:
         # A new UIDVALIDITY: the old UIDs mean nothing any more.

@@ -15,7 +15,6 @@ NUL in an error never makes PostgreSQL refuse the row that records it.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -23,8 +22,9 @@ from sqlalchemy.orm import Session
 
 from mail_pipeline.errors import NotFoundError
 from mail_pipeline.storage.store.base import Repository
-from mail_pipeline.storage.store.columns import clean_json, clean_text, column_length
+from mail_pipeline.storage.store.columns import clean_json
 from mail_pipeline.storage.store.models import EmailTask
+from mail_pipeline.storage.store.task_log import append_log, error_text, log_entry
 from mail_pipeline.storage.store.transitions import (
     EmailSource,
     TaskCounters,
@@ -35,29 +35,6 @@ from mail_pipeline.storage.store.transitions import (
     heartbeat_expired,
     snapshot,
 )
-
-# The execution log of a task is capped so a long-running task cannot grow a row forever.
-MAX_LOG_ENTRIES = 500
-
-
-def _error_text(error: str) -> str:
-    """Return ``error`` as ``error_message`` holds it (NUL removed, cut to the column)."""
-    return clean_text(error, column_length(EmailTask, "error_message"))
-
-
-def _log_entry(now: datetime, step: str, message: str, level: str) -> dict[str, Any]:
-    return {"timestamp": now.isoformat(), "step": clean_text(step),
-            "message": clean_text(message), "level": level}
-
-
-def _append_log(row: EmailTask, entry: dict[str, Any]) -> None:
-    details = dict(row.details or {})
-    log = [*details.get("log", []), entry]
-    if len(log) > MAX_LOG_ENTRIES:
-        details["log_truncated"] = int(details.get("log_truncated", 0)) + len(log) - MAX_LOG_ENTRIES
-        log = log[-MAX_LOG_ENTRIES:]
-    details["log"] = log
-    row.details = details  # reassign: JSON columns do not track in-place changes
 
 
 class TaskRepository(Repository):
@@ -103,7 +80,7 @@ class TaskRepository(Repository):
             emails_saved=0,
             emails_failed=0,
             emails_duplicate=0,
-            details={"log": [_log_entry(now, "create", message, "INFO")]},
+            details={"log": [log_entry(now, "create", message, "INFO")]},
             error_message="",
         )
         with self._transaction() as session:
@@ -180,7 +157,13 @@ class TaskRepository(Repository):
             return snapshot(row)
 
     def _move(
-        self, row: EmailTask, status: str, *, message: str, error: str | None, step: str,
+        self,
+        row: EmailTask,
+        status: str,
+        *,
+        message: str,
+        error: str | None,
+        step: str,
         level: str,
     ) -> None:
         """Apply a checked state move to the locked ``row`` (raises InvalidTransitionError)."""
@@ -196,9 +179,9 @@ class TaskRepository(Repository):
         if target.is_final:
             row.completed_at = now
         if error is not None:
-            row.error_message = _error_text(error)
+            row.error_message = error_text(error)
         text = f"{previous} -> {target.value}" + (f": {message}" if message else "")
-        _append_log(row, _log_entry(now, step, text, level))
+        append_log(row, log_entry(now, step, text, level))
 
     def heartbeat(self, task_id: str) -> bool:
         """Renew the heartbeat of the open task ``task_id`` (one conditional UPDATE).
@@ -211,8 +194,10 @@ class TaskRepository(Repository):
         """
         stmt = (
             update(EmailTask)
-            .where(EmailTask.task_id == task_id,
-                   EmailTask.status.in_([TaskStatus.PENDING.value, TaskStatus.RUNNING.value]))
+            .where(
+                EmailTask.task_id == task_id,
+                EmailTask.status.in_([TaskStatus.PENDING.value, TaskStatus.RUNNING.value]),
+            )
             .values(heartbeat_at=self._now())
         )
         with self._transaction() as session:
@@ -237,14 +222,25 @@ class TaskRepository(Repository):
         with self._transaction() as session:
             row = self._locked(session, task_id)
             if TaskStatus(row.status).is_final or not heartbeat_expired(
-                    row.heartbeat_at, row.timeout_seconds, self._now()):
+                row.heartbeat_at, row.timeout_seconds, self._now()
+            ):
                 return None
-            self._move(row, TaskStatus.CANCELLED.value, message=reason, error=reason,
-                       step="cancel", level="WARNING")
+            self._move(
+                row,
+                TaskStatus.CANCELLED.value,
+                message=reason,
+                error=reason,
+                step="cancel",
+                level="WARNING",
+            )
             return snapshot(row)
 
     def finish(
-        self, task_id: str, *, error: str | None = None, message: str = "",
+        self,
+        task_id: str,
+        *,
+        error: str | None = None,
+        message: str = "",
         step: str | None = None,
     ) -> TaskFinish:
         """Close the task its run is done with: COMPLETED, or FAILED with ``error``.
@@ -263,20 +259,42 @@ class TaskRepository(Repository):
         with self._transaction() as session:
             row = self._locked(session, task_id)
             if TaskStatus(row.status).is_final:
-                outcome = f"FAILED: {error}" if error is not None else "COMPLETED" + (
-                    f": {message}" if message else "")
+                outcome = (
+                    f"FAILED: {error}"
+                    if error is not None
+                    else "COMPLETED" + (f": {message}" if message else "")
+                )
                 now = self._now()
-                _append_log(row, _log_entry(
-                    now, step or "finish", f"the run finished after the task was closed "
-                    f"({row.status}); its outcome was {outcome}", "WARNING"))
+                append_log(
+                    row,
+                    log_entry(
+                        now,
+                        step or "finish",
+                        f"the run finished after the task was closed "
+                        f"({row.status}); its outcome was {outcome}",
+                        "WARNING",
+                    ),
+                )
                 row.updated_at = now
                 return TaskFinish(snapshot(row), already_closed=True)
             if error is not None:
-                self._move(row, TaskStatus.FAILED.value, message=error, error=error,
-                           step=step or "fail", level="ERROR")
+                self._move(
+                    row,
+                    TaskStatus.FAILED.value,
+                    message=error,
+                    error=error,
+                    step=step or "fail",
+                    level="ERROR",
+                )
             else:
-                self._move(row, TaskStatus.COMPLETED.value, message=message, error=None,
-                           step=step or "complete", level="INFO")
+                self._move(
+                    row,
+                    TaskStatus.COMPLETED.value,
+                    message=message,
+                    error=None,
+                    step=step or "complete",
+                    level="INFO",
+                )
             return TaskFinish(snapshot(row), already_closed=False)
 
     def start(self, task_id: str, message: str = "") -> TaskSnapshot:
@@ -304,7 +322,11 @@ class TaskRepository(Repository):
     def mark_cancelled(self, task_id: str, reason: str) -> TaskSnapshot:
         """PENDING/RUNNING -> CANCELLED with ``reason``. Raises as :meth:`transition`."""
         return self.transition(
-            task_id, TaskStatus.CANCELLED, message=reason, error=reason, step="cancel",
+            task_id,
+            TaskStatus.CANCELLED,
+            message=reason,
+            error=reason,
+            step="cancel",
             level="WARNING",
         )
 
@@ -312,9 +334,7 @@ class TaskRepository(Repository):
         """PENDING/RUNNING -> SKIPPED with ``reason``. Raises as :meth:`transition`."""
         return self.transition(task_id, TaskStatus.SKIPPED, message=reason, step="skip")
 
-    def add_execution_log(
-        self, task_id: str, step: str, message: str, level: str = "INFO"
-    ) -> None:
+    def add_execution_log(self, task_id: str, step: str, message: str, level: str = "INFO") -> None:
         """Append an entry to the task's execution log (kept to the last 500 entries).
 
         Raises:
@@ -323,7 +343,7 @@ class TaskRepository(Repository):
         with self._transaction() as session:
             row = self._locked(session, task_id)
             now = self._now()
-            _append_log(row, _log_entry(now, step, message, level))
+            append_log(row, log_entry(now, step, message, level))
             row.updated_at = now
 
     def add_counters(self, task_id: str, counters: TaskCounters) -> None:

@@ -50,9 +50,7 @@ class EmailSource(StrEnum):
 
 
 ALLOWED_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
-    TaskStatus.PENDING: frozenset(
-        {TaskStatus.RUNNING, TaskStatus.CANCELLED, TaskStatus.SKIPPED}
-    ),
+    TaskStatus.PENDING: frozenset({TaskStatus.RUNNING, TaskStatus.CANCELLED, TaskStatus.SKIPPED}),
     TaskStatus.RUNNING: frozenset(
         {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.SKIPPED}
     ),
@@ -129,7 +127,8 @@ class TaskSnapshot:
     def is_stale(self, now: datetime) -> bool:
         """True when the task is open and its heartbeat is older than its ``timeout_seconds``."""
         return not self.status.is_final and heartbeat_expired(
-            self.heartbeat_at, self.timeout_seconds, now)
+            self.heartbeat_at, self.timeout_seconds, now
+        )
 
     def heartbeat_age(self, now: datetime) -> timedelta:
         """How long ago the task's heartbeat was last renewed."""
@@ -178,4 +177,3 @@ class TaskFinish:
         """Return one line saying how the task was closed before its run finished it."""
         reason = f" ({self.task.error_message})" if self.task.error_message else ""
         return f"task {self.task.task_id} was already {self.task.status.value}{reason}"
-

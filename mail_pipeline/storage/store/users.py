@@ -81,14 +81,13 @@ class UserRepository(Repository):
                 is taken.
         """
         if not _USERNAME.match(username):
-            raise ValueError(
-                f"bad user name {username!r}: use 1-150 letters, digits and _ . @ + -"
-            )
+            raise ValueError(f"bad user name {username!r}: use 1-150 letters, digits and _ . @ + -")
         address = check_address(email)
         with self._transaction() as session:
             self._check_address_free(session, address)
-            row = User(username=username, email=address, is_active=is_active,
-                       created_at=self._now())
+            row = User(
+                username=username, email=address, is_active=is_active, created_at=self._now()
+            )
             session.add(row)
             try:
                 session.flush()
@@ -138,8 +137,9 @@ class UserRepository(Repository):
         with self._transaction() as session:
             owner = self._row(session, user)
             self._check_address_free(session, norm)
-            row = EmailAlias(user_id=owner.id, email_address=norm, is_active=True,
-                             created_at=self._now())
+            row = EmailAlias(
+                user_id=owner.id, email_address=norm, is_active=True, created_at=self._now()
+            )
             session.add(row)
             try:
                 session.flush()
@@ -237,12 +237,20 @@ class UserRepository(Repository):
         with self._transaction() as session:
             owner = self._row(session, user)
             row = session.scalars(
-                select(Setting).where(Setting.user_id == owner.id, Setting.key == key)
+                select(Setting)
+                .where(Setting.user_id == owner.id, Setting.key == key)
                 .with_for_update()
             ).one_or_none()
             if row is None:
-                session.add(Setting(user_id=owner.id, key=key, value=value, is_active=True,
-                                    updated_at=self._now()))
+                session.add(
+                    Setting(
+                        user_id=owner.id,
+                        key=key,
+                        value=value,
+                        is_active=True,
+                        updated_at=self._now(),
+                    )
+                )
             else:
                 row.value = value
                 row.is_active = True

@@ -41,5 +41,6 @@ def run_fetch_job(config: dict[str, Any], start: Any, results: Any) -> None:
         instance = dg.DagsterInstance.ephemeral()
     start.wait()
     result = email_fetch_job.execute_in_process(
-        resources=resources, instance=instance, raise_on_error=False)
+        resources=resources, instance=instance, raise_on_error=False
+    )
     results.put((result.success, result.run_id))

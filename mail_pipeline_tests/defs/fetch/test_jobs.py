@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from typing import Any
 
 import dagster as dg
 
@@ -18,14 +19,17 @@ from mail_pipeline_tests.fixtures.spool_files import make_raw, write_pair
 
 
 def _imap_message(n: int, to: str) -> bytes:
-    return (f"From: x@example.net\r\nTo: {to}\r\nSubject: imap {n}\r\n"
-            f"Message-ID: <imap-{n}-{to}>\r\nDate: Tue, 01 Sep 2026 10:00:00 +0000\r\n\r\n"
-            f"hello {n}\r\n").encode()
+    return (
+        f"From: x@example.net\r\nTo: {to}\r\nSubject: imap {n}\r\n"
+        f"Message-ID: <imap-{n}-{to}>\r\nDate: Tue, 01 Sep 2026 10:00:00 +0000\r\n\r\n"
+        f"hello {n}\r\n"
+    ).encode()
 
 
-def _run(rig: Rig, **kwargs: object) -> dg.ExecuteInProcessResult:
-    return email_fetch_job.execute_in_process(resources=rig.resources, raise_on_error=False,
-                                              **kwargs)  # type: ignore[arg-type]
+def _run(rig: Rig, **kwargs: Any) -> dg.ExecuteInProcessResult:
+    return email_fetch_job.execute_in_process(
+        resources=rig.resources, raise_on_error=False, **kwargs
+    )
 
 
 def test_fetches_imap_and_spool_then_only_duplicates(rig: Rig, dovecot: DovecotServer) -> None:
@@ -35,8 +39,9 @@ def test_fetches_imap_and_spool_then_only_duplicates(rig: Rig, dovecot: DovecotS
         dovecot.append(alice_login, _imap_message(n, "alice@example.org"))
     dovecot.append(bob_login, _imap_message(9, "bob@example.org"))
     write_pair(rig.spool_dir, make_raw(1, to="bob@example.org"), ["bob@example.org"])
-    write_pair(rig.spool_dir, make_raw(2, to="list@example.org"),
-               ["alice@example.org", "bob@example.org"])
+    write_pair(
+        rig.spool_dir, make_raw(2, to="list@example.org"), ["alice@example.org", "bob@example.org"]
+    )
 
     result = _run(rig)
     assert result.success
@@ -45,7 +50,8 @@ def test_fetches_imap_and_spool_then_only_duplicates(rig: Rig, dovecot: DovecotS
     assert rig.store.locks.get(FETCH_LOCK) is None  # released
     tasks = rig.store.tasks.recent(run_id=result.run_id)
     assert {(t.email_source, t.status) for t in tasks} == {
-        (EmailSource.IMAP, TaskStatus.COMPLETED), (EmailSource.HARAKA, TaskStatus.COMPLETED),
+        (EmailSource.IMAP, TaskStatus.COMPLETED),
+        (EmailSource.HARAKA, TaskStatus.COMPLETED),
     }
     imap_task = next(t for t in tasks if t.email_source is EmailSource.IMAP)
     assert imap_task.counters.saved == 4
@@ -60,8 +66,9 @@ def test_fetches_imap_and_spool_then_only_duplicates(rig: Rig, dovecot: DovecotS
     again = _run(rig)
     assert again.success
     assert rig.store.messages.count() == 7
-    retask = next(t for t in rig.store.tasks.recent(run_id=again.run_id)
-                  if t.email_source is EmailSource.IMAP)
+    retask = next(
+        t for t in rig.store.tasks.recent(run_id=again.run_id) if t.email_source is EmailSource.IMAP
+    )
     assert retask.counters.saved == 0
 
 
@@ -80,8 +87,11 @@ def test_too_large_imap_mail_is_counted_in_the_metadata_and_the_task(
     mailbox = output_metadata(result, f"fetch_mailbox[carol_{carol}]")
     assert (mailbox["too_large"], mailbox["failures"], mailbox["messages_saved"]) == (1, 1, 1)
     assert output_metadata(result, "close_imap_fetch")["too_large"] == 1
-    imap_task = next(t for t in rig.store.tasks.recent(run_id=result.run_id)
-                     if t.email_source is EmailSource.IMAP)
+    imap_task = next(
+        t
+        for t in rig.store.tasks.recent(run_id=result.run_id)
+        if t.email_source is EmailSource.IMAP
+    )
     assert imap_task.counters.failed == 1
     assert any("too_large" in e["message"] and "102400" in e["message"] for e in imap_task.log)
     assert any("1 message(s) over the size limit" in e["message"] for e in imap_task.log)
@@ -97,8 +107,11 @@ def test_a_wrong_password_fails_only_that_mailbox(rig: Rig, dovecot: DovecotServ
     assert rig.store.messages.count(good) == 2
     summary = result.output_for_node("close_imap_fetch")
     assert summary.failed_mailboxes == ("bad",)
-    imap_task = next(t for t in rig.store.tasks.recent(run_id=result.run_id)
-                     if t.email_source is EmailSource.IMAP)
+    imap_task = next(
+        t
+        for t in rig.store.tasks.recent(run_id=result.run_id)
+        if t.email_source is EmailSource.IMAP
+    )
     assert imap_task.status is TaskStatus.COMPLETED
     assert any("bad" in e["message"] for e in imap_task.log)
     assert "not-the-password" not in str(imap_task.details)
@@ -131,8 +144,12 @@ def test_two_runs_at_once_never_fetch_together(rig: Rig, dovecot: DovecotServer)
     user, login = rig.add_imap_user(dovecot, "carol")
     for n in range(40):  # long enough that the two runs usually meet
         dovecot.append(login, _imap_message(n, "carol@example.org"))
-    config = {"database_url": rig.store.url, "attachment_root": str(rig.attachment_root),
-              "spool_dir": str(rig.spool_dir), "secret_key": SECRET}
+    config = {
+        "database_url": rig.store.url,
+        "attachment_root": str(rig.attachment_root),
+        "spool_dir": str(rig.spool_dir),
+        "secret_key": SECRET,
+    }
     ctx = multiprocessing.get_context("spawn")
     start, queue = ctx.Event(), ctx.Queue()
     procs = [ctx.Process(target=run_fetch_job, args=(config, start, queue)) for _ in range(2)]
@@ -174,10 +191,12 @@ def test_expired_lease_of_a_killed_run_is_taken_over(rig: Rig) -> None:
 
 def _with_attachment(n: int, to: str) -> bytes:
     head = _imap_message(n, to).split(b"\r\n\r\n", 1)[0]
-    return head + (b'\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n'
-                   b"\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\n"
-                   b"Content-Type: text/plain\r\nContent-Disposition: attachment; "
-                   b'filename="f.txt"\r\n\r\nattached\r\n--b--\r\n')
+    return head + (
+        b'\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n'
+        b"\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\n"
+        b"Content-Type: text/plain\r\nContent-Disposition: attachment; "
+        b'filename="f.txt"\r\n\r\nattached\r\n--b--\r\n'
+    )
 
 
 def test_a_storage_fault_fails_the_run_and_the_next_run_stores_everything(
@@ -189,8 +208,11 @@ def test_a_storage_fault_fails_the_run_and_the_next_run_stores_everything(
     for n in range(2):
         dovecot.append(login, _with_attachment(n, "alice@example.org"))
     for n in range(2):
-        write_pair(rig.spool_dir, make_raw(n, to="alice@example.org", attachment=b"x" * 50),
-                   ["alice@example.org"])
+        write_pair(
+            rig.spool_dir,
+            make_raw(n, to="alice@example.org", attachment=b"x" * 50),
+            ["alice@example.org"],
+        )
     resources = dict(rig.resources)
     resources["attachments"] = AttachmentsResource(root=str(storage_fault.path), fsync=False)
     storage_fault.inject()
@@ -209,8 +231,7 @@ def test_a_storage_fault_fails_the_run_and_the_next_run_stores_everything(
     assert haraka.status is TaskStatus.FAILED and "StorageUnavailable" in haraka.error_message
     assert any("StorageUnavailable" in e["message"] for e in tasks[EmailSource.IMAP].log)
     # What the run-failure sensor does for a failed run (tested in test_sensors.py).
-    close_tasks_of_run(rig.store, failed.run_id, failed=True, reason="test",
-                       lock_name=FETCH_LOCK)
+    close_tasks_of_run(rig.store, failed.run_id, failed=True, reason="test", lock_name=FETCH_LOCK)
 
     storage_fault.clear()
     healed = email_fetch_job.execute_in_process(resources=resources, raise_on_error=False)

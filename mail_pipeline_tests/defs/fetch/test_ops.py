@@ -42,8 +42,9 @@ def test_cleanup_op_goes_by_the_heartbeat_not_the_instance(rig: Rig) -> None:
     silent = past.tasks.create(EmailSource.IMAP, run_id="killed", status=TaskStatus.RUNNING)
     past.dispose()
     # Unknown to the instance, but its run beats: kept.
-    beating = rig.store.tasks.create(EmailSource.IMAP, run_id="unknown-run",
-                                     status=TaskStatus.RUNNING)
+    beating = rig.store.tasks.create(
+        EmailSource.IMAP, run_id="unknown-run", status=TaskStatus.RUNNING
+    )
     grant = LockGrant(FETCH_LOCK, "t", 60)
     with _context(rig, "store", instance=dg.DagsterInstance.ephemeral()) as context:
         assert cleanup_stale_tasks_op(context, lock=grant) == grant
@@ -56,12 +57,12 @@ def test_release_only_with_the_token(rig: Rig) -> None:
     assert token
     empty = BranchSummary("imap", "t")
     with _context(rig, "store") as context:
-        release_fetch_lock(context, lock=LockGrant(FETCH_LOCK, "stolen", 60), imap=empty,
-                           spool=empty)
+        release_fetch_lock(
+            context, lock=LockGrant(FETCH_LOCK, "stolen", 60), imap=empty, spool=empty
+        )
     assert rig.store.locks.live(FETCH_LOCK) is not None
     with _context(rig, "store") as context:
-        release_fetch_lock(context, lock=LockGrant(FETCH_LOCK, token, 60), imap=empty,
-                           spool=empty)
+        release_fetch_lock(context, lock=LockGrant(FETCH_LOCK, token, 60), imap=empty, spool=empty)
     assert rig.store.locks.get(FETCH_LOCK) is None
 
 
@@ -83,6 +84,10 @@ def test_a_task_closed_under_the_run_is_recorded_and_the_lease_still_released(
     assert closed.log[-1]["level"] == "WARNING"
     assert "after the task was closed" in closed.log[-1]["message"]
     with _context(rig, "store") as context:
-        release_fetch_lock(context, lock=LockGrant(FETCH_LOCK, token, 60), imap=summary,
-                           spool=BranchSummary("haraka", ""))
+        release_fetch_lock(
+            context,
+            lock=LockGrant(FETCH_LOCK, token, 60),
+            imap=summary,
+            spool=BranchSummary("haraka", ""),
+        )
     assert rig.store.locks.get(FETCH_LOCK) is None

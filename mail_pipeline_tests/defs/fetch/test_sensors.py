@@ -17,19 +17,26 @@ def test_run_failure_sensor_closes_tasks_and_frees_the_lease(rig: Rig) -> None:
     inbox = rig.spool_dir / "inbox"
     inbox.rmdir()
     inbox.write_text("not a directory")
-    result = email_fetch_job.execute_in_process(resources=rig.resources, instance=instance,
-                                                raise_on_error=False)
+    result = email_fetch_job.execute_in_process(
+        resources=rig.resources, instance=instance, raise_on_error=False
+    )
     assert not result.success
     # The failed branch skipped release_fetch_lock: the lease is still held until the
     # run-failure sensor frees it and closes what the run left open.
     assert rig.store.locks.get(FETCH_LOCK) is not None
     run = instance.get_run_by_id(result.run_id)
     assert run is not None
-    failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE"
-                   or e.event_type_value == "RUN_FAILURE")
+    failure = next(
+        e
+        for e in result.all_events
+        if e.event_type_value == "PIPELINE_FAILURE" or e.event_type_value == "RUN_FAILURE"
+    )
     with dg.build_run_status_sensor_context(
-        sensor_name="fetch_run_failure_sensor", dagster_instance=instance, dagster_run=run,
-        dagster_event=failure, resources={"store": rig.resources["store"]},
+        sensor_name="fetch_run_failure_sensor",
+        dagster_instance=instance,
+        dagster_run=run,
+        dagster_event=failure,
+        resources={"store": rig.resources["store"]},
     ) as context:
         fetch_run_failure_sensor(context.for_run_failure())
     assert rig.store.locks.get(FETCH_LOCK) is None
@@ -42,6 +49,7 @@ def test_run_failure_sensor_closes_tasks_and_frees_the_lease(rig: Rig) -> None:
 
 def test_failure_message_names_the_mailboxes() -> None:
     assert failing_mailboxes("fetch_mailbox_job", {"dagster/partition": "erin"}, []) == ["erin"]
-    assert failing_mailboxes("email_fetch_job", {}, [
-        "fetch_mailbox[alice_1]", "ingest_spool", "fetch_mailbox[bob_2]"]) == ["alice_1", "bob_2"]
+    assert failing_mailboxes(
+        "email_fetch_job", {}, ["fetch_mailbox[alice_1]", "ingest_spool", "fetch_mailbox[bob_2]"]
+    ) == ["alice_1", "bob_2"]
     assert failing_mailboxes("spool_ingest_job", {}, ["ingest_spool_now"]) == []

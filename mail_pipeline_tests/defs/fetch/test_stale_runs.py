@@ -73,15 +73,29 @@ def _run_status(home: Path, run_id: str) -> dg.DagsterRunStatus | None:
 
 def _start_stuck_run(rig: Rig, silent: SilentServer, home: Path) -> StuckRun:
     user = rig.store.users.add("frank", "frank@example.org")
-    EmailConfigManager(rig.store, SECRET).update_fetch_config(user.id, {
-        "imap_config": {"imap_host": "127.0.0.1", "imap_port": silent.port,
-                        "security": "plain", "username": "frank", "password": "pw"},
-        "filter_config": {"folders": ["INBOX"], "max_age_days": None},
-    })
-    config = {"database_url": rig.store.url, "attachment_root": str(rig.attachment_root),
-              "spool_dir": str(rig.spool_dir), "secret_key": SECRET,
-              "dagster_home": str(home), "task_timeout_seconds": TIMEOUT,
-              "connect_timeout": 600, "read_timeout": 600}
+    EmailConfigManager(rig.store, SECRET).update_fetch_config(
+        user.id,
+        {
+            "imap_config": {
+                "imap_host": "127.0.0.1",
+                "imap_port": silent.port,
+                "security": "plain",
+                "username": "frank",
+                "password": "pw",
+            },
+            "filter_config": {"folders": ["INBOX"], "max_age_days": None},
+        },
+    )
+    config = {
+        "database_url": rig.store.url,
+        "attachment_root": str(rig.attachment_root),
+        "spool_dir": str(rig.spool_dir),
+        "secret_key": SECRET,
+        "dagster_home": str(home),
+        "task_timeout_seconds": TIMEOUT,
+        "connect_timeout": 600,
+        "read_timeout": 600,
+    }
     ctx = multiprocessing.get_context("spawn")
     start, results = ctx.Event(), ctx.Queue()
     process = ctx.Process(target=run_fetch_job, args=(config, start, results))
@@ -92,8 +106,11 @@ def _start_stuck_run(rig: Rig, silent: SilentServer, home: Path) -> StuckRun:
         found = rig.store.tasks.recent(source=EmailSource.IMAP, limit=1)
         return found[0] if found else None
 
-    _wait(lambda: imap_task() is not None and silent.accepted > 0,
-          "the run's fetch_mailbox step waiting on the silent server", process)
+    _wait(
+        lambda: imap_task() is not None and silent.accepted > 0,
+        "the run's fetch_mailbox step waiting on the silent server",
+        process,
+    )
     task = imap_task()
     assert task is not None and task.run_id is not None
     return StuckRun(process, results, task.task_id, task.run_id)
@@ -102,12 +119,20 @@ def _start_stuck_run(rig: Rig, silent: SilentServer, home: Path) -> StuckRun:
 def _cleanup_stale(rig: Rig, tmp_path: Path, *, dagster_home: Path | None) -> str:
     """Run ``mail-pipeline cleanup-stale`` in a subprocess; return its stdout."""
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
-    env.update(MAIL_PIPELINE_DATABASE_URL=rig.store.url,
-               MAIL_PIPELINE_HOME=str(tmp_path / "home"), MAIL_PIPELINE_SECRET_KEY=SECRET)
+    env.update(
+        MAIL_PIPELINE_DATABASE_URL=rig.store.url,
+        MAIL_PIPELINE_HOME=str(tmp_path / "home"),
+        MAIL_PIPELINE_SECRET_KEY=SECRET,
+    )
     if dagster_home is not None:
         env["DAGSTER_HOME"] = str(dagster_home)
-    done = subprocess.run([sys.executable, "-c", ENTRY, "cleanup-stale"], env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", ENTRY, "cleanup-stale"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -117,8 +142,11 @@ def _step_output_metadata(home: Path, run_id: str, step_key: str) -> dict[str, o
         entries = instance.all_logs(run_id)
     for entry in entries:
         event = entry.dagster_event
-        if event is not None and event.event_type_value == "STEP_OUTPUT" \
-                and event.step_key == step_key:
+        if (
+            event is not None
+            and event.event_type_value == "STEP_OUTPUT"
+            and event.step_key == step_key
+        ):
             data = event.event_specific_data.metadata  # type: ignore[union-attr]
             return {key: value.value for key, value in data.items()}
     raise AssertionError(f"no output of {step_key}")
@@ -137,8 +165,10 @@ def test_a_killed_run_dagster_still_shows_started_is_cleaned_up_by_its_heartbeat
     assert lease is not None and lease.run_id == run.run_id
     assert rig.store.tasks.get(run.task_id).status is TaskStatus.RUNNING
 
-    _wait(lambda: rig.store.tasks.get(run.task_id).is_stale(rig.store.clock()),
-          "the dead run's heartbeat expire")
+    _wait(
+        lambda: rig.store.tasks.get(run.task_id).is_stale(rig.store.clock()),
+        "the dead run's heartbeat expire",
+    )
     out = _cleanup_stale(rig, tmp_path, dagster_home=dagster_home)  # Dagster says STARTED
 
     task = rig.store.tasks.get(run.task_id)
@@ -158,8 +188,11 @@ def test_a_live_run_stuck_on_a_silent_server_keeps_its_task_then_survives_its_cl
     run = _start_stuck_run(rig, silent_server, dagster_home)
     try:
         created = rig.store.tasks.get(run.task_id).created_at
-        _wait(lambda: rig.store.clock() - created > timedelta(seconds=2 * TIMEOUT),
-              "the task grow older than twice its timeout", run.process)
+        _wait(
+            lambda: rig.store.clock() - created > timedelta(seconds=2 * TIMEOUT),
+            "the task grow older than twice its timeout",
+            run.process,
+        )
         assert silent_server.accepted == 1  # still the first attempt: stuck all along
 
         out = _cleanup_stale(rig, tmp_path, dagster_home=None)

@@ -12,9 +12,11 @@ from mail_pipeline_tests.fixtures.dovecot import DovecotServer
 
 
 def _imap_message(n: int, to: str) -> bytes:
-    return (f"From: x@example.net\r\nTo: {to}\r\nSubject: imap {n}\r\n"
-            f"Message-ID: <imap-{n}-{to}>\r\nDate: Tue, 01 Sep 2026 10:00:00 +0000\r\n\r\n"
-            f"hello {n}\r\n").encode()
+    return (
+        f"From: x@example.net\r\nTo: {to}\r\nSubject: imap {n}\r\n"
+        f"Message-ID: <imap-{n}-{to}>\r\nDate: Tue, 01 Sep 2026 10:00:00 +0000\r\n\r\n"
+        f"hello {n}\r\n"
+    ).encode()
 
 
 def test_mailbox_partition_fails_then_backfills(rig: Rig, dovecot: DovecotServer) -> None:
@@ -23,7 +25,8 @@ def test_mailbox_partition_fails_then_backfills(rig: Rig, dovecot: DovecotServer
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(MAILBOX_PARTITIONS, ["erin"])
     failed = fetch_mailbox_job.execute_in_process(
-        resources=rig.resources, partition_key="erin", instance=instance, raise_on_error=False)
+        resources=rig.resources, partition_key="erin", instance=instance, raise_on_error=False
+    )
     assert not failed.success
     failure = failed.get_step_failure_events()[0]
     assert "auth" in failure.event_specific_data.error.message  # type: ignore[union-attr]
@@ -34,8 +37,9 @@ def test_mailbox_partition_fails_then_backfills(rig: Rig, dovecot: DovecotServer
     config = manager.get_email_config(user)
     config["imap_config"]["password"] = dovecot.password_of(login)
     manager.update_fetch_config(user, config)
-    ok = fetch_mailbox_job.execute_in_process(resources=rig.resources, partition_key="erin",
-                                               instance=instance)
+    ok = fetch_mailbox_job.execute_in_process(
+        resources=rig.resources, partition_key="erin", instance=instance
+    )
     assert ok.success
     assert rig.store.messages.count(user) == 1
 
@@ -45,7 +49,8 @@ def test_partition_runs_record_outcomes(rig: Rig, dovecot: DovecotServer) -> Non
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(MAILBOX_PARTITIONS, ["omar"])
     failed = fetch_mailbox_job.execute_in_process(
-        resources=rig.resources, partition_key="omar", instance=instance, raise_on_error=False)
+        resources=rig.resources, partition_key="omar", instance=instance, raise_on_error=False
+    )
     assert not failed.success
     state = rig.store.mailboxes.get(user)
     assert state is not None and state.last_error_kind == "auth"

@@ -18,8 +18,10 @@ from mail_pipeline_tests.fixtures.dovecot import DovecotServer
 
 
 def _message(n: int, to: str) -> bytes:
-    return (f"From: x@example.net\r\nTo: {to}\r\nSubject: m {n}\r\nMessage-ID: <cb-{n}-{to}>\r\n"
-            f"Date: Tue, 01 Sep 2026 10:00:00 +0000\r\n\r\nhello {n}\r\n").encode()
+    return (
+        f"From: x@example.net\r\nTo: {to}\r\nSubject: m {n}\r\nMessage-ID: <cb-{n}-{to}>\r\n"
+        f"Date: Tue, 01 Sep 2026 10:00:00 +0000\r\n\r\nhello {n}\r\n"
+    ).encode()
 
 
 def test_mapping_keys_are_readable_and_valid() -> None:
@@ -47,8 +49,10 @@ def test_wrong_password_is_paused_after_three_runs_and_resumes(
     state = rig.store.mailboxes.get(user)
     assert state is not None and state.paused
     assert "3 consecutive authentication failures" in state.paused_reason
-    assert any("nina: mailbox PAUSED after 3 consecutive authentication failures" in line
-               for line in log_lines(instance, third.run_id))
+    assert any(
+        "nina: mailbox PAUSED after 3 consecutive authentication failures" in line
+        for line in log_lines(instance, third.run_id)
+    )
 
     # The fourth run does not try to log in: it skips the mailbox with a log line.
     started = time.monotonic()
@@ -56,12 +60,18 @@ def test_wrong_password_is_paused_after_three_runs_and_resumes(
     assert time.monotonic() - started < 30
     assert not [e for e in fourth.all_events if (e.step_key or "").startswith("fetch_mailbox[")]
     assert output_metadata(fourth, "plan_imap_fetch")["paused_mailboxes"] == 1
-    assert any("nina: mailbox paused since" in line and "skipped" in line
-               for line in log_lines(instance, fourth.run_id))
-    imap_task = next(t for t in rig.store.tasks.recent(run_id=fourth.run_id)
-                     if t.email_source is EmailSource.IMAP)
-    assert any("paused" in e["message"] and "imap resume nina" in e["message"]
-               for e in imap_task.log)
+    assert any(
+        "nina: mailbox paused since" in line and "skipped" in line
+        for line in log_lines(instance, fourth.run_id)
+    )
+    imap_task = next(
+        t
+        for t in rig.store.tasks.recent(run_id=fourth.run_id)
+        if t.email_source is EmailSource.IMAP
+    )
+    assert any(
+        "paused" in e["message"] and "imap resume nina" in e["message"] for e in imap_task.log
+    )
     assert rig.store.mailboxes.get(user).consecutive_auth_failures == 3  # type: ignore[union-attr]
     (mat,) = fourth.asset_materializations_for_node("release_fetch_lock")
     assert mat.metadata["mailboxes_paused"].value == 1
@@ -69,7 +79,8 @@ def test_wrong_password_is_paused_after_three_runs_and_resumes(
     # The partitioned job refuses it too, naming the way out.
     instance.add_dynamic_partitions(MAILBOX_PARTITIONS, ["nina"])
     refused = fetch_mailbox_job.execute_in_process(
-        resources=rig.resources, partition_key="nina", instance=instance, raise_on_error=False)
+        resources=rig.resources, partition_key="nina", instance=instance, raise_on_error=False
+    )
     assert not refused.success
     message = refused.get_step_failure_events()[0].event_specific_data.error.message  # type: ignore[union-attr]
     assert "paused" in message and "imap resume nina" in message

@@ -28,8 +28,11 @@ def test_mailbox_partitions_follow_the_configs(rig: Rig, dovecot: DovecotServer)
     with dg.build_sensor_context(instance=instance, resources=resources) as context:
         result = mailbox_partitions_sensor(context)
     assert isinstance(result, dg.SensorResult)
-    deletes = [r for r in result.dynamic_partitions_requests or []
-               if isinstance(r, dg.DeleteDynamicPartitionsRequest)]
+    deletes = [
+        r
+        for r in result.dynamic_partitions_requests or []
+        if isinstance(r, dg.DeleteDynamicPartitionsRequest)
+    ]
     assert sorted(deletes[0].partition_keys) == ["bob", "gone"]
     instance.delete_dynamic_partition(MAILBOX_PARTITIONS, "bob")
     instance.delete_dynamic_partition(MAILBOX_PARTITIONS, "gone")

@@ -13,12 +13,15 @@ from mail_pipeline_tests.maintenance.test_metrics import PLOTTED
 
 
 def _message(n: int, to: str) -> bytes:
-    return (f"From: x@example.net\r\nTo: {to}\r\nSubject: m {n}\r\nMessage-ID: <cb-{n}-{to}>\r\n"
-            f"Date: Tue, 01 Sep 2026 10:00:00 +0000\r\n\r\nhello {n}\r\n").encode()
+    return (
+        f"From: x@example.net\r\nTo: {to}\r\nSubject: m {n}\r\nMessage-ID: <cb-{n}-{to}>\r\n"
+        f"Date: Tue, 01 Sep 2026 10:00:00 +0000\r\n\r\nhello {n}\r\n"
+    ).encode()
 
 
-def test_every_fetch_run_materializes_the_metrics_the_ui_plots(rig: Rig,
-                                                               dovecot: DovecotServer) -> None:
+def test_every_fetch_run_materializes_the_metrics_the_ui_plots(
+    rig: Rig, dovecot: DovecotServer
+) -> None:
     user, login = rig.add_imap_user(dovecot, "mia")
     dovecot.append(login, _message(1, "mia@example.org"))
     instance = dg.DagsterInstance.ephemeral()
@@ -42,5 +45,9 @@ def test_metrics_survive_a_store_without_mailboxes(store: MailStore) -> None:
     # The asset's numbers never miss a key, even on an empty store.
     from mail_pipeline.maintenance.metrics import compute_metrics
 
-    assert PLOTTED - {"spool_inbox_ready", "spool_failed", "spool_unmatched",
-                      "spool_oldest_inbox_age_seconds"} <= set(compute_metrics(store).numeric())
+    assert PLOTTED - {
+        "spool_inbox_ready",
+        "spool_failed",
+        "spool_unmatched",
+        "spool_oldest_inbox_age_seconds",
+    } <= set(compute_metrics(store).numeric())

@@ -15,15 +15,20 @@ from mail_pipeline_tests.fixtures.task_rows import seed, task_row
 
 
 def _message(n: int, to: str) -> bytes:
-    return (f"From: x@example.net\r\nTo: {to}\r\nSubject: m {n}\r\nMessage-ID: <cb-{n}-{to}>\r\n"
-            f"Date: Tue, 01 Sep 2026 10:00:00 +0000\r\n\r\nhello {n}\r\n").encode()
+    return (
+        f"From: x@example.net\r\nTo: {to}\r\nSubject: m {n}\r\nMessage-ID: <cb-{n}-{to}>\r\n"
+        f"Date: Tue, 01 Sep 2026 10:00:00 +0000\r\n\r\nhello {n}\r\n"
+    ).encode()
 
 
 def test_cleanup_job_dry_run_then_real_run(rig: Rig) -> None:
     now = datetime.now(UTC)
-    seed(rig.store, [task_row(TaskStatus.COMPLETED, now - timedelta(days=2)) for _ in range(7)]
-         + [task_row(TaskStatus.FAILED, now - timedelta(days=3), error="x")]
-         + [task_row(TaskStatus.RUNNING, now - timedelta(days=30))])
+    seed(
+        rig.store,
+        [task_row(TaskStatus.COMPLETED, now - timedelta(days=2)) for _ in range(7)]
+        + [task_row(TaskStatus.FAILED, now - timedelta(days=3), error="x")]
+        + [task_row(TaskStatus.RUNNING, now - timedelta(days=30))],
+    )
     old_file = rig.spool_dir / "processed" / "2026-01-01" / "a.eml"
     old_file.parent.mkdir(parents=True)
     old_file.write_bytes(b"x" * 100)
@@ -33,8 +38,10 @@ def test_cleanup_job_dry_run_then_real_run(rig: Rig) -> None:
 
     def run(**config: object) -> dg.ExecuteInProcessResult:
         return cleanup_tasks_job.execute_in_process(
-            resources=rig.resources, instance=instance,
-            run_config={"ops": {"apply_retention": {"config": config}}})
+            resources=rig.resources,
+            instance=instance,
+            run_config={"ops": {"apply_retention": {"config": config}}},
+        )
 
     dry = run(dry_run=True)
     assert dry.success

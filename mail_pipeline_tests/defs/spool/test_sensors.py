@@ -12,8 +12,9 @@ from mail_pipeline_tests.defs.conftest import Rig
 from mail_pipeline_tests.fixtures.spool_files import make_raw, write_pair
 
 
-def _tick(rig: Rig, cursor: str | None) -> tuple[dg.SensorResult | dg.RunRequest | dg.SkipReason,
-                                                 str | None]:
+def _tick(
+    rig: Rig, cursor: str | None
+) -> tuple[dg.SensorResult | dg.RunRequest | dg.SkipReason, str | None]:
     context = dg.build_sensor_context(cursor=cursor, resources={"spool": rig.resources["spool"]})
     result = haraka_spool_sensor(context)
     return result, context.cursor  # type: ignore[return-value]

@@ -25,18 +25,18 @@ def configs(store: MailStore) -> EmailConfigManager:
 
 
 @pytest.fixture
-def fetcher(store: MailStore, configs: EmailConfigManager, attachment_root: Path
-            ) -> MailboxFetcher:
+def fetcher(store: MailStore, configs: EmailConfigManager, attachment_root: Path) -> MailboxFetcher:
     save = EmailSaveService(store, AttachmentStorage(attachment_root, fsync=False))
-    return MailboxFetcher(store, save, configs, batch_size=3, connect_timeout=5,
-                          read_timeout=10)
+    return MailboxFetcher(store, save, configs, batch_size=3, connect_timeout=5, read_timeout=10)
 
 
 @pytest.fixture
-def mailbox(dovecot: DovecotServer, store: MailStore, configs: EmailConfigManager
-            ) -> Callable[..., Mailbox]:
+def mailbox(
+    dovecot: DovecotServer, store: MailStore, configs: EmailConfigManager
+) -> Callable[..., Mailbox]:
     def make(**options: Any) -> Mailbox:
         return Mailbox(dovecot, store, configs, dovecot.new_user(), **options)
+
     return make
 
 

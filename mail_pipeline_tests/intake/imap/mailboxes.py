@@ -26,8 +26,14 @@ RAW = (
 )
 
 
-def message(n: int, *, subject: str | None = None, sender: str = "bob@example.net",
-            message_id: str | None = None, body: str = "") -> bytes:
+def message(
+    n: int,
+    *,
+    subject: str | None = None,
+    sender: str = "bob@example.net",
+    message_id: str | None = None,
+    body: str = "",
+) -> bytes:
     """A small RFC 5322 message with a unique Message-ID."""
     mid = message_id or f"<m{n}-{uuid.uuid4().hex}@example.net>"
     return (
@@ -40,10 +46,16 @@ def message(n: int, *, subject: str | None = None, sender: str = "bob@example.ne
 def with_attachment(raw: bytes, name: str) -> bytes:
     """``raw`` (a :func:`message`) as multipart with a small text attachment called ``name``."""
     head, _, body = raw.partition(b"\r\n\r\n")
-    return (head + b'\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"'
-            b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n" + body
-            + b"--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=\""
-            + name.encode() + b'"\r\n\r\ncontent of ' + name.encode() + b"\r\n--b--\r\n")
+    return (
+        head + b'\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"'
+        b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
+        + body
+        + b'--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename="'
+        + name.encode()
+        + b'"\r\n\r\ncontent of '
+        + name.encode()
+        + b"\r\n--b--\r\n"
+    )
 
 
 def big_message(n: int, size: int = 300 * 1024) -> bytes:
@@ -60,8 +72,14 @@ def big_message(n: int, size: int = 300 * 1024) -> bytes:
 class Mailbox:
     """A Dovecot test user tied to a store user with an IMAP config."""
 
-    def __init__(self, server: DovecotServer, store: MailStore, configs: EmailConfigManager,
-                 mail_user: MailUser, **options: Any) -> None:
+    def __init__(
+        self,
+        server: DovecotServer,
+        store: MailStore,
+        configs: EmailConfigManager,
+        mail_user: MailUser,
+        **options: Any,
+    ) -> None:
         self.server = server
         self.mail_user = mail_user
         self.name = mail_user.username
@@ -69,11 +87,20 @@ class Mailbox:
         self.id = self.store_user.id
         self.configure(configs, **options)
 
-    def configure(self, configs: EmailConfigManager, *, password: str | None = None,
-                  port: int | None = None, ca_file: str | None = None,
-                  folders: tuple[str, ...] = ("INBOX",), max_age_days: int | None = 7,
-                  filters: tuple[str, ...] = (), post_action: str = "none",
-                  move_to: str | None = None, max_message_bytes: int | None = None) -> None:
+    def configure(
+        self,
+        configs: EmailConfigManager,
+        *,
+        password: str | None = None,
+        port: int | None = None,
+        ca_file: str | None = None,
+        folders: tuple[str, ...] = ("INBOX",),
+        max_age_days: int | None = 7,
+        filters: tuple[str, ...] = (),
+        post_action: str = "none",
+        move_to: str | None = None,
+        max_message_bytes: int | None = None,
+    ) -> None:
         imap: dict[str, Any] = {
             "imap_host": self.server.host,
             "imap_ssl_port": port or self.server.imaps_port,
@@ -86,16 +113,28 @@ class Mailbox:
         }
         if max_message_bytes is not None:
             imap["max_message_bytes"] = max_message_bytes
-        configs.update_fetch_config(self.id, {
-            "imap_config": imap,
-            "filter_config": {"folders": list(folders), "max_age_days": max_age_days,
-                              "filters": list(filters)},
-        })
+        configs.update_fetch_config(
+            self.id,
+            {
+                "imap_config": imap,
+                "filter_config": {
+                    "folders": list(folders),
+                    "max_age_days": max_age_days,
+                    "filters": list(filters),
+                },
+            },
+        )
 
-    def append(self, raw: bytes, folder: str = "INBOX", when: dt.datetime | None = None,
-               flags: tuple[str, ...] = ()) -> int:
-        return self.server.append(self.name, raw, folder=folder, internaldate=when or NOW,
-                                  flags=flags)
+    def append(
+        self,
+        raw: bytes,
+        folder: str = "INBOX",
+        when: dt.datetime | None = None,
+        flags: tuple[str, ...] = (),
+    ) -> int:
+        return self.server.append(
+            self.name, raw, folder=folder, internaldate=when or NOW, flags=flags
+        )
 
 
 def stored_subjects(store: MailStore, user_id: int) -> list[str]:

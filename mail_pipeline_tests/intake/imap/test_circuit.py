@@ -17,8 +17,9 @@ def _result(user_id: int, kind: ErrorKind, error: str = "") -> MailboxResult:
 def test_pauses_after_n_auth_failures_and_resumes(store: MailStore) -> None:
     user = store.users.add("dan", "dan@example.org")
     breaker = MailboxCircuitBreaker(store, auth_failures_to_pause=3)
-    decisions = [breaker.record(_result(user.id, ErrorKind.AUTH, "login refused"))
-                 for _ in range(2)]
+    decisions = [
+        breaker.record(_result(user.id, ErrorKind.AUTH, "login refused")) for _ in range(2)
+    ]
     assert all(d is not None and not d.just_paused for d in decisions)
     decision = breaker.record(_result(user.id, ErrorKind.AUTH, "login refused"))
     assert decision is not None and decision.just_paused
@@ -56,5 +57,8 @@ def test_other_errors_never_pause(store: MailStore) -> None:
 def test_a_threshold_below_one_is_refused() -> None:
     # The threshold's setting is read by the settings loader (platform/test_settings.py).
     with pytest.raises(ValueError):
-        MailboxCircuitBreaker.__init__(object.__new__(MailboxCircuitBreaker), None,  # type: ignore[arg-type]
-                                       auth_failures_to_pause=0)
+        MailboxCircuitBreaker.__init__(
+            object.__new__(MailboxCircuitBreaker),
+            None,  # type: ignore[arg-type]
+            auth_failures_to_pause=0,
+        )

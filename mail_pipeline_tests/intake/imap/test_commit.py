@@ -63,12 +63,13 @@ def test_only_too_large_mail_is_still_logged_on_the_task(
     assert result.counters.fetched == 0 and result.too_large == 1
     position = store.messages.sync_position(box.id, "INBOX")
     assert position is not None and position.last_uid == big
-    assert any(f"UID {big}: too_large" in e["message"]
-               for e in store.tasks.get(task.task_id).log)
+    assert any(f"UID {big}: too_large" in e["message"] for e in store.tasks.get(task.task_id).log)
 
 
 def test_a_message_bigger_than_its_rfc822_size_is_still_not_stored(
-    fetcher: MailboxFetcher, mailbox: Callable[..., Mailbox], store: MailStore,
+    fetcher: MailboxFetcher,
+    mailbox: Callable[..., Mailbox],
+    store: MailStore,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     box = mailbox(max_message_bytes=LIMIT)
@@ -76,17 +77,21 @@ def test_a_message_bigger_than_its_rfc822_size_is_still_not_stored(
     big = box.append(big_raw)
     box.append(message(2))
     understated = imap_sync.fetch_sizes
-    monkeypatch.setattr(imap_sync, "fetch_sizes", lambda client, uids: {
-        uid: 10 for uid in understated(client, uids)})
+    monkeypatch.setattr(
+        imap_sync,
+        "fetch_sizes",
+        lambda client, uids: {uid: 10 for uid in understated(client, uids)},
+    )
     result = fetcher.fetch_user(box.id)
     assert_ok(result)
     assert stored_subjects(store, box.id) == ["message 2"]
     assert result.failed_uids == (
-        ("INBOX", big,
-         f"too_large: message is {len(big_raw)} bytes, the limit is {LIMIT} bytes"),)
+        ("INBOX", big, f"too_large: message is {len(big_raw)} bytes, the limit is {LIMIT} bytes"),
+    )
     position = store.messages.sync_position(box.id, "INBOX")
     assert position is not None and position.failed_uids == [
-        {"uid": big, "reason": "too_large", "size": len(big_raw), "limit": LIMIT}]
+        {"uid": big, "reason": "too_large", "size": len(big_raw), "limit": LIMIT}
+    ]
 
 
 # Only the encoded NUL forms reach the fetcher through Dovecot: it serves a raw NUL byte of an
@@ -118,20 +123,23 @@ def test_a_nul_attachment_is_stored_cleaned_and_the_cursor_moves_past_it(
 
 
 def test_an_unexpected_error_saving_one_message_records_its_uid(
-    store: MailStore, configs: EmailConfigManager, attachment_root: Path,
+    store: MailStore,
+    configs: EmailConfigManager,
+    attachment_root: Path,
     mailbox: Callable[..., Mailbox],
 ) -> None:
     """Any error class harms only its message: recorded in failed_uids, the cursor moves on."""
+
     class TypeErrorOnBad(AttachmentStorage):
-        def write(self, user_id: int, filename: str, content: bytes, *, sync: bool = True
-                  ) -> str:
+        def write(self, user_id: int, filename: str, content: bytes, *, sync: bool = True) -> str:
             if filename == "bad.txt":
                 raise TypeError("cannot take this one")
             return super().write(user_id, filename, content, sync=sync)
 
     save = EmailSaveService(store, TypeErrorOnBad(attachment_root, fsync=False))
-    fetcher = MailboxFetcher(store, save, configs, batch_size=10, connect_timeout=5,
-                             read_timeout=10)
+    fetcher = MailboxFetcher(
+        store, save, configs, batch_size=10, connect_timeout=5, read_timeout=10
+    )
     box = mailbox()
     box.append(message(1))
     bad = box.append(with_attachment(message(2), "bad.txt"))
@@ -149,13 +157,14 @@ def test_an_unexpected_error_saving_one_message_records_its_uid(
 
 
 def test_a_storage_fault_keeps_the_cursor_and_the_next_run_stores_all(
-    store: MailStore, configs: EmailConfigManager, mailbox: Callable[..., Mailbox],
+    store: MailStore,
+    configs: EmailConfigManager,
+    mailbox: Callable[..., Mailbox],
     storage_fault: StorageFault,
 ) -> None:
     """A full or read-only attachment root is not the message's fault: nothing is skipped."""
     save = EmailSaveService(store, AttachmentStorage(storage_fault.path, fsync=False))
-    fetcher = MailboxFetcher(store, save, configs, batch_size=2, connect_timeout=5,
-                             read_timeout=10)
+    fetcher = MailboxFetcher(store, save, configs, batch_size=2, connect_timeout=5, read_timeout=10)
     box = mailbox()
     first = box.append(with_attachment(message(1), "one.txt"))
     assert_ok(fetcher.fetch_user(box.id))

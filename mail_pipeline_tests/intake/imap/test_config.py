@@ -63,8 +63,16 @@ def test_seed_config_is_stored_sealed_and_read_back(
 
 
 def test_short_keys_and_starttls(manager: EmailConfigManager) -> None:
-    config = {"imap_config": {"host": "mx.example.org", "port": 143, "username": "a",
-                              "password": "p", "use_ssl": False, "delete_after_fetch": True}}
+    config = {
+        "imap_config": {
+            "host": "mx.example.org",
+            "port": 143,
+            "username": "a",
+            "password": "p",
+            "use_ssl": False,
+            "delete_after_fetch": True,
+        }
+    }
     manager.update_fetch_config("alice", config)
     fetch = manager.imap_fetch_config("alice")
     assert fetch.account.security is ImapSecurity.STARTTLS and fetch.account.port == 143
@@ -72,14 +80,28 @@ def test_short_keys_and_starttls(manager: EmailConfigManager) -> None:
 
 
 def test_validation_reports_every_problem(manager: EmailConfigManager) -> None:
-    bad = {"imap_config": {"imap_host": "", "imap_ssl_port": 70000, "username": "",
-                           "post_action": "move"},
-           "filter_config": {"max_age_days": -1, "filters": ["weird"], "since": "yesterday"}}
+    bad = {
+        "imap_config": {
+            "imap_host": "",
+            "imap_ssl_port": 70000,
+            "username": "",
+            "post_action": "move",
+        },
+        "filter_config": {"max_age_days": -1, "filters": ["weird"], "since": "yesterday"},
+    }
     with pytest.raises(ConfigError) as info:
         manager.update_fetch_config("alice", bad)
     text = str(info.value)
-    for needle in ("imap_host", "imap_ssl_port", "username", "credential", "move_to",
-                   "max_age_days", "weird", "since"):
+    for needle in (
+        "imap_host",
+        "imap_ssl_port",
+        "username",
+        "credential",
+        "move_to",
+        "max_age_days",
+        "weird",
+        "since",
+    ):
         assert needle in text
     assert manager.get_email_config("alice") == {}
     assert not EmailConfigManager.is_valid_imap_config(bad)

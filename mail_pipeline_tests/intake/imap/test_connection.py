@@ -245,7 +245,11 @@ def test_unresolvable_host_is_a_connect_error() -> None:
 def test_silent_server_times_out_as_a_connect_error(silent_server: SilentServer) -> None:
     for security in ImapSecurity:
         account = ImapAccount(
-            "127.0.0.1", silent_server.port, "u", password="p", security=security,
+            "127.0.0.1",
+            silent_server.port,
+            "u",
+            password="p",
+            security=security,
             connect_timeout=0.3,
         )
         started = time.monotonic()
@@ -296,7 +300,6 @@ def test_starttls_not_offered_is_a_tls_error(no_starttls_server: int) -> None:
     )  # fmt: skip
     with pytest.raises(ImapTLSError, match="STARTTLS"):
         connect(account)
-
 
     # leaving the session after the drop raised nothing
 

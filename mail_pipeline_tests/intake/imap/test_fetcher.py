@@ -34,17 +34,24 @@ from mail_pipeline_tests.intake.imap.mailboxes import (
 pytestmark = pytest.mark.dovecot
 
 
-def test_constructor_checks_arguments(store: MailStore, configs: EmailConfigManager,
-                                      attachment_root: Path) -> None:
+def test_constructor_checks_arguments(
+    store: MailStore, configs: EmailConfigManager, attachment_root: Path
+) -> None:
     save = EmailSaveService(store, AttachmentStorage(attachment_root))
-    for bad in ({"batch_size": 0}, {"batch_size": True}, {"read_timeout": 0},
-                {"batch_max_bytes": 0}):
+    for bad in (
+        {"batch_size": 0},
+        {"batch_size": True},
+        {"read_timeout": 0},
+        {"batch_max_bytes": 0},
+    ):
         with pytest.raises(ValueError):
             MailboxFetcher(store, save, configs, **bad)
 
 
 def test_two_folders_and_the_same_message_in_both_is_stored_once(
-    fetcher: MailboxFetcher, mailbox: Callable[..., Mailbox], store: MailStore,
+    fetcher: MailboxFetcher,
+    mailbox: Callable[..., Mailbox],
+    store: MailStore,
     dovecot: DovecotServer,
 ) -> None:
     box = mailbox(folders=("INBOX", "Work"))
@@ -68,7 +75,9 @@ def test_two_folders_and_the_same_message_in_both_is_stored_once(
 
 
 def test_the_limit_is_per_account_and_defaults_to_the_spools(
-    fetcher: MailboxFetcher, mailbox: Callable[..., Mailbox], store: MailStore,
+    fetcher: MailboxFetcher,
+    mailbox: Callable[..., Mailbox],
+    store: MailStore,
     configs: EmailConfigManager,
 ) -> None:
     from mail_pipeline.intake.spool.ingest import DEFAULT_MAX_SIZE

@@ -35,17 +35,30 @@ def run_fetch(env: dict[str, str], username: str, *extra: str) -> subprocess.Pop
     """``mail-pipeline imap fetch USER EXTRA...`` in a child process."""
     return subprocess.Popen(
         [sys.executable, "-c", ENTRY, "imap", "fetch", username, *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
-def run_paused_fetch(env: dict[str, str], store_url: str, attachments: Path, username: str,
-                     *extra: str) -> subprocess.Popen[bytes]:
+def run_paused_fetch(
+    env: dict[str, str], store_url: str, attachments: Path, username: str, *extra: str
+) -> subprocess.Popen[bytes]:
     """The crash runner fetching ``username`` in a child process (it stops as ``extra`` say)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "mail_pipeline_tests.intake.imap.crash_runner", store_url,
-         str(attachments), username, *extra],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "mail_pipeline_tests.intake.imap.crash_runner",
+            store_url,
+            str(attachments),
+            username,
+            *extra,
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -55,19 +68,33 @@ def test_kill_9_mid_run_then_the_next_run_stores_every_message_once(
     store = MailStore(store_url)
     user = dovecot.new_user()
     record = store.users.add(user.username, f"{user.username}@example.org")
-    EmailConfigManager(store, SECRET).update_fetch_config(record.id, {
-        "imap_config": {"imap_host": dovecot.host, "imap_ssl_port": dovecot.imaps_port,
-                        "security": "ssl", "username": user.username,
-                        "password": user.password, "ca_file": str(dovecot.ca_cert_path)},
-        "filter_config": {"folders": ["INBOX"], "max_age_days": 7},
-    })
+    EmailConfigManager(store, SECRET).update_fetch_config(
+        record.id,
+        {
+            "imap_config": {
+                "imap_host": dovecot.host,
+                "imap_ssl_port": dovecot.imaps_port,
+                "security": "ssl",
+                "username": user.username,
+                "password": user.password,
+                "ca_file": str(dovecot.ca_cert_path),
+            },
+            "filter_config": {"folders": ["INBOX"], "max_age_days": 7},
+        },
+    )
     ids = [f"crash-{n}-{uuid.uuid4().hex}@example.net" for n in range(50)]
     now = dt.datetime.now(dt.UTC)
     with dovecot.client(user.username) as client:
         for n, mid in enumerate(ids):
-            client.append("INBOX", (f"From: bob@example.net\r\nTo: a@example.org\r\n"
-                                    f"Subject: crash {n}\r\nMessage-ID: <{mid}>\r\n\r\n"
-                                    f"body {n}\r\n").encode(), msg_time=now)
+            client.append(
+                "INBOX",
+                (
+                    f"From: bob@example.net\r\nTo: a@example.org\r\n"
+                    f"Subject: crash {n}\r\nMessage-ID: <{mid}>\r\n\r\n"
+                    f"body {n}\r\n"
+                ).encode(),
+                msg_time=now,
+            )
     marker = tmp_path / "paused"
     env = {
         **os.environ,
@@ -78,8 +105,18 @@ def test_kill_9_mid_run_then_the_next_run_stores_every_message_once(
     attachments = tmp_path / "home" / "attachments"
     attachments.mkdir(parents=True)
     try:
-        child = run_paused_fetch(env, store_url, attachments, user.username, "--batch-size", "5",
-                                 "--pause-after-batch", "3", "--marker", str(marker))
+        child = run_paused_fetch(
+            env,
+            store_url,
+            attachments,
+            user.username,
+            "--batch-size",
+            "5",
+            "--pause-after-batch",
+            "3",
+            "--marker",
+            str(marker),
+        )
         deadline = time.monotonic() + 60
         while not marker.exists():
             assert child.poll() is None, child.communicate()

@@ -28,8 +28,11 @@ pytestmark = pytest.mark.dovecot
 
 @pytest.mark.parametrize("post_action", ["none", "mark_seen"])  # with and without prefetch
 def test_the_checkpoint_is_called_after_each_committed_batch(
-    store: MailStore, configs: EmailConfigManager, attachment_root: Path,
-    mailbox: Callable[..., Mailbox], post_action: str,
+    store: MailStore,
+    configs: EmailConfigManager,
+    attachment_root: Path,
+    mailbox: Callable[..., Mailbox],
+    post_action: str,
 ) -> None:
     box = mailbox(post_action=post_action)
     for n in range(7):
@@ -40,15 +43,24 @@ def test_the_checkpoint_is_called_after_each_committed_batch(
         seen.append((point, store.messages.count(box.id)))
 
     save = EmailSaveService(store, AttachmentStorage(attachment_root, fsync=False))
-    fetcher = MailboxFetcher(store, save, configs, batch_size=3, connect_timeout=5,
-                             read_timeout=10, checkpoint=checkpoint)
+    fetcher = MailboxFetcher(
+        store,
+        save,
+        configs,
+        batch_size=3,
+        connect_timeout=5,
+        read_timeout=10,
+        checkpoint=checkpoint,
+    )
     assert_ok(fetcher.fetch_user(box.id))
     # each point is reached with its batch (and every earlier one) committed
     assert seen == [("after_batch:1", 3), ("after_batch:2", 6), ("after_batch:3", 7)]
 
 
 def test_server_stopped_mid_run_then_the_next_run_completes_without_duplicates(
-    private_dovecot: DovecotServer, store: MailStore, configs: EmailConfigManager,
+    private_dovecot: DovecotServer,
+    store: MailStore,
+    configs: EmailConfigManager,
     attachment_root: Path,
 ) -> None:
     server = private_dovecot
@@ -57,8 +69,7 @@ def test_server_stopped_mid_run_then_the_next_run_completes_without_duplicates(
         for n in range(7):
             box.append(message(n))
     save = EmailSaveService(store, AttachmentStorage(attachment_root, fsync=False))
-    fetcher = MailboxFetcher(store, save, configs, batch_size=2, connect_timeout=3,
-                             read_timeout=5)
+    fetcher = MailboxFetcher(store, save, configs, batch_size=2, connect_timeout=3, read_timeout=5)
     calls: list[tuple[int, int]] = []
 
     def stop_after_first_batch(done: int, total: int) -> None:

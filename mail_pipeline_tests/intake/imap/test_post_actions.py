@@ -20,8 +20,12 @@ pytestmark = pytest.mark.dovecot
 
 @pytest.mark.parametrize("action", ["mark_seen", "move", "delete"])
 def test_post_actions_run_only_after_the_commit(
-    fetcher: MailboxFetcher, mailbox: Callable[..., Mailbox], store: MailStore,
-    dovecot: DovecotServer, monkeypatch: pytest.MonkeyPatch, action: str,
+    fetcher: MailboxFetcher,
+    mailbox: Callable[..., Mailbox],
+    store: MailStore,
+    dovecot: DovecotServer,
+    monkeypatch: pytest.MonkeyPatch,
+    action: str,
 ) -> None:
     box = mailbox(post_action=action, move_to="Archive" if action == "move" else None)
     dovecot.create_folder(box.name, "Archive")
@@ -38,8 +42,7 @@ def test_post_actions_run_only_after_the_commit(
     assert store.messages.count(box.id) == 0
     assert store.messages.sync_position(box.id, "INBOX") is None
     assert dovecot.uids(box.name) == uids
-    assert all("\\Seen" not in f and "\\Deleted" not in f
-               for f in dovecot.flags(box.name).values())
+    assert all("\\Seen" not in f and "\\Deleted" not in f for f in dovecot.flags(box.name).values())
     assert dovecot.uids(box.name, "Archive") == []
 
     result = fetcher.fetch_user(box.id)
@@ -58,8 +61,12 @@ def test_post_actions_run_only_after_the_commit(
 
 
 def test_move_without_the_move_capability_copies_and_expunges_only_those(
-    fetcher: MailboxFetcher, mailbox: Callable[..., Mailbox], store: MailStore,
-    dovecot: DovecotServer, monkeypatch: pytest.MonkeyPatch, command_log: CommandLog,
+    fetcher: MailboxFetcher,
+    mailbox: Callable[..., Mailbox],
+    store: MailStore,
+    dovecot: DovecotServer,
+    monkeypatch: pytest.MonkeyPatch,
+    command_log: CommandLog,
 ) -> None:
     box = mailbox(post_action="move", move_to="Archive")
     dovecot.create_folder(box.name, "Archive")
@@ -73,7 +80,9 @@ def test_move_without_the_move_capability_copies_and_expunges_only_those(
 
 
 def test_a_refused_post_action_is_a_warning_and_keeps_the_messages(
-    fetcher: MailboxFetcher, mailbox: Callable[..., Mailbox], store: MailStore,
+    fetcher: MailboxFetcher,
+    mailbox: Callable[..., Mailbox],
+    store: MailStore,
     dovecot: DovecotServer,
 ) -> None:
     box = mailbox(post_action="move", move_to="NoSuchFolder")

@@ -39,25 +39,46 @@ from mail_pipeline_tests.fixtures.dovecot import DovecotServer
 SECRET = "a passphrase for the imap run tests"
 
 
-def _configure(store: MailStore, name: str, *, host: str = "127.0.0.1", port: int,
-               login: str = "nobody", password: str = "pw", ca_file: str | None = None) -> int:
+def _configure(
+    store: MailStore,
+    name: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int,
+    login: str = "nobody",
+    password: str = "pw",
+    ca_file: str | None = None,
+) -> int:
     """Add user ``name`` with an IMAP config; return its id."""
     user = store.users.add(name, f"{name}@example.org")
-    imap = {"imap_host": host, "imap_ssl_port": port, "username": login, "password": password,
-            "use_ssl": True}
+    imap = {
+        "imap_host": host,
+        "imap_ssl_port": port,
+        "username": login,
+        "password": password,
+        "use_ssl": True,
+    }
     if ca_file:
         imap["ca_file"] = ca_file
-    EmailConfigManager(store, SECRET).update_fetch_config(user.id, {
-        "imap_config": imap, "filter_config": {"folders": ["INBOX"], "max_age_days": None}})
+    EmailConfigManager(store, SECRET).update_fetch_config(
+        user.id,
+        {"imap_config": imap, "filter_config": {"folders": ["INBOX"], "max_age_days": None}},
+    )
     return user.id
 
 
-def _dovecot_user(store: MailStore, dovecot: DovecotServer, name: str,
-                  password: str | None = None) -> int:
+def _dovecot_user(
+    store: MailStore, dovecot: DovecotServer, name: str, password: str | None = None
+) -> int:
     mail_user = dovecot.new_user()
-    return _configure(store, name, port=dovecot.imaps_port, login=mail_user.username,
-                      password=password or mail_user.password,
-                      ca_file=str(dovecot.ca_cert_path))
+    return _configure(
+        store,
+        name,
+        port=dovecot.imaps_port,
+        login=mail_user.username,
+        password=password or mail_user.password,
+        ca_file=str(dovecot.ca_cert_path),
+    )
 
 
 def _closed_port() -> int:
@@ -68,14 +89,25 @@ def _closed_port() -> int:
 
 def _fetcher(store: MailStore, tmp_path: Path) -> MailboxFetcher:
     saver = EmailSaveService(store, AttachmentStorage(tmp_path / "attachments", fsync=False))
-    return MailboxFetcher(store, saver, EmailConfigManager(store, SECRET), connect_timeout=5,
-                          read_timeout=10)
+    return MailboxFetcher(
+        store, saver, EmailConfigManager(store, SECRET), connect_timeout=5, read_timeout=10
+    )
 
 
-def _result(kind: ErrorKind, name: str = "u", *, too_large: int = 0,
-            saved: int = 0) -> MailboxResult:
-    return MailboxResult(1, name, kind, "" if kind is ErrorKind.NONE else f"{kind.value} error",
-                         (), TaskCounters(saved=saved), 0.5, (), too_large=too_large)
+def _result(
+    kind: ErrorKind, name: str = "u", *, too_large: int = 0, saved: int = 0
+) -> MailboxResult:
+    return MailboxResult(
+        1,
+        name,
+        kind,
+        "" if kind is ErrorKind.NONE else f"{kind.value} error",
+        (),
+        TaskCounters(saved=saved),
+        0.5,
+        (),
+        too_large=too_large,
+    )
 
 
 def test_the_plan_takes_valid_unpaused_mailboxes_and_logs_the_others(store: MailStore) -> None:
@@ -84,8 +116,8 @@ def test_the_plan_takes_valid_unpaused_mailboxes_and_logs_the_others(store: Mail
     store.users.set_setting(bob.id, SETTING_KEY, {"imap_config": {"imap_host": ""}})
     carol = _configure(store, "carol", port=993)
     MailboxCircuitBreaker(store, auth_failures_to_pause=1).record(
-        MailboxResult(carol, "carol", ErrorKind.AUTH, "login refused", (), TaskCounters(), 0.1,
-                      ()))
+        MailboxResult(carol, "carol", ErrorKind.AUTH, "login refused", (), TaskCounters(), 0.1, ())
+    )
     store.users.add("nomail", "nomail@example.org")
 
     plan = plan_fetch(store, EmailConfigManager(store, SECRET), run_id="r1", timeout_seconds=77)
@@ -109,8 +141,13 @@ def test_only_a_transient_error_with_retries_left_is_retried() -> None:
     assert should_retry(_result(ErrorKind.CONNECT), 1, 2)
     assert not should_retry(_result(ErrorKind.CONNECT), 2, 2)
     assert not should_retry(_result(ErrorKind.CONNECT), 0, 0)
-    for kind in (ErrorKind.NONE, ErrorKind.AUTH, ErrorKind.TLS, ErrorKind.PROTOCOL,
-                 ErrorKind.CONFIG):
+    for kind in (
+        ErrorKind.NONE,
+        ErrorKind.AUTH,
+        ErrorKind.TLS,
+        ErrorKind.PROTOCOL,
+        ErrorKind.CONFIG,
+    ):
         assert not should_retry(_result(kind), 0, 2), kind
 
 
@@ -119,24 +156,37 @@ def test_close_fails_the_task_only_when_every_mailbox_failed(store: MailStore) -
         return store.tasks.create(EmailSource.IMAP, run_id="r", status=TaskStatus.RUNNING).task_id
 
     some = task()
-    closed = close_fetch(store, some, [_result(ErrorKind.NONE, "a", saved=2, too_large=1),
-                                       _result(ErrorKind.AUTH, "b")])
+    closed = close_fetch(
+        store,
+        some,
+        [_result(ErrorKind.NONE, "a", saved=2, too_large=1), _result(ErrorKind.AUTH, "b")],
+    )
     snapshot = store.tasks.get(some)
     assert snapshot.status is TaskStatus.COMPLETED
     assert closed.failed == ("b",) and closed.counters.saved == 2
-    assert any(e["message"] == "failed mailboxes: b" and e["level"] == "WARNING"
-               for e in snapshot.log)
-    assert any("1 message(s) over the size limit left on the server" in e["message"]
-               for e in snapshot.log)
+    assert any(
+        e["message"] == "failed mailboxes: b" and e["level"] == "WARNING" for e in snapshot.log
+    )
+    assert any(
+        "1 message(s) over the size limit left on the server" in e["message"] for e in snapshot.log
+    )
     assert closed.errors == ("IMAP fetch: 1 of 2 mailbox(es) failed: b (auth: auth error)",)
     assert closed.metadata() == {
-        "task_status": "COMPLETED", "task_closed_under_run": False, "mailboxes": 2,
-        "failed_mailboxes": 1, "messages_saved": 2, "duplicates": 0, "failures": 0,
-        "too_large": 1, "seconds": 1.0}
+        "task_status": "COMPLETED",
+        "task_closed_under_run": False,
+        "mailboxes": 2,
+        "failed_mailboxes": 1,
+        "messages_saved": 2,
+        "duplicates": 0,
+        "failures": 0,
+        "too_large": 1,
+        "seconds": 1.0,
+    }
 
     every = task()
-    closed = close_fetch(store, every, [_result(ErrorKind.AUTH, "a"),
-                                        _result(ErrorKind.CONNECT, "b")])
+    closed = close_fetch(
+        store, every, [_result(ErrorKind.AUTH, "a"), _result(ErrorKind.CONNECT, "b")]
+    )
     snapshot = store.tasks.get(every)
     assert snapshot.status is TaskStatus.FAILED
     assert snapshot.error_message == "every mailbox failed: a, b"
@@ -168,13 +218,15 @@ def test_a_transient_error_is_retried_unrecorded_then_recorded(
     work = MailboxWork(task.task_id, uid, "dan", LockGrant("email_fetch", token, 60))
     fetcher, breaker = _fetcher(store, tmp_path), MailboxCircuitBreaker(store)
 
-    first = fetch_and_record(store, fetcher, breaker, work, run_id="r", retry_number=0,
-                             max_retries=2)
+    first = fetch_and_record(
+        store, fetcher, breaker, work, run_id="r", retry_number=0, max_retries=2
+    )
     assert first.retry and first.result.error_kind is ErrorKind.CONNECT
     assert first.errors == () and store.mailboxes.get(uid) is None  # not recorded yet
 
-    last = fetch_and_record(store, fetcher, breaker, work, run_id="r", retry_number=2,
-                            max_retries=2)
+    last = fetch_and_record(
+        store, fetcher, breaker, work, run_id="r", retry_number=2, max_retries=2
+    )
     assert not last.retry
     assert last.errors == (f"dan: connect: {last.result.error}",)
     state = store.mailboxes.get(uid)
@@ -192,9 +244,15 @@ def test_an_auth_failure_is_never_retried_and_its_pause_is_logged(
     token = store.locks.acquire("email_fetch", 60, run_id="r")
     assert token
     work = MailboxWork(task.task_id, uid, "erin", LockGrant("email_fetch", token, 60))
-    run = fetch_and_record(store, _fetcher(store, tmp_path),
-                           MailboxCircuitBreaker(store, auth_failures_to_pause=1), work,
-                           run_id="r", retry_number=0, max_retries=2)
+    run = fetch_and_record(
+        store,
+        _fetcher(store, tmp_path),
+        MailboxCircuitBreaker(store, auth_failures_to_pause=1),
+        work,
+        run_id="r",
+        retry_number=0,
+        max_retries=2,
+    )
     assert not run.retry and run.result.error_kind is ErrorKind.AUTH
     assert run.errors[0].startswith("erin: auth: ")
     assert "PAUSED after 1 consecutive authentication failures" in run.errors[1]
@@ -206,15 +264,32 @@ def test_a_named_mailbox_that_is_paused_or_unknown_gets_no_task(
 ) -> None:
     uid = _configure(store, "fay", port=993)
     breaker = MailboxCircuitBreaker(store, auth_failures_to_pause=1)
-    breaker.record(MailboxResult(uid, "fay", ErrorKind.AUTH, "refused", (), TaskCounters(), 0.1,
-                                 ()))
+    breaker.record(
+        MailboxResult(uid, "fay", ErrorKind.AUTH, "refused", (), TaskCounters(), 0.1, ())
+    )
     fetcher = _fetcher(store, tmp_path)
     with pytest.raises(MailboxPausedError, match="imap resume fay"):
-        fetch_named_mailbox(store, fetcher, breaker, "fay", run_id="r", timeout_seconds=60,
-                            retry_number=0, max_retries=2)
+        fetch_named_mailbox(
+            store,
+            fetcher,
+            breaker,
+            "fay",
+            run_id="r",
+            timeout_seconds=60,
+            retry_number=0,
+            max_retries=2,
+        )
     with pytest.raises(NotFoundError):
-        fetch_named_mailbox(store, fetcher, breaker, "nobody", run_id="r", timeout_seconds=60,
-                            retry_number=0, max_retries=2)
+        fetch_named_mailbox(
+            store,
+            fetcher,
+            breaker,
+            "nobody",
+            run_id="r",
+            timeout_seconds=60,
+            retry_number=0,
+            max_retries=2,
+        )
     assert store.tasks.recent(run_id="r") == []
 
 
@@ -226,15 +301,31 @@ def test_a_named_mailbox_closes_its_own_task(
     _dovecot_user(store, dovecot, "hal", password="wrong")
     fetcher, breaker = _fetcher(store, tmp_path), MailboxCircuitBreaker(store)
 
-    ok = fetch_named_mailbox(store, fetcher, breaker, "gil", run_id="r", timeout_seconds=60,
-                             retry_number=0, max_retries=2)
+    ok = fetch_named_mailbox(
+        store,
+        fetcher,
+        breaker,
+        "gil",
+        run_id="r",
+        timeout_seconds=60,
+        retry_number=0,
+        max_retries=2,
+    )
     assert ok.result.ok and not ok.retry and ok.errors == ()
     assert ok.extra == {"task_status": "COMPLETED", "task_closed_under_run": False}
     state = store.mailboxes.get(good)
     assert state is not None and state.last_success_at is not None
 
-    bad = fetch_named_mailbox(store, fetcher, breaker, "hal", run_id="r2", timeout_seconds=60,
-                              retry_number=0, max_retries=2)
+    bad = fetch_named_mailbox(
+        store,
+        fetcher,
+        breaker,
+        "hal",
+        run_id="r2",
+        timeout_seconds=60,
+        retry_number=0,
+        max_retries=2,
+    )
     assert bad.result.error_kind is ErrorKind.AUTH and not bad.retry
     (task,) = store.tasks.recent(run_id="r2")
     assert task.status is TaskStatus.FAILED and task.error_message.startswith("hal: ")

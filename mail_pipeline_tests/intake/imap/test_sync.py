@@ -41,8 +41,9 @@ pytestmark = pytest.mark.dovecot
 
 def test_plan_batches_bounds_uids_and_bytes_and_sets_aside_the_oversized() -> None:
     sizes = {1: 40, 2: 40, 3: 500, 4: 40, 5: 40, 6: 40, 8: 90}  # 7: gone before its size
-    batches = plan_batches([1, 2, 3, 4, 5, 6, 7, 8], sizes, limit=100, batch_size=3,
-                           batch_max_bytes=100)
+    batches = plan_batches(
+        [1, 2, 3, 4, 5, 6, 7, 8], sizes, limit=100, batch_size=3, batch_max_bytes=100
+    )
     assert batches == [
         Batch((1, 2, 3), (1, 2), ((3, 500),)),  # 3 UIDs; the oversized one is not fetched
         Batch((4, 5), (4, 5), ()),  # 40 + 40 + 40 would pass 100 bytes
@@ -50,13 +51,17 @@ def test_plan_batches_bounds_uids_and_bytes_and_sets_aside_the_oversized() -> No
         Batch((8,), (8,), ()),
     ]
     # a message bigger than the byte bound (but within the limit) is a batch of its own
-    assert plan_batches([1, 2], {1: 90, 2: 90}, limit=100, batch_size=10,
-                        batch_max_bytes=50) == [Batch((1,), (1,), ()), Batch((2,), (2,), ())]
+    assert plan_batches([1, 2], {1: 90, 2: 90}, limit=100, batch_size=10, batch_max_bytes=50) == [
+        Batch((1,), (1,), ()),
+        Batch((2,), (2,), ()),
+    ]
     assert plan_batches([], {}, limit=1, batch_size=1, batch_max_bytes=1) == []
 
 
 def test_first_sync_window_uids_and_mail_stays_unseen(
-    fetcher: MailboxFetcher, mailbox: Callable[..., Mailbox], store: MailStore,
+    fetcher: MailboxFetcher,
+    mailbox: Callable[..., Mailbox],
+    store: MailStore,
     dovecot: DovecotServer,
 ) -> None:
     box = mailbox(max_age_days=7)
@@ -72,15 +77,28 @@ def test_first_sync_window_uids_and_mail_stays_unseen(
     (folder,) = result.folders
     uidvalidity = dovecot.uidvalidity(box.name)
     assert (folder.folder, folder.uidvalidity, folder.last_uid, folder.reset) == (
-        "INBOX", uidvalidity, uids[-1], False)
+        "INBOX",
+        uidvalidity,
+        uids[-1],
+        False,
+    )
     position = store.messages.sync_position(box.id, "INBOX")
     assert position is not None and position.last_uid == uids[-1]
     assert all("\\Seen" not in flags for flags in dovecot.flags(box.name).values())
     summaries = store.messages.summaries(box.id)
     assert {m.origin for m in summaries} == {f"imap:INBOX:{uidvalidity}:{u}" for u in uids}
     assert all(m.source == EmailSource.IMAP.value for m in summaries)
-    received = {abs((m.received_at.replace(tzinfo=dt.UTC) if m.received_at.tzinfo is None
-                     else m.received_at) - NOW) for m in summaries}
+    received = {
+        abs(
+            (
+                m.received_at.replace(tzinfo=dt.UTC)
+                if m.received_at.tzinfo is None
+                else m.received_at
+            )
+            - NOW
+        )
+        for m in summaries
+    }
     assert max(received) < dt.timedelta(seconds=2)  # INTERNALDATE, not the Date header
     config = EmailConfigManager(store, SECRET).get_email_config(box.id)
     assert config["filter_config"]["last_email_fetch_time"]
@@ -138,7 +156,9 @@ def test_first_sync_filters_unread_from_and_subject(
 
 
 def test_uidvalidity_change_restarts_the_folder_without_duplicates(
-    fetcher: MailboxFetcher, mailbox: Callable[..., Mailbox], store: MailStore,
+    fetcher: MailboxFetcher,
+    mailbox: Callable[..., Mailbox],
+    store: MailStore,
     dovecot: DovecotServer,
 ) -> None:
     box = mailbox(folders=("Work",))
@@ -168,14 +188,24 @@ def test_uidvalidity_change_restarts_the_folder_without_duplicates(
 
 
 def test_batches_are_bounded_by_bytes(
-    store: MailStore, configs: EmailConfigManager, attachment_root: Path,
-    mailbox: Callable[..., Mailbox], body_fetches: list[list[int]],
+    store: MailStore,
+    configs: EmailConfigManager,
+    attachment_root: Path,
+    mailbox: Callable[..., Mailbox],
+    body_fetches: list[list[int]],
 ) -> None:
     box = mailbox()
     uids = [box.append(big_message(n, size=30 * 1024)) for n in range(5)]
     save = EmailSaveService(store, AttachmentStorage(attachment_root, fsync=False))
-    fetcher = MailboxFetcher(store, save, configs, batch_size=100,
-                             batch_max_bytes=70 * 1024, connect_timeout=5, read_timeout=10)
+    fetcher = MailboxFetcher(
+        store,
+        save,
+        configs,
+        batch_size=100,
+        batch_max_bytes=70 * 1024,
+        connect_timeout=5,
+        read_timeout=10,
+    )
     result = fetcher.fetch_user(box.id)
     assert_ok(result)
     assert result.counters.saved == 5
@@ -184,8 +214,12 @@ def test_batches_are_bounded_by_bytes(
 
 @pytest.mark.parametrize("action", ["none", "delete"])
 def test_a_message_over_the_limit_is_recorded_too_large_and_left_on_the_server(
-    fetcher: MailboxFetcher, mailbox: Callable[..., Mailbox], store: MailStore,
-    dovecot: DovecotServer, body_fetches: list[list[int]], action: str,
+    fetcher: MailboxFetcher,
+    mailbox: Callable[..., Mailbox],
+    store: MailStore,
+    dovecot: DovecotServer,
+    body_fetches: list[list[int]],
+    action: str,
 ) -> None:
     box = mailbox(max_message_bytes=LIMIT, post_action=action)
     small = [box.append(message(n)) for n in range(3)]
@@ -201,21 +235,23 @@ def test_a_message_over_the_limit_is_recorded_too_large_and_left_on_the_server(
     assert (result.counters.fetched, result.counters.saved, result.counters.failed) == (5, 5, 1)
     assert result.too_large == 1 and result.folders[0].too_large == 1
     assert result.failed_uids == (
-        ("INBOX", big,
-         f"too_large: message is {len(big_raw)} bytes, the limit is {LIMIT} bytes"),)
+        ("INBOX", big, f"too_large: message is {len(big_raw)} bytes, the limit is {LIMIT} bytes"),
+    )
     assert "1 too large" in result.summary()
     assert all(big not in uids for uids in body_fetches)  # its body was never downloaded
     position = store.messages.sync_position(box.id, "INBOX")
     assert position is not None and position.last_uid == small[-1]
     assert position.failed_uids == [
-        {"uid": big, "reason": "too_large", "size": len(big_raw), "limit": LIMIT}]
+        {"uid": big, "reason": "too_large", "size": len(big_raw), "limit": LIMIT}
+    ]
     # still on the server, untouched by the post-action
     assert dovecot.uids(box.name) == ([big] if action == "delete" else sorted([*small, big]))
     assert not {"\\Seen", "\\Deleted"} & dovecot.flags(box.name)[big]
     snapshot = store.tasks.get(task.task_id)
     assert snapshot.counters.failed == 1
-    assert any(f"UID {big}: too_large" in e["message"] and str(LIMIT) in e["message"]
-               for e in snapshot.log)
+    assert any(
+        f"UID {big}: too_large" in e["message"] and str(LIMIT) in e["message"] for e in snapshot.log
+    )
 
     again = fetcher.fetch_user(box.id)  # not retried
     assert_ok(again)

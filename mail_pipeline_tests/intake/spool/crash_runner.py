@@ -36,9 +36,14 @@ def main(argv: list[str]) -> int:
     """Run the pass described by ``argv`` (see the module docstring); return 0."""
     store_url, spool, attachments, batch_size, *pause = argv
     checkpoint = pause_at(pause[0], Path(pause[1])) if pause else no_checkpoint
-    service = SpoolIngestService(MailStore(store_url), spool, attachments,
-                                 batch_size=int(batch_size), fsync=False,
-                                 checkpoint=checkpoint)
+    service = SpoolIngestService(
+        MailStore(store_url),
+        spool,
+        attachments,
+        batch_size=int(batch_size),
+        fsync=False,
+        checkpoint=checkpoint,
+    )
     print(service.ingest_as_task().summary())
     return 0
 

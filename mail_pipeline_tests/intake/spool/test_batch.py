@@ -25,14 +25,16 @@ def spool(tmp_path: Path) -> Path:
 # --- routing -------------------------------------------------------------------------------
 
 
-def test_single_recipient(service: SpoolIngestService, store: MailStore, spool: Path,
-                          users: dict[str, int]) -> None:
+def test_single_recipient(
+    service: SpoolIngestService, store: MailStore, spool: Path, users: dict[str, int]
+) -> None:
     sid = write_pair(spool, make_raw(1), ["alice@example.org"])
     result = service.ingest()
     assert (result.found, result.saved, result.failed, result.unmatched) == (1, 1, 0, 0)
     rows = store.messages.summaries()
     assert [(m.user_id, m.subject, m.source, m.origin) for m in rows] == [
-        (users["alice"], "message 1", "HARAKA_EMAIL_FETCH", f"haraka:{sid}")]
+        (users["alice"], "message 1", "HARAKA_EMAIL_FETCH", f"haraka:{sid}")
+    ]
     files = all_files(spool)
     assert files["inbox"] == [] and files["claims"] == []
     assert files["processed"] == [f"{sid}.eml", f"{sid}.meta"]
@@ -44,8 +46,11 @@ def test_multiple_recipients_and_bcc_only_in_envelope(
     service: SpoolIngestService, store: MailStore, spool: Path, users: dict[str, int]
 ) -> None:
     # Header says only alice; the envelope also has bob (Bcc) and carol: all three get it.
-    write_pair(spool, make_raw(2, to="alice@example.org"),
-               ["alice@example.org", "bob@example.org", "carol@example.org"])
+    write_pair(
+        spool,
+        make_raw(2, to="alice@example.org"),
+        ["alice@example.org", "bob@example.org", "carol@example.org"],
+    )
     result = service.ingest()
     assert result.saved == 3
     assert stored(store) == Counter({(u, "spool-2@example.net"): 1 for u in users.values()})
@@ -54,8 +59,9 @@ def test_multiple_recipients_and_bcc_only_in_envelope(
     assert bobs[0].recipients == ["alice@example.org"]
 
 
-def test_envelope_is_the_authority(service: SpoolIngestService, store: MailStore, spool: Path,
-                                   users: dict[str, int]) -> None:
+def test_envelope_is_the_authority(
+    service: SpoolIngestService, store: MailStore, spool: Path, users: dict[str, int]
+) -> None:
     write_pair(spool, make_raw(3, to="alice@example.org"), ["bob@example.org"])
     service.ingest()
     assert stored(store) == Counter({(users["bob"], "spool-3@example.net"): 1})
@@ -69,8 +75,9 @@ def test_case_insensitive_alias_and_two_users(
     write_pair(spool, make_raw(4), ["TEAM@EXAMPLE.ORG", "Sales@Example.Org"])
     result = service.ingest()
     assert result.saved == 2
-    assert stored(store) == Counter({(users["alice"], "spool-4@example.net"): 1,
-                                     (users["bob"], "spool-4@example.net"): 1})
+    assert stored(store) == Counter(
+        {(users["alice"], "spool-4@example.net"): 1, (users["bob"], "spool-4@example.net"): 1}
+    )
 
 
 def test_unknown_user_then_alias_then_reingest(
@@ -94,7 +101,10 @@ def test_unknown_user_then_alias_then_reingest(
 
 
 def test_one_message_one_query_per_batch(
-    service: SpoolIngestService, store: MailStore, spool: Path, users: dict[str, int],
+    service: SpoolIngestService,
+    store: MailStore,
+    spool: Path,
+    users: dict[str, int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for n in range(12):
@@ -117,8 +127,9 @@ def test_one_message_one_query_per_batch(
 # --- charsets, garbage, size, legacy files, save failures ------------------------------------
 
 
-def test_8bit_latin1_and_gb2312(service: SpoolIngestService, store: MailStore, spool: Path,
-                                users: dict[str, int]) -> None:
+def test_8bit_latin1_and_gb2312(
+    service: SpoolIngestService, store: MailStore, spool: Path, users: dict[str, int]
+) -> None:
     latin = (
         b"From: bob@example.net\r\nTo: alice@example.org\r\nSubject: caf\xe9\r\n"
         b"Message-ID: <latin@example.net>\r\nMIME-Version: 1.0\r\n"
@@ -145,8 +156,9 @@ def test_8bit_latin1_and_gb2312(service: SpoolIngestService, store: MailStore, s
     assert "你好，世界。邮件测试" in texts["gb@example.net"]["text_content"]
 
 
-def test_garbage_goes_to_failed_with_error(service: SpoolIngestService, store: MailStore,
-                                           spool: Path, users: dict[str, int]) -> None:
+def test_garbage_goes_to_failed_with_error(
+    service: SpoolIngestService, store: MailStore, spool: Path, users: dict[str, int]
+) -> None:
     bad = write_pair(spool, b"\x00\x01\x02 this is not mail \xff\xfe", ["alice@example.org"])
     empty = write_pair(spool, b"", ["alice@example.org"])
     good = write_pair(spool, make_raw(7), ["alice@example.org"])
@@ -163,8 +175,9 @@ def test_garbage_goes_to_failed_with_error(service: SpoolIngestService, store: M
     assert f"{good}.eml" in all_files(spool)["processed"]
 
 
-def test_oversize_goes_to_failed(store: MailStore, spool: Path, attachment_root: Path,
-                                 users: dict[str, int]) -> None:
+def test_oversize_goes_to_failed(
+    store: MailStore, spool: Path, attachment_root: Path, users: dict[str, int]
+) -> None:
     service = SpoolIngestService(store, spool, attachment_root, max_size=2000, fsync=False)
     big = write_pair(spool, make_raw(8, pad_to=5000), ["alice@example.org"])
     small = write_pair(spool, make_raw(9), ["alice@example.org"])
@@ -175,14 +188,14 @@ def test_oversize_goes_to_failed(store: MailStore, spool: Path, attachment_root:
     assert f"{small}.meta" in all_files(spool)["processed"]
 
 
-def test_bad_meta_goes_to_failed(service: SpoolIngestService, spool: Path,
-                                 users: dict[str, int]) -> None:
+def test_bad_meta_goes_to_failed(
+    service: SpoolIngestService, spool: Path, users: dict[str, int]
+) -> None:
     sid = write_pair(spool, make_raw(10), ["alice@example.org"])
     (spool / "inbox" / f"{sid}.meta").write_text("{not json")
     result = service.ingest()
     assert result.failed == 1
-    assert json.loads((spool / "failed" / f"{sid}.error.json").read_text())["reason"] == \
-        "bad_meta"
+    assert json.loads((spool / "failed" / f"{sid}.error.json").read_text())["reason"] == "bad_meta"
 
 
 def test_legacy_file_after_grace_routed_by_headers(
@@ -190,7 +203,8 @@ def test_legacy_file_after_grace_routed_by_headers(
 ) -> None:
     (spool / "inbox").mkdir(parents=True)
     raw = make_raw(12, to="someone@else.example", cc="Bob@Example.org").replace(
-        b"Subject:", b"Delivered-To: carol@example.org\r\nSubject:")
+        b"Subject:", b"Delivered-To: carol@example.org\r\nSubject:"
+    )
     legacy = spool / "inbox" / "1764000000.12345.eml"
     legacy.write_bytes(raw)
     fresh = spool / "inbox" / "1764000001.1.eml"
@@ -199,8 +213,9 @@ def test_legacy_file_after_grace_routed_by_headers(
     os.utime(legacy, (old, old))
     result = service.ingest()
     assert (result.found, result.saved) == (1, 2)
-    assert stored(store) == Counter({(users["bob"], "spool-12@example.net"): 1,
-                                     (users["carol"], "spool-12@example.net"): 1})
+    assert stored(store) == Counter(
+        {(users["bob"], "spool-12@example.net"): 1, (users["carol"], "spool-12@example.net"): 1}
+    )
     files = all_files(spool)
     assert files["inbox"] == ["1764000001.1.eml"]  # still inside its grace period
     assert files["processed"] == ["1764000000.12345.eml", "1764000000.12345.meta"]
@@ -209,13 +224,17 @@ def test_legacy_file_after_grace_routed_by_headers(
 
 
 def test_save_failure_goes_to_failed_and_retry(
-    service: SpoolIngestService, store: MailStore, spool: Path, users: dict[str, int],
+    service: SpoolIngestService,
+    store: MailStore,
+    spool: Path,
+    users: dict[str, int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from mail_pipeline.errors import SaveError
 
-    sid = write_pair(spool, make_raw(16, attachment=b"x" * 100),
-                     ["alice@example.org", "bob@example.org"])
+    sid = write_pair(
+        spool, make_raw(16, attachment=b"x" * 100), ["alice@example.org", "bob@example.org"]
+    )
     original = service.saver.attachments.write
 
     def fail_for_bob(user_id: int, name: str, content: bytes, *, sync: bool = True) -> str:
@@ -233,8 +252,9 @@ def test_save_failure_goes_to_failed_and_retry(
     assert not (spool / "failed" / f"{sid}.error.json").exists()
     result = service.ingest()
     assert (result.saved, result.duplicates, result.failed) == (1, 1, 0)
-    assert stored(store) == Counter({(users["alice"], "spool-16@example.net"): 1,
-                                     (users["bob"], "spool-16@example.net"): 1})
+    assert stored(store) == Counter(
+        {(users["alice"], "spool-16@example.net"): 1, (users["bob"], "spool-16@example.net"): 1}
+    )
 
 
 # --- poison messages -------------------------------------------------------------------------
@@ -242,19 +262,24 @@ def test_save_failure_goes_to_failed_and_retry(
 
 @pytest.mark.parametrize("form", sorted(NUL_FORMS))
 def test_a_nul_attachment_in_a_batch_is_stored_cleaned_with_the_others(
-    service: SpoolIngestService, store: MailStore, spool: Path, users: dict[str, int],
+    service: SpoolIngestService,
+    store: MailStore,
+    spool: Path,
+    users: dict[str, int],
     form: str,
 ) -> None:
     """On PostgreSQL the NUL's ValueError sent the whole batch back, and every pass after."""
-    good = [write_pair(spool, make_raw(n, attachment=b"ok"), ["alice@example.org"])
-            for n in (30, 31)]
+    good = [
+        write_pair(spool, make_raw(n, attachment=b"ok"), ["alice@example.org"]) for n in (30, 31)
+    ]
     poison = write_pair(spool, nul_message(1, form), ["alice@example.org", "bob@example.org"])
     result = service.ingest_as_task()
     assert (result.found, result.saved, result.failed) == (3, 4, 0), result.problems
     files = all_files(spool)
     assert files["inbox"] == [] and files["failed"] == []
     assert sorted(files["processed"]) == sorted(
-        f"{sid}.{ext}" for sid in (*good, poison) for ext in ("eml", "meta"))
+        f"{sid}.{ext}" for sid in (*good, poison) for ext in ("eml", "meta")
+    )
     assert store.tasks.get(result.task_id or "").status is TaskStatus.COMPLETED
     stored_poison = [m for m in store.messages.summaries() if m.subject == "poison 1"]
     assert len(stored_poison) == 2
@@ -263,12 +288,16 @@ def test_a_nul_attachment_in_a_batch_is_stored_cleaned_with_the_others(
 
 
 def test_an_unexpected_error_saving_one_message_quarantines_only_it(
-    service: SpoolIngestService, store: MailStore, spool: Path, users: dict[str, int],
+    service: SpoolIngestService,
+    store: MailStore,
+    spool: Path,
+    users: dict[str, int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Any error class, not only SQLAlchemy's: the message goes to failed/, the rest on."""
-    good = [write_pair(spool, make_raw(n, attachment=b"ok"), ["alice@example.org"])
-            for n in (40, 41)]
+    good = [
+        write_pair(spool, make_raw(n, attachment=b"ok"), ["alice@example.org"]) for n in (40, 41)
+    ]
     bad = write_pair(spool, make_raw(42, attachment=b"bad"), ["alice@example.org"])
     original = service.saver.attachments.write
 
@@ -283,7 +312,8 @@ def test_an_unexpected_error_saving_one_message_quarantines_only_it(
     files = all_files(spool)
     assert files["failed"] == sorted([f"{bad}.eml", f"{bad}.error.json", f"{bad}.meta"])
     assert sorted(files["processed"]) == sorted(
-        f"{sid}.{ext}" for sid in good for ext in ("eml", "meta"))
+        f"{sid}.{ext}" for sid in good for ext in ("eml", "meta")
+    )
     error = json.loads((spool / "failed" / f"{bad}.error.json").read_text())
     assert error["reason"] == "save_failed" and "TypeError: cannot take this one" in error["detail"]
     assert store.tasks.get(result.task_id or "").status is TaskStatus.COMPLETED

@@ -66,7 +66,8 @@ def test_recover_returns_pairs_meta_last(spool: Spool) -> None:
     assert (returned, problems) == (3, [])
     assert not claim.exists()
     assert sorted(os.listdir(spool.inbox)) == sorted(
-        [f"{i}.eml" for i in ids] + [f"{i}.meta" for i in ids])
+        [f"{i}.eml" for i in ids] + [f"{i}.meta" for i in ids]
+    )
 
 
 def test_recover_lone_meta_rejoins_its_eml(spool: Spool) -> None:

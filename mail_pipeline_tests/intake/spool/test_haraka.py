@@ -67,7 +67,14 @@ def test_single_recipient_gives_one_eml_meta_pair(haraka: HarakaRig) -> None:
 
     meta = msg.meta
     assert set(meta) == {
-        "id", "mail_from", "rcpt_to", "received_at", "size", "remote_ip", "helo", "haraka_uuid"
+        "id",
+        "mail_from",
+        "rcpt_to",
+        "received_at",
+        "size",
+        "remote_ip",
+        "helo",
+        "haraka_uuid",
     }
     assert meta["id"] == msg.id
     assert uuid.UUID(msg.id).version == 4
@@ -351,9 +358,7 @@ def test_unknown_domain_is_refused_with_550_and_nothing_written(haraka: HarakaRi
 
 
 def test_mixed_recipients_spool_only_the_local_ones(haraka: HarakaRig) -> None:
-    refused = haraka.send(
-        simple_message(), rcpt_to=["alice@example.test", "victim@relay.example"]
-    )
+    refused = haraka.send(simple_message(), rcpt_to=["alice@example.test", "victim@relay.example"])
 
     assert refused["victim@relay.example"][0] == 550
     [msg] = haraka.messages()

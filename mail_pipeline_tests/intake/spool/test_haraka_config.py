@@ -14,9 +14,15 @@ from mail_pipeline.intake.spool import haraka_config as hc
 
 
 def test_prepare_runtime_writes_the_generated_config(tmp_path: Path) -> None:
-    config = hc.HarakaConfig(spool_dir=tmp_path / "spool", domains=("example.test", "b.test"),
-                             host="::1", port=2626, max_message_bytes=1234, fsync=False,
-                             runtime_dir=tmp_path / "runtime")
+    config = hc.HarakaConfig(
+        spool_dir=tmp_path / "spool",
+        domains=("example.test", "b.test"),
+        host="::1",
+        port=2626,
+        max_message_bytes=1234,
+        fsync=False,
+        runtime_dir=tmp_path / "runtime",
+    )
     runtime = hc.prepare_runtime(config)
     assert runtime == tmp_path / "runtime"
     smtp = (runtime / "config" / "smtp.ini").read_text()

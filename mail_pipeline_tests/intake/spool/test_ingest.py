@@ -31,8 +31,9 @@ def spool(tmp_path: Path) -> Path:
 # --- the pass: readiness, symlinks, dedup, task counts, faults ------------------------------
 
 
-def test_eml_without_meta_is_not_touched(service: SpoolIngestService, spool: Path,
-                                         users: dict[str, int]) -> None:
+def test_eml_without_meta_is_not_touched(
+    service: SpoolIngestService, spool: Path, users: dict[str, int]
+) -> None:
     sid = write_pair(spool, make_raw(11), ["alice@example.org"], meta=False)
     old = time.time() - 7200
     os.utime(spool / "inbox" / f"{sid}.eml", (old, old))
@@ -43,8 +44,13 @@ def test_eml_without_meta_is_not_touched(service: SpoolIngestService, spool: Pat
     assert status.inbox_waiting == 1 and status.stale_eml_without_meta == [f"{sid}.eml"]
 
 
-def test_symlink_in_inbox_is_refused(service: SpoolIngestService, store: MailStore,
-                                     spool: Path, tmp_path: Path, users: dict[str, int]) -> None:
+def test_symlink_in_inbox_is_refused(
+    service: SpoolIngestService,
+    store: MailStore,
+    spool: Path,
+    tmp_path: Path,
+    users: dict[str, int],
+) -> None:
     target = tmp_path / "secret.eml"
     target.write_bytes(make_raw(14))
     meta_target = tmp_path / "secret.meta"
@@ -53,7 +59,8 @@ def test_symlink_in_inbox_is_refused(service: SpoolIngestService, store: MailSto
     sid = "0b7a6c1e-1111-4222-8333-444455556666"
     os.symlink(target, spool / "inbox" / f"{sid}.eml")
     (spool / "inbox" / f"{sid}.meta").write_text(
-        json.dumps({"id": sid, "rcpt_to": ["alice@example.org"]}))
+        json.dumps({"id": sid, "rcpt_to": ["alice@example.org"]})
+    )
     sid2 = "0b7a6c1e-1111-4222-8333-444455557777"
     (spool / "inbox" / f"{sid2}.eml").write_bytes(make_raw(15))
     os.symlink(meta_target, spool / "inbox" / f"{sid2}.meta")
@@ -67,8 +74,9 @@ def test_symlink_in_inbox_is_refused(service: SpoolIngestService, store: MailSto
     assert sorted(service.status().refused) == [f"{sid}.eml", f"{sid2}.meta"]
 
 
-def test_reingest_is_idempotent(service: SpoolIngestService, store: MailStore, spool: Path,
-                                users: dict[str, int]) -> None:
+def test_reingest_is_idempotent(
+    service: SpoolIngestService, store: MailStore, spool: Path, users: dict[str, int]
+) -> None:
     raw = make_raw(17)
     write_pair(spool, raw, ["alice@example.org"])
     write_pair(spool, raw, ["alice@example.org"])  # the same message spooled twice
@@ -77,8 +85,9 @@ def test_reingest_is_idempotent(service: SpoolIngestService, store: MailStore, s
     assert store.messages.count() == 1
 
 
-def test_counts_recorded_in_task(service: SpoolIngestService, store: MailStore, spool: Path,
-                                 users: dict[str, int]) -> None:
+def test_counts_recorded_in_task(
+    service: SpoolIngestService, store: MailStore, spool: Path, users: dict[str, int]
+) -> None:
     for n in range(3):
         write_pair(spool, make_raw(n), ["alice@example.org", "bob@example.org"])
     write_pair(spool, b"garbage", ["alice@example.org"])
@@ -99,7 +108,10 @@ def test_counts_recorded_in_task(service: SpoolIngestService, store: MailStore, 
 
 
 def test_database_error_returns_batch_and_fails_task(
-    service: SpoolIngestService, store: MailStore, spool: Path, users: dict[str, int],
+    service: SpoolIngestService,
+    store: MailStore,
+    spool: Path,
+    users: dict[str, int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from sqlalchemy.exc import OperationalError
@@ -124,8 +136,10 @@ def test_a_storage_fault_puts_the_batch_back_fails_the_task_and_heals(
 ) -> None:
     """The seed moved every message to failed/ and completed the task; nothing retried."""
     service = SpoolIngestService(store, spool, storage_fault.path, batch_size=2, fsync=False)
-    ids = [write_pair(spool, make_raw(n, attachment=b"x" * 100), ["alice@example.org"])
-           for n in range(50, 55)]
+    ids = [
+        write_pair(spool, make_raw(n, attachment=b"x" * 100), ["alice@example.org"])
+        for n in range(50, 55)
+    ]
     storage_fault.inject()
     with pytest.raises(StorageUnavailable):
         service.ingest_as_task()
@@ -149,8 +163,14 @@ def test_a_storage_fault_puts_the_batch_back_fails_the_task_and_heals(
 # --- crash safety: kill -9 at several points -------------------------------------------------
 
 
-def start_ingester(store_url: str, spool: Path, attachments: Path, batch_size: int,
-                   pause: str | None = None, marker: Path | None = None) -> subprocess.Popen[str]:
+def start_ingester(
+    store_url: str,
+    spool: Path,
+    attachments: Path,
+    batch_size: int,
+    pause: str | None = None,
+    marker: Path | None = None,
+) -> subprocess.Popen[str]:
     """Start a pass in its own process (see crash_runner); it stops at ``pause`` if given."""
     args = [store_url, str(spool), str(attachments), str(batch_size)]
     if pause:
@@ -159,7 +179,10 @@ def start_ingester(store_url: str, spool: Path, attachments: Path, batch_size: i
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     return subprocess.Popen(
         [sys.executable, "-m", "mail_pipeline_tests.intake.spool.crash_runner", *args],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -177,8 +200,13 @@ def wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 60) -> No
 
 @pytest.mark.parametrize("point", ["after_claim", "mid_batch", "after_commit", "mid_move"])
 def test_kill_9_then_next_run_stores_everything_once(
-    point: str, store: MailStore, store_url: str, spool: Path, attachment_root: Path,
-    tmp_path: Path, users: dict[str, int],
+    point: str,
+    store: MailStore,
+    store_url: str,
+    spool: Path,
+    attachment_root: Path,
+    tmp_path: Path,
+    users: dict[str, int],
 ) -> None:
     expected: Counter[tuple[int, str]] = Counter()
     for n in range(25):
@@ -220,8 +248,9 @@ def service_files(root: Path) -> list[str]:
     return [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
 
 
-def test_two_ingesters_at_once(store: MailStore, store_url: str, spool: Path,
-                               attachment_root: Path, users: dict[str, int]) -> None:
+def test_two_ingesters_at_once(
+    store: MailStore, store_url: str, spool: Path, attachment_root: Path, users: dict[str, int]
+) -> None:
     expected: Counter[tuple[int, str]] = Counter()
     ids = []
     for n in range(400):

@@ -21,7 +21,8 @@ def test_open_creates_folders_and_refuses_symlinks(tmp_path: Path) -> None:
     root = tmp_path / "s"
     Spool(root).open()
     assert sorted(os.listdir(root)) == sorted(
-        ["inbox", "processed", "failed", "unmatched", "tmp", "claims"])
+        ["inbox", "processed", "failed", "unmatched", "tmp", "claims"]
+    )
     other = tmp_path / "s2"
     other.mkdir()
     elsewhere = tmp_path / "elsewhere"
@@ -39,5 +40,11 @@ def test_bad_arguments() -> None:
 
 
 def test_all_files_helper_is_complete(spool: Spool) -> None:
-    assert set(all_files(spool.root)) == {"inbox", "failed", "unmatched", "tmp", "processed",
-                                          "claims"}
+    assert set(all_files(spool.root)) == {
+        "inbox",
+        "failed",
+        "unmatched",
+        "tmp",
+        "processed",
+        "claims",
+    }

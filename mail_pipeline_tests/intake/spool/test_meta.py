@@ -21,8 +21,7 @@ from mail_pipeline_tests.fixtures.spool_files import make_raw, write_pair
 
 def test_reads_what_haraka_writes(tmp_path: Path) -> None:
     when = datetime(2026, 11, 25, 23, 59, 59, 999000, tzinfo=UTC)
-    sid = write_pair(tmp_path, make_raw(1), ["a@example.org", "B@Example.org"],
-                     received_at=when)
+    sid = write_pair(tmp_path, make_raw(1), ["a@example.org", "B@Example.org"], received_at=when)
     meta = SpoolMeta.read(tmp_path / "inbox" / f"{sid}.meta")
     assert meta.id == sid and meta.rcpt_to == ("a@example.org", "B@Example.org")
     assert meta.received_at == when and meta.mail_from == "sender@example.net"
@@ -33,9 +32,16 @@ def test_reads_what_haraka_writes(tmp_path: Path) -> None:
 
 
 def test_round_trip_through_json() -> None:
-    meta = SpoolMeta(id="x", rcpt_to=("a@example.org",), mail_from="",
-                     received_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), size=12,
-                     remote_ip="10.0.0.1", helo="client", haraka_uuid="U")
+    meta = SpoolMeta(
+        id="x",
+        rcpt_to=("a@example.org",),
+        mail_from="",
+        received_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        size=12,
+        remote_ip="10.0.0.1",
+        helo="client",
+        haraka_uuid="U",
+    )
     data = meta.to_json()
     assert data.endswith(b"\n") and data.count(b"\n") == 1
     assert json.loads(data)["received_at"] == "2026-01-02T03:04:05Z"
@@ -66,9 +72,20 @@ def test_a_legacy_meta_needs_no_envelope() -> None:
 
 
 def test_informative_fields_of_the_wrong_type_read_as_missing() -> None:
-    meta = SpoolMeta.from_json(json.dumps({
-        "id": 5, "rcpt_to": [], "received_at": "yesterday", "size": "12",
-        "mail_from": None, "helo": ["x"], "remote_ip": 1, "haraka_uuid": True}))
+    meta = SpoolMeta.from_json(
+        json.dumps(
+            {
+                "id": 5,
+                "rcpt_to": [],
+                "received_at": "yesterday",
+                "size": "12",
+                "mail_from": None,
+                "helo": ["x"],
+                "remote_ip": 1,
+                "haraka_uuid": True,
+            }
+        )
+    )
     assert meta == SpoolMeta(id="", rcpt_to=())
     assert SpoolMeta.from_json('{"rcpt_to": [], "size": true}').size is None
 
@@ -95,8 +112,7 @@ def test_read_refuses_large_files_and_symlinks(tmp_path: Path) -> None:
 
 def test_processed_day() -> None:
     def day(text: str) -> str:
-        return processed_day(SpoolMeta.from_json(json.dumps({"rcpt_to": [],
-                                                             "received_at": text})))
+        return processed_day(SpoolMeta.from_json(json.dumps({"rcpt_to": [], "received_at": text})))
 
     assert day("2026-11-25T23:59:59.999Z") == "2026-11-25"
     assert day("2026-11-26T01:00:00+02:00") == "2026-11-25"

@@ -22,10 +22,15 @@ def test_move_never_overwrites(spool: Spool) -> None:
     for n in range(2):
         (claim / "legacy.eml").write_bytes(make_raw(n))
         (claim / "legacy.meta").write_text("{}")
-        spool.move_pair(Item("legacy", claim / "legacy.eml", claim / "legacy.meta"),
-                        spool.unmatched)
+        spool.move_pair(
+            Item("legacy", claim / "legacy.eml", claim / "legacy.meta"), spool.unmatched
+        )
     assert sorted(os.listdir(spool.unmatched)) == [
-        "legacy.eml", "legacy.meta", "legacy~1.eml", "legacy~1.meta"]
+        "legacy.eml",
+        "legacy.meta",
+        "legacy~1.eml",
+        "legacy~1.meta",
+    ]
     assert (spool.unmatched / "legacy.eml").read_bytes() == make_raw(0)
 
 

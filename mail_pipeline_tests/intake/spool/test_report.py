@@ -19,8 +19,10 @@ def test_problems_are_capped_and_counted() -> None:
 
 def test_absorb_counts_a_refused_file_once_and_orphans_as_failed() -> None:
     result = IngestResult()
-    stats = ClaimStats(refused=[Problem("inbox/x.eml", "symlink")],
-                       orphans=[Problem("failed/y.meta", "missing_eml")])
+    stats = ClaimStats(
+        refused=[Problem("inbox/x.eml", "symlink")],
+        orphans=[Problem("failed/y.meta", "missing_eml")],
+    )
     result.absorb(stats)
     assert (result.refused, result.failed) == (1, 1)
     assert stats.refused == [] and stats.orphans == []

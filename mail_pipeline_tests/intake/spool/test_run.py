@@ -27,11 +27,13 @@ def test_a_pass_is_timed_measured_and_its_problems_reported(
     store.users.add("ann", "ann@example.org")
     spool_dir = make_spool(tmp_path / "spool")
     write_pair(spool_dir, make_raw(1, to="ann@example.org"), ["ann@example.org"])
-    big = write_pair(spool_dir, make_raw(2, to="ann@example.org") + b"x" * 5000,
-                     ["ann@example.org"])
+    big = write_pair(
+        spool_dir, make_raw(2, to="ann@example.org") + b"x" * 5000, ["ann@example.org"]
+    )
 
-    run = run_ingest(_service(store, spool_dir, tmp_path), run_id="r1",
-                     measure=lambda: spool_metrics(spool_dir))
+    run = run_ingest(
+        _service(store, spool_dir, tmp_path), run_id="r1", measure=lambda: spool_metrics(spool_dir)
+    )
 
     assert run.result.saved == 1 and run.result.failed == 1
     task = store.tasks.get(run.result.task_id or "")
@@ -53,8 +55,9 @@ def test_a_failed_measurement_is_only_a_warning(store: MailStore, tmp_path: Path
     (broken / "inbox").rmdir()
     (broken / "inbox").symlink_to(tmp_path)
 
-    run = run_ingest(_service(store, spool_dir, tmp_path), run_id="r2",
-                     measure=lambda: spool_metrics(broken))
+    run = run_ingest(
+        _service(store, spool_dir, tmp_path), run_id="r2", measure=lambda: spool_metrics(broken)
+    )
 
     assert run.result.saved == 1 and run.status is None
     (line,) = run.warnings
@@ -76,8 +79,11 @@ def test_a_lease_held_by_another_run_stops_the_pass(store: MailStore, tmp_path: 
     write_pair(spool_dir, make_raw(4), ["nobody@example.org"])
     assert store.locks.acquire("email_fetch", 60, run_id="other")
     with pytest.raises(LeaseLostError):
-        run_ingest(_service(store, spool_dir, tmp_path), run_id="r5",
-                   lease=LockGrant("email_fetch", "not-the-token", 60))
+        run_ingest(
+            _service(store, spool_dir, tmp_path),
+            run_id="r5",
+            lease=LockGrant("email_fetch", "not-the-token", 60),
+        )
     (task,) = store.tasks.recent(run_id="r5")
     assert task.status is TaskStatus.FAILED
     assert len(list((spool_dir / "inbox").glob("*.meta"))) == 1

@@ -16,8 +16,9 @@ from mail_pipeline_tests.fixtures.spool_files import make_raw
 
 def test_writes_a_ready_pair_and_no_temp_file(tmp_path: Path) -> None:
     when = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
-    sid = spool_message(tmp_path, make_raw(1), ["a@example.org"], mail_from="s@example.net",
-                        received_at=when)
+    sid = spool_message(
+        tmp_path, make_raw(1), ["a@example.org"], mail_from="s@example.net", received_at=when
+    )
     assert sorted(os.listdir(tmp_path / "inbox")) == [f"{sid}.eml", f"{sid}.meta"]
     assert os.listdir(tmp_path / "tmp") == []
     assert (tmp_path / "inbox" / f"{sid}.eml").read_bytes() == make_raw(1)

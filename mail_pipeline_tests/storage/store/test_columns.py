@@ -26,8 +26,15 @@ def alice(store: MailStore) -> int:
 
 def test_clean_text_and_clean_row() -> None:
     assert clean_text("a\x00b") == "ab" and clean_text("abcdef", 3) == "abc"
-    row = clean_row(EmailTask, {"status": "RUN\x00NING" + "x" * 30, "details": {"k\x00": ["v\x00"]},
-                                "emails_saved": 3, "not_a_column": "x\x00"})
+    row = clean_row(
+        EmailTask,
+        {
+            "status": "RUN\x00NING" + "x" * 30,
+            "details": {"k\x00": ["v\x00"]},
+            "emails_saved": 3,
+            "not_a_column": "x\x00",
+        },
+    )
     assert row["status"] == ("RUNNING" + "x" * 30)[:20]
     assert row["details"] == {"k": ["v"]} and row["emails_saved"] == 3
     assert row["not_a_column"] == "x"  # strings always lose NUL; no column, no cut
@@ -44,16 +51,34 @@ def test_the_store_fits_every_inserted_row_to_the_models_columns(
     assert column_length(EmailMessage, "subject") is None  # Text: unbounded
     now = datetime(2026, 9, 4, tzinfo=UTC)
     attachment = NewAttachment(
-        filename="n\x00" + "f" * 1200, safe_filename="f.txt", content_type="text/" + "x" * 300,
-        file_size=1, file_path="1/aa/aaaa_f.txt", is_image=False, is_inline=True,
-        content_id="c\x00" + "i" * 1100, sha256="0" * 64,
+        filename="n\x00" + "f" * 1200,
+        safe_filename="f.txt",
+        content_type="text/" + "x" * 300,
+        file_size=1,
+        file_path="1/aa/aaaa_f.txt",
+        is_image=False,
+        is_inline=True,
+        content_id="c\x00" + "i" * 1100,
+        sha256="0" * 64,
     )
     row = NewMessage(
-        user_id=alice, message_id="m@x", dedup_key="mid:m@x", subject="s\x00ubject",
-        sender="s" * 400 + "@example.net", recipients=["a\x00@example.org"], cc=[],
-        received_at=now, sent_at=None, raw_content=b"raw\x00", html_content="",
-        text_content="t\x00", source="IMAP_EMAIL_FETCH", origin="o" * 700,
-        content_hash="0" * 64, size=4, attachments=(attachment,),
+        user_id=alice,
+        message_id="m@x",
+        dedup_key="mid:m@x",
+        subject="s\x00ubject",
+        sender="s" * 400 + "@example.net",
+        recipients=["a\x00@example.org"],
+        cc=[],
+        received_at=now,
+        sent_at=None,
+        raw_content=b"raw\x00",
+        html_content="",
+        text_content="t\x00",
+        source="IMAP_EMAIL_FETCH",
+        origin="o" * 700,
+        content_hash="0" * 64,
+        size=4,
+        attachments=(attachment,),
     )
     sync = SyncUpdate(alice, "INBOX", 1, 2, now, failed_uids=((1, "bad\x00 name"),))
     (pk,) = store.messages.insert_batch([row], [sync])

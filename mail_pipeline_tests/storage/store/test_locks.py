@@ -132,8 +132,9 @@ def test_processes_race_to_take_over_an_expired_lease(store_url: str) -> None:
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Event()
     results = ctx.Queue()
-    procs = [ctx.Process(target=_race_for_expired, args=(store_url, start, results))
-             for _ in range(6)]
+    procs = [
+        ctx.Process(target=_race_for_expired, args=(store_url, start, results)) for _ in range(6)
+    ]
     for p in procs:
         p.start()
     start.set()

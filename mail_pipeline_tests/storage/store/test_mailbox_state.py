@@ -41,19 +41,20 @@ def test_a_success_resets_the_streaks_and_never_pauses(store: MailStore) -> None
         store.mailboxes.record_failure(user.id, "auth", "no", pause_after_auth_failures=3)
     store.mailboxes.record_success(user.id)
     for _ in range(2):
-        state = store.mailboxes.record_failure(user.id, "auth", "no",
-                                               pause_after_auth_failures=3)
+        state = store.mailboxes.record_failure(user.id, "auth", "no", pause_after_auth_failures=3)
     assert not state.paused and state.consecutive_auth_failures == 2
 
 
 def test_error_text_loses_its_nul_and_is_capped(store: MailStore) -> None:
     # An IMAP server's answer is stored as the last error; PostgreSQL text cannot hold NUL.
     user = store.users.add("nul", "nul@example.org")
-    state = store.mailboxes.record_failure(user.id, "au\x00th", "NO [AUTH\x00] refused",
-                                           pause_after_auth_failures=None)
+    state = store.mailboxes.record_failure(
+        user.id, "au\x00th", "NO [AUTH\x00] refused", pause_after_auth_failures=None
+    )
     assert state.last_error_kind == "auth" and state.last_error == "NO [AUTH] refused"
-    state = store.mailboxes.record_failure(user.id, "x" * 30, "e" * (MAX_ERROR_CHARS + 5),
-                                           pause_after_auth_failures=None)
+    state = store.mailboxes.record_failure(
+        user.id, "x" * 30, "e" * (MAX_ERROR_CHARS + 5), pause_after_auth_failures=None
+    )
     assert state.last_error_kind == "x" * 20 and len(state.last_error) == MAX_ERROR_CHARS
     state = store.mailboxes.pause(user.id, "paused by\x00 hand")
     assert state.paused_reason == "paused by hand"

@@ -24,10 +24,17 @@ def test_a_real_task_is_audited_with_its_counters_and_error(store_url: str) -> N
     deleted = store.maintenance.delete_expired_batch({TaskStatus.FAILED: NOW - timedelta(7)}, 10)
     assert deleted == {"FAILED": 1}
     (audit,) = store.maintenance.audit_records(task_id=task.task_id)
-    assert (audit.email_source, audit.status, audit.run_id) == ("HARAKA_EMAIL_FETCH", "FAILED",
-                                                                "r1")
-    assert (audit.emails_fetched, audit.emails_saved, audit.emails_failed,
-            audit.emails_duplicate) == (5, 3, 1, 1)
+    assert (audit.email_source, audit.status, audit.run_id) == (
+        "HARAKA_EMAIL_FETCH",
+        "FAILED",
+        "r1",
+    )
+    assert (
+        audit.emails_fetched,
+        audit.emails_saved,
+        audit.emails_failed,
+        audit.emails_duplicate,
+    ) == (5, 3, 1, 1)
     assert audit.error_message == "spool unreadable"
     assert audit.duration_seconds is not None and audit.duration_seconds >= 0
     assert audit.deleted_at == NOW
@@ -38,18 +45,31 @@ def test_a_real_task_is_audited_with_its_counters_and_error(store_url: str) -> N
 
 def test_task_stats(store_url: str) -> None:
     store = MailStore(store_url, clock=lambda: NOW)
-    seed(store, [
-        task_row(TaskStatus.COMPLETED, NOW - timedelta(minutes=5), saved=10, run_seconds=20,
-                 duplicate=2),
-        task_row(TaskStatus.COMPLETED, NOW - timedelta(minutes=10), saved=4, run_seconds=10),
-        task_row(TaskStatus.COMPLETED, NOW - timedelta(minutes=10), saved=7, run_seconds=3,
-                 source=EmailSource.HARAKA),
-        task_row(TaskStatus.FAILED, NOW - timedelta(minutes=30)),
-        task_row(TaskStatus.FAILED, NOW - timedelta(hours=5)),
-        task_row(TaskStatus.FAILED, NOW - timedelta(days=2)),
-        task_row(TaskStatus.RUNNING, NOW - timedelta(minutes=11)),  # past its 600 s
-        task_row(TaskStatus.RUNNING, NOW - timedelta(minutes=1)),
-    ])
+    seed(
+        store,
+        [
+            task_row(
+                TaskStatus.COMPLETED,
+                NOW - timedelta(minutes=5),
+                saved=10,
+                run_seconds=20,
+                duplicate=2,
+            ),
+            task_row(TaskStatus.COMPLETED, NOW - timedelta(minutes=10), saved=4, run_seconds=10),
+            task_row(
+                TaskStatus.COMPLETED,
+                NOW - timedelta(minutes=10),
+                saved=7,
+                run_seconds=3,
+                source=EmailSource.HARAKA,
+            ),
+            task_row(TaskStatus.FAILED, NOW - timedelta(minutes=30)),
+            task_row(TaskStatus.FAILED, NOW - timedelta(hours=5)),
+            task_row(TaskStatus.FAILED, NOW - timedelta(days=2)),
+            task_row(TaskStatus.RUNNING, NOW - timedelta(minutes=11)),  # past its 600 s
+            task_row(TaskStatus.RUNNING, NOW - timedelta(minutes=1)),
+        ],
+    )
     stats = store.maintenance.task_stats()
     assert stats.total == 8 and stats.by_status["FAILED"] == 3
     assert stats.timed_out == 1
@@ -58,6 +78,8 @@ def test_task_stats(store_url: str) -> None:
     imap = stats.throughput["IMAP_EMAIL_FETCH"]
     assert imap.runs == 2 and imap.saved_per_run == 7 and imap.seconds_per_run == 15
     assert stats.throughput["HARAKA_EMAIL_FETCH"].saved_per_run == 7
-    assert store.maintenance.task_stats(recent_runs=1).throughput[
-        "IMAP_EMAIL_FETCH"].seconds_per_run == 20
+    assert (
+        store.maintenance.task_stats(recent_runs=1).throughput["IMAP_EMAIL_FETCH"].seconds_per_run
+        == 20
+    )
     store.dispose()

@@ -11,8 +11,16 @@ from mail_pipeline.storage.store import MailStore
 from mail_pipeline.storage.store.models import Base
 
 TABLES = {
-    "users", "email_aliases", "settings", "email_tasks", "email_messages",
-    "email_attachments", "task_locks", "imap_sync_state", "email_task_audit", "mailbox_state",
+    "users",
+    "email_aliases",
+    "settings",
+    "email_tasks",
+    "email_messages",
+    "email_attachments",
+    "task_locks",
+    "imap_sync_state",
+    "email_task_audit",
+    "mailbox_state",
 }
 HEAD = "0003"
 
@@ -46,13 +54,18 @@ def test_migration_0003_gives_existing_tasks_a_heartbeat(store: MailStore) -> No
         command.downgrade(config, "0002")
     assert store.schema_revision() == "0002"
     with store.engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO email_tasks (task_id, email_source, status, created_at, updated_at, "
-            "timeout_seconds, emails_fetched, emails_saved, emails_failed, emails_duplicate, "
-            "details, error_message) VALUES ('old', 'IMAP_EMAIL_FETCH', 'RUNNING', "
-            ":created, :updated, 600, 0, 0, 0, 0, '{}', '')"),
-            {"created": datetime(2026, 1, 1, 12, 0, tzinfo=UTC),
-             "updated": datetime(2026, 1, 1, 12, 5, tzinfo=UTC)})
+        conn.execute(
+            text(
+                "INSERT INTO email_tasks (task_id, email_source, status, created_at, updated_at, "
+                "timeout_seconds, emails_fetched, emails_saved, emails_failed, emails_duplicate, "
+                "details, error_message) VALUES ('old', 'IMAP_EMAIL_FETCH', 'RUNNING', "
+                ":created, :updated, 600, 0, 0, 0, 0, '{}', '')"
+            ),
+            {
+                "created": datetime(2026, 1, 1, 12, 0, tzinfo=UTC),
+                "updated": datetime(2026, 1, 1, 12, 5, tzinfo=UTC),
+            },
+        )
     store.upgrade()
     assert store.schema_revision() == HEAD
     task = store.tasks.get("old")

@@ -13,7 +13,7 @@ from mail_pipeline.storage.store import (
     TaskCounters,
     TaskStatus,
 )
-from mail_pipeline.storage.store.tasks import MAX_LOG_ENTRIES
+from mail_pipeline.storage.store.task_log import MAX_LOG_ENTRIES
 
 
 def test_lifecycle_records_times_counters_and_log(store: MailStore) -> None:
@@ -166,7 +166,10 @@ def test_a_nul_in_error_or_log_text_is_stored_without_it(store: MailStore) -> No
     assert failed.error_message == "imap: bad greeting"
     assert failed.details["last_folder"] == {"name": "INBOX"}
     assert [e["message"] for e in failed.log] == [
-        "newtask", "folder INBOX", "RUNNING -> FAILED: imap: bad greeting"]
+        "newtask",
+        "folder INBOX",
+        "RUNNING -> FAILED: imap: bad greeting",
+    ]
     assert failed.log[1]["step"] == "fetch"
     late = store.tasks.finish(task.task_id, error="late\x00 error")
     assert late.already_closed and "\x00" not in late.task.log[-1]["message"]

@@ -30,7 +30,10 @@ def test_the_allowed_moves_are_those_of_the_design() -> None:
     assert {
         TaskStatus.PENDING: {TaskStatus.RUNNING, TaskStatus.CANCELLED, TaskStatus.SKIPPED},
         TaskStatus.RUNNING: {
-            TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.SKIPPED,
+            TaskStatus.COMPLETED,
+            TaskStatus.FAILED,
+            TaskStatus.CANCELLED,
+            TaskStatus.SKIPPED,
         },
     } == ALLOWED_TRANSITIONS
 

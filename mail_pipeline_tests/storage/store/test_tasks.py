@@ -13,7 +13,6 @@ from mail_pipeline.storage.store import (
     TaskCounters,
     TaskStatus,
 )
-from mail_pipeline.storage.store.task_log import MAX_LOG_ENTRIES
 
 
 def test_lifecycle_records_times_counters_and_log(store: MailStore) -> None:
@@ -119,16 +118,6 @@ def test_finish_survives_a_task_closed_under_its_run(store: MailStore) -> None:
     pending = store.tasks.create(EmailSource.IMAP)
     with pytest.raises(InvalidTransitionError):
         store.tasks.finish(pending.task_id)  # it never started: a bug, not a late close
-
-
-def test_the_log_is_bounded(store: MailStore) -> None:
-    task = store.tasks.create(EmailSource.IMAP)
-    for i in range(MAX_LOG_ENTRIES + 5):
-        store.tasks.add_execution_log(task.task_id, "step", f"entry {i}")
-    snap = store.tasks.get(task.task_id)
-    assert len(snap.log) == MAX_LOG_ENTRIES
-    assert snap.log[-1]["message"] == f"entry {MAX_LOG_ENTRIES + 4}"
-    assert snap.details["log_truncated"] == 6
 
 
 def test_unknown_task(store: MailStore) -> None:

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from mail_pipeline.cli.common import EXIT_FAILED, EXIT_OK, Context, UsageError, command, group
+from mail_pipeline.intake.limits import DEFAULT_MAX_MESSAGE_BYTES
 from mail_pipeline.intake.spool import haraka as haraka_server
+from mail_pipeline.intake.spool.haraka_config import HarakaConfig
 
 
 def register(groups: Any) -> None:
@@ -30,7 +32,7 @@ def register(groups: Any) -> None:
     start.add_argument(
         "--max-size",
         type=int,
-        default=haraka_server.DEFAULT_MAX_MESSAGE_BYTES,
+        default=DEFAULT_MAX_MESSAGE_BYTES,
         help="largest message accepted, in bytes",
     )
     for name, handler, text in (
@@ -51,7 +53,7 @@ def start_server(ctx: Context, args: argparse.Namespace) -> int:
     ]
     if not domains:
         raise UsageError("give --domain DOMAIN or set MAIL_PIPELINE_HARAKA_DOMAINS")
-    config = haraka_server.HarakaConfig(
+    config = HarakaConfig(
         spool_dir=ctx.settings.spool_dir,
         domains=tuple(domains),
         host=args.host,

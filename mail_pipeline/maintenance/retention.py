@@ -27,19 +27,8 @@ from mail_pipeline.maintenance.file_retention import (
     cleanup_attachments,
     cleanup_spool,
 )
-from mail_pipeline.maintenance.retention_policy import DEFAULT_BATCH_SIZE, RetentionPolicy
+from mail_pipeline.maintenance.retention_policy import RetentionPolicy
 from mail_pipeline.storage.store import MailStore
-
-# RetentionPolicy and DEFAULT_BATCH_SIZE are re-exported for callers that import them from here
-# (their home is retention_policy).
-__all__ = [
-    "DEFAULT_BATCH_SIZE",
-    "RetentionPolicy",
-    "RetentionReport",
-    "TaskRetentionResult",
-    "cleanup_tasks",
-    "run_retention",
-]
 
 
 @dataclass

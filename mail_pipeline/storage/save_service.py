@@ -51,18 +51,6 @@ from mail_pipeline.storage.store import (
     SyncUpdate,
 )
 
-# The records of deliveries are re-exported: the intake paths take them from here with the
-# service (their home is mail_pipeline.storage.deliveries).
-__all__ = [
-    "BatchResult",
-    "Delivery",
-    "DeliveryResult",
-    "EmailSaveService",
-    "Outcome",
-    "dedup_key",
-    "is_environment_fault",
-]
-
 log = logging.getLogger(__name__)
 #: A failed delivery's reason is kept to this many characters (it is logged and reported).
 MAX_REASON_CHARS = 500

@@ -31,7 +31,8 @@ def with_attachment(n: int) -> bytes:
     ).encode()
 
 
-def set_account(cli: Run, dovecot: DovecotServer, password: str, name: str) -> None:
+def set_account(cli: Run, dovecot: DovecotServer, password: str, name: str, *options: str) -> None:
+    """Add user ``name`` and give it an IMAP account on ``dovecot`` (plus ``options``)."""
     assert cli("users", "add", name, f"{name}@example.org").code == 0
     result = cli(
         "imap",
@@ -46,6 +47,7 @@ def set_account(cli: Run, dovecot: DovecotServer, password: str, name: str) -> N
         "--ca-file",
         str(dovecot.ca_cert_path),
         "--password-stdin",
+        *options,
         stdin=password + "\n",
     )
     assert result.code == 0, result.err
@@ -131,25 +133,7 @@ def test_set_max_message_bytes_leaves_a_larger_message_on_the_server(
     dovecot.append(name, raw(1), internaldate=dt.datetime.now(dt.UTC))
     big = raw(2) + (b"x" * 998 + b"\r\n") * 200  # ~200 kB
     big_uid = dovecot.append(name, big, internaldate=dt.datetime.now(dt.UTC))
-    assert cli("users", "add", name, f"{name}@example.org").code == 0
-    result = cli(
-        "imap",
-        "set",
-        name,
-        "--host",
-        dovecot.host,
-        "--port",
-        str(dovecot.imaps_port),
-        "--login",
-        name,
-        "--ca-file",
-        str(dovecot.ca_cert_path),
-        "--password-stdin",
-        "--max-message-bytes",
-        "102400",
-        stdin=user.password + "\n",
-    )
-    assert result.code == 0, result.err
+    set_account(cli, dovecot, user.password, name, "--max-message-bytes", "102400")
     shown = cli("imap", "show", name)
     assert json.loads(shown.out)["imap_config"]["max_message_bytes"] == 102400
 

@@ -10,7 +10,8 @@ from mail_pipeline.maintenance.file_retention import cleanup_attachments, cleanu
 from mail_pipeline.maintenance.retention_policy import RetentionPolicy
 from mail_pipeline.mime import parse_message
 from mail_pipeline.storage.attachments import AttachmentStorage
-from mail_pipeline.storage.save_service import Delivery, EmailSaveService
+from mail_pipeline.storage.deliveries import Delivery
+from mail_pipeline.storage.save_service import EmailSaveService
 from mail_pipeline.storage.store import EmailSource, MailStore
 from mail_pipeline_tests.fixtures.spool_files import make_raw
 from mail_pipeline_tests.maintenance.conftest import aged_file, spool_tree

@@ -5,7 +5,8 @@ from pydantic import Field
 
 from mail_pipeline.defs.maintenance.assets import materialize_mail_metrics
 from mail_pipeline.defs.resources import AttachmentsResource, SpoolResource, StoreResource
-from mail_pipeline.maintenance.retention import DEFAULT_BATCH_SIZE, RetentionPolicy, run_retention
+from mail_pipeline.maintenance.retention import run_retention
+from mail_pipeline.maintenance.retention_policy import DEFAULT_BATCH_SIZE, RetentionPolicy
 
 
 class RetentionConfig(dg.Config):

@@ -20,7 +20,8 @@ from mail_pipeline.errors import MessageParseError, MessageTooLargeError
 from mail_pipeline.intake.imap.sync import Batch
 from mail_pipeline.intake.imap.wire import RawMessage, uid_set
 from mail_pipeline.mime import parse_message
-from mail_pipeline.storage.save_service import Delivery, EmailSaveService, Outcome
+from mail_pipeline.storage.deliveries import Delivery, Outcome
+from mail_pipeline.storage.save_service import EmailSaveService
 from mail_pipeline.storage.store import EmailSource, MailStore, SyncUpdate, TaskCounters
 
 __all__ = ["BatchOutcome", "FolderTarget", "commit_batch"]

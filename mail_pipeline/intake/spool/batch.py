@@ -34,7 +34,8 @@ from mail_pipeline.intake.spool.records import Item, Problem
 from mail_pipeline.intake.spool.report import IngestResult
 from mail_pipeline.mime import ParsedMessage, parse_message
 from mail_pipeline.platform.faults import Checkpoint, no_checkpoint
-from mail_pipeline.storage.save_service import Delivery, EmailSaveService, Outcome
+from mail_pipeline.storage.deliveries import Delivery, Outcome
+from mail_pipeline.storage.save_service import EmailSaveService
 from mail_pipeline.storage.store import EmailSource, normalize_address
 
 log = logging.getLogger(__name__)

@@ -28,11 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mail_pipeline.errors import ConfigError, MailPipelineError
-from mail_pipeline.intake.limits import DEFAULT_MAX_MESSAGE_BYTES
 from mail_pipeline.intake.spool.haraka_config import (
-    HARAKA_DIR_ENV,
-    NODE_ENV,
-    SPOOL_SUBDIRS,
     HarakaConfig,
     find_haraka_dir,
     haraka_entry,
@@ -42,18 +38,9 @@ from mail_pipeline.intake.spool.haraka_config import (
 from mail_pipeline.platform.process import pid_alive
 
 __all__ = [
-    "DEFAULT_MAX_MESSAGE_BYTES",
-    "HARAKA_DIR_ENV",
-    "NODE_ENV",
-    "SPOOL_SUBDIRS",
-    "HarakaConfig",
     "HarakaError",
     "HarakaProcess",
     "HarakaStartError",
-    "find_haraka_dir",
-    "haraka_entry",
-    "prepare_runtime",
-    "prepare_spool",
     "start",
     "status",
     "stop",

@@ -24,6 +24,7 @@ import pytest
 
 from mail_pipeline.errors import ConfigError
 from mail_pipeline.intake.spool import haraka as hs
+from mail_pipeline.intake.spool import haraka_config as hc
 from mail_pipeline_tests.fixtures.haraka import TEST_MAX_MESSAGE_BYTES, HarakaRig
 from mail_pipeline_tests.fixtures.servers import free_port
 
@@ -537,7 +538,7 @@ def test_start_status_stop(haraka_factory: Callable[..., HarakaRig]) -> None:
     rig = haraka_factory(domains=("example.test",), max_message_bytes=1024 * 1024)
     print(f"\nHaraka started in {rig.process.started_in:.2f} s")
 
-    for sub in hs.SPOOL_SUBDIRS:
+    for sub in hc.SPOOL_SUBDIRS:
         assert (rig.spool_dir / sub).is_dir()
     state = hs.status(rig.runtime_dir)
     assert state["running"] is True
@@ -608,7 +609,7 @@ def test_stale_pid_file_is_not_signalled(tmp_path: Path) -> None:
 
 
 def test_port_in_use_is_reported(haraka: HarakaRig, tmp_path: Path) -> None:
-    config = hs.HarakaConfig(
+    config = hc.HarakaConfig(
         spool_dir=tmp_path / "spool", domains=("example.test",), port=haraka.port
     )
     with pytest.raises(hs.HarakaStartError, match="in use"):
@@ -618,15 +619,15 @@ def test_port_in_use_is_reported(haraka: HarakaRig, tmp_path: Path) -> None:
 def test_haraka_exiting_during_start_reports_its_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repo_haraka = hs.find_haraka_dir()
+    repo_haraka = hc.find_haraka_dir()
     broken = tmp_path / "haraka"
     shutil.copytree(repo_haraka / "config", broken / "config")
     shutil.copytree(repo_haraka / "plugins", broken / "plugins")
     (broken / "node_modules").symlink_to(repo_haraka / "node_modules")
     with (broken / "config" / "plugins").open("a") as plugins:
         plugins.write("no_such_plugin_here\n")
-    monkeypatch.setenv(hs.HARAKA_DIR_ENV, str(broken))
-    config = hs.HarakaConfig(
+    monkeypatch.setenv(hc.HARAKA_DIR_ENV, str(broken))
+    config = hc.HarakaConfig(
         spool_dir=tmp_path / "spool",
         runtime_dir=tmp_path / "runtime",
         domains=("example.test",),
@@ -643,8 +644,8 @@ def test_haraka_exiting_during_start_reports_its_log(
 def test_missing_node_modules_asks_for_npm_ci(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shutil.copytree(hs.find_haraka_dir() / "config", tmp_path / "haraka" / "config")
-    monkeypatch.setenv(hs.HARAKA_DIR_ENV, str(tmp_path / "haraka"))
-    config = hs.HarakaConfig(spool_dir=tmp_path / "spool", domains=("example.test",))
+    shutil.copytree(hc.find_haraka_dir() / "config", tmp_path / "haraka" / "config")
+    monkeypatch.setenv(hc.HARAKA_DIR_ENV, str(tmp_path / "haraka"))
+    config = hc.HarakaConfig(spool_dir=tmp_path / "spool", domains=("example.test",))
     with pytest.raises(ConfigError, match=r"npm ci --prefix haraka"):
         hs.start(config)

@@ -28,8 +28,6 @@ def test_entries_and_error_text_are_cleaned() -> None:
         "message": "ab",
         "level": "WARNING",
     }
-    limit = column_length(EmailTask, "error_message")
-    long = "x\x00" * ((limit or 1000) + 10)
-    assert "\x00" not in error_text(long)
-    if limit is not None:
-        assert len(error_text(long)) == limit
+    # error_message is unbounded text: NUL goes, nothing else is cut
+    assert column_length(EmailTask, "error_message") is None
+    assert error_text("x\x00" * 5000) == "x" * 5000

@@ -115,6 +115,10 @@ class ImapConnectError(ImapError):
     """The IMAP server could not be reached or the connection dropped (transient)."""
 
 
+class ImapTimeoutError(ImapConnectError):
+    """The server did not answer in time: down, silent, or too far away for the timeout."""
+
+
 class ImapTLSError(ImapConnectError):
     """The TLS handshake failed or the server certificate was not trusted."""
 

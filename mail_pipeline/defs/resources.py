@@ -22,6 +22,11 @@ from pydantic import Field, PrivateAttr
 from mail_pipeline.intake.imap.circuit import MailboxCircuitBreaker
 from mail_pipeline.intake.imap.config import EmailConfigManager
 from mail_pipeline.intake.imap.fetcher import MailboxFetcher
+from mail_pipeline.intake.imap.shard import (
+    DEFAULT_CONNECTIONS_PER_HOST,
+    DEFAULT_FETCH_WORKERS,
+    ShardLimits,
+)
 from mail_pipeline.intake.limits import DEFAULT_MAX_MESSAGE_BYTES
 from mail_pipeline.intake.spool.ingest import SpoolIngestService
 from mail_pipeline.platform.settings import Settings, load_settings
@@ -73,6 +78,11 @@ class StoreResource(_FromSettings):
         description="SQLAlchemy URL of the mail store "
         "(empty: MAIL_PIPELINE_DATABASE_URL or its default)",
     )
+    pool_size: int = Field(
+        default=DEFAULT_FETCH_WORKERS + 4,
+        description="PostgreSQL connections kept per process: a fetch shard's threads, its "
+        "heartbeat and the op (SQLite opens one per transaction)",
+    )
     _store: MailStore | None = PrivateAttr(default=None)
 
     def _from_settings(self, settings: Settings) -> dict[str, Any]:
@@ -81,7 +91,9 @@ class StoreResource(_FromSettings):
     def get(self) -> MailStore:
         """Return the store, opened once per process (and migrated to the newest schema)."""
         if self._store is None:
-            store = MailStore(self.database_url or self.settings().database_url)
+            store = MailStore(
+                self.database_url or self.settings().database_url, pool_size=self.pool_size
+            )
             store.upgrade()
             self._store = store
         return self._store
@@ -159,7 +171,22 @@ class ImapResource(_FromSettings):
     connect_timeout: float = Field(default=15.0, description="seconds to connect and log in")
     read_timeout: float = Field(default=60.0, description="seconds to wait for an answer")
     batch_size: int = Field(default=100, description="messages per FETCH and transaction")
-    max_retries: int = Field(default=2, description="retries of a transient mailbox error")
+    max_retries: int = Field(
+        default=2,
+        description="retries of a quick transient mailbox error (refused, dropped) within "
+        "the run; a timeout waits for the next run",
+    )
+    retry_delay_seconds: float = Field(
+        default=2.0, description="first retry delay, doubled for each further retry"
+    )
+    fetch_workers: int = Field(
+        default=DEFAULT_FETCH_WORKERS,
+        description="mailboxes one shard step fetches at the same time (threads)",
+    )
+    max_connections_per_host: int = Field(
+        default=DEFAULT_CONNECTIONS_PER_HOST,
+        description="simultaneous connections to one IMAP host name, per shard step",
+    )
     auth_failures_to_pause: int | None = Field(
         default=None,
         description="pause a mailbox after this many consecutive authentication "
@@ -185,6 +212,19 @@ class ImapResource(_FromSettings):
             batch_size=self.batch_size,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
+        )
+
+    def shard_limits(self) -> ShardLimits:
+        """Return the pool size, host cap and retries of a shard step.
+
+        Raises:
+            ValueError: a count < 1 or a negative retry setting.
+        """
+        return ShardLimits(
+            self.fetch_workers,
+            self.max_connections_per_host,
+            self.max_retries,
+            self.retry_delay_seconds,
         )
 
     def circuit_breaker(self, store: MailStore) -> MailboxCircuitBreaker:

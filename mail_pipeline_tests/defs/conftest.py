@@ -85,6 +85,20 @@ def output_metadata(result: dg.ExecuteInProcessResult, step_key: str) -> dict[st
     raise AssertionError(f"no output of {step_key}")
 
 
+def mailbox_row(result: dg.ExecuteInProcessResult, user: str) -> dict[str, object]:
+    """The row of ``user`` in the ``mailbox_results`` table of the run's shard steps."""
+    for event in result.all_events:
+        if event.event_type_value == "STEP_OUTPUT" and (event.step_key or "").startswith(
+            "fetch_mailbox_shard["
+        ):
+            table = event.event_specific_data.metadata["mailbox_results"]  # type: ignore[union-attr]
+            assert isinstance(table, dg.TableMetadataValue)
+            for record in table.records:
+                if record.data["user"] == user:
+                    return dict(record.data)
+    raise AssertionError(f"no shard row of {user}")
+
+
 def materializations(instance: dg.DagsterInstance) -> list[dict[str, object]]:
     """The metadata of every mail_metrics materialization in ``instance``, newest first."""
     records = instance.fetch_materializations(MAIL_METRICS, limit=100).records

@@ -13,17 +13,18 @@ from mail_pipeline.defs.fetch.ops import (
     cleanup_stale_tasks_op,
     release_fetch_lock,
 )
-from mail_pipeline.defs.imap.ops import close_imap_fetch, fetch_mailbox, plan_imap_fetch
+from mail_pipeline.defs.imap.ops import close_imap_fetch, fetch_mailbox_shard, plan_imap_fetch
 from mail_pipeline.defs.spool.ops import ingest_spool
 from mail_pipeline.defs.tags import JOB_TAG
 
 
 @dg.graph
 def email_fetch() -> None:
-    """Lock → stale-task cleanup → IMAP fan-out per mailbox and spool ingest → release."""
+    """Lock → stale-task cleanup → IMAP fan-out per shard of mailboxes and spool ingest →
+    release."""
     lock = cleanup_stale_tasks_op(acquire_fetch_lock())
-    mailboxes, task = plan_imap_fetch(lock)
-    imap = close_imap_fetch(task, mailboxes.map(fetch_mailbox).collect())
+    shards, task = plan_imap_fetch(lock)
+    imap = close_imap_fetch(task, shards.map(fetch_mailbox_shard).collect())
     spool = ingest_spool(lock)
     release_fetch_lock(lock, imap, spool)
 

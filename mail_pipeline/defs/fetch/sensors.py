@@ -37,15 +37,16 @@ def fetch_run_failure_sensor(context: dg.RunFailureSensorContext, store: StoreRe
 
 
 def failing_mailboxes(job_name: str, tags: Mapping[str, str], failed_steps: list[str]) -> list[str]:
-    """Return the mailboxes a failed run was fetching: the partition of a fetch_mailbox_job
-    run, or the mapping keys (``<user>_<id>``) of failed ``fetch_mailbox[...]`` steps."""
+    """Return what a failed run was fetching: the partition of a fetch_mailbox_job run, or
+    the shards (``shard_0003``) of failed ``fetch_mailbox_shard[...]`` steps (their mailboxes
+    are in the step's metadata and each mailbox's state)."""
     if job_name == fetch_mailbox_job.name:
         partition = tags.get("dagster/partition")
         return [partition] if partition else []
     return [
-        step[len("fetch_mailbox[") : -1]
+        step[len("fetch_mailbox_shard[") : -1]
         for step in failed_steps
-        if step.startswith("fetch_mailbox[") and step.endswith("]")
+        if step.startswith("fetch_mailbox_shard[") and step.endswith("]")
     ]
 
 

@@ -1,14 +1,15 @@
-"""The IMAP ops: plan the mailboxes, fetch each one, close the IMAP task; one partition.
+"""The IMAP ops: plan the mailboxes in shards, fetch each shard, close the IMAP task; one
+partition.
 
 Each op wires resources to one function of :mod:`mail_pipeline.intake.imap.run`, which makes
 the decisions (which mailboxes, retry or record, FAILED or COMPLETED), and turns its result
 into log lines and metadata. The failure model is in :mod:`mail_pipeline.defs.fetch.ops`.
 """
 
-import re
 from collections.abc import Iterator
 
 import dagster as dg
+from pydantic import Field
 
 from mail_pipeline.defs.fetch.ops import BranchSummary
 from mail_pipeline.defs.resources import (
@@ -19,25 +20,21 @@ from mail_pipeline.defs.resources import (
     save_service,
 )
 from mail_pipeline.errors import LeaseLostError
-from mail_pipeline.intake.imap.results import MailboxResult
+from mail_pipeline.intake.imap.results import MailboxOutcome, MailboxResult
 from mail_pipeline.intake.imap.run import (
     MailboxPausedError,
-    MailboxRun,
-    MailboxWork,
     close_fetch,
-    fetch_and_record,
     fetch_named_mailbox,
-    mailbox_metadata,
     plan_fetch,
 )
+from mail_pipeline.intake.imap.shard import DEFAULT_SHARD_SIZE, MailboxShard, ShardRun, fetch_shard
 from mail_pipeline.storage.store import LockGrant
 
+#: The partitioned job's one mailbox: transient errors retried by Dagster.
 IMAP_RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
-
-
-def mapping_key(username: str, user_id: int) -> str:
-    """Return a readable, unique dynamic-output key for a user (``[A-Za-z0-9_]`` only)."""
-    return f"{re.sub(r'[^A-Za-z0-9_]', '_', username)[:60]}_{user_id}"
+#: A shard step: its mailboxes retry their own quick transient errors; the step itself is
+#: retried only when a fault of the environment (store, disk) stopped it.
+SHARD_RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL)
 
 
 def _log(
@@ -49,15 +46,27 @@ def _log(
         context.log.warning(line)
 
 
-@dg.op(out={"mailboxes": dg.DynamicOut(MailboxWork), "task": dg.Out(str)})
+class PlanConfig(dg.Config):
+    """How a fetch run cuts its mailboxes into steps."""
+
+    shard_size: int = Field(
+        default=DEFAULT_SHARD_SIZE,
+        ge=1,
+        description="mailboxes per fetch_mailbox_shard step (1: one step per mailbox)",
+    )
+
+
+@dg.op(out={"shards": dg.DynamicOut(MailboxShard), "task": dg.Out(str)})
 def plan_imap_fetch(
     context: dg.OpExecutionContext,
+    config: PlanConfig,
     store: StoreResource,
     imap: ImapResource,
     fetch_settings: FetchSettingsResource,
     lock: LockGrant,
-) -> Iterator[dg.Output[str] | dg.DynamicOutput[MailboxWork]]:
-    """Open the IMAP EmailTask and yield one mailbox per active user with a valid config."""
+) -> Iterator[dg.Output[str] | dg.DynamicOutput[MailboxShard]]:
+    """Open the IMAP EmailTask and yield the mailboxes to fetch, in shards of
+    ``shard_size``: every active user with a valid config whose mailbox is not paused."""
     mail = store.get()
     plan = plan_fetch(
         mail,
@@ -66,43 +75,67 @@ def plan_imap_fetch(
         timeout_seconds=fetch_settings.task_timeout_seconds,
     )
     _log(context, (), plan.warnings)
-    yield dg.Output(plan.task_id, "task", metadata=plan.metadata())
-    for work in plan.work(lock):
-        yield dg.DynamicOutput(
-            work, output_name="mailboxes", mapping_key=mapping_key(work.username, work.user_id)
-        )
+    shards = plan.shards(lock, config.shard_size)
+    yield dg.Output(
+        plan.task_id,
+        "task",
+        metadata={**plan.metadata(), "shards": len(shards), "shard_size": config.shard_size},
+    )
+    for shard in shards:
+        yield dg.DynamicOutput(shard, output_name="shards", mapping_key=shard.key)
 
 
-@dg.op(retry_policy=IMAP_RETRY_POLICY)
-def fetch_mailbox(
+def _mailbox_table(run: ShardRun) -> dg.TableMetadataValue:
+    rows = run.metadata()["mailbox_rows"]
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord(row) for row in rows],
+        schema=dg.TableSchema(
+            columns=[dg.TableColumn(name, MAILBOX_COLUMNS[name]) for name in MAILBOX_COLUMNS]
+        ),
+    )
+
+
+#: The per-mailbox table of a shard step: column -> type (as Dagster's UI shows it).
+MAILBOX_COLUMNS = {
+    "user": "string",
+    "fetched": "int",
+    "messages_saved": "int",
+    "duplicates": "int",
+    "failures": "int",
+    "too_large": "int",
+    "seconds": "float",
+    "error_kind": "string",
+    "error": "string",
+    "attempts": "int",
+}
+
+
+@dg.op(retry_policy=SHARD_RETRY_POLICY)
+def fetch_mailbox_shard(
     context: dg.OpExecutionContext,
     store: StoreResource,
     attachments: AttachmentsResource,
     imap: ImapResource,
-    work: MailboxWork,
-) -> MailboxResult:
-    """Fetch one user's mailbox. A failed mailbox is recorded, not raised (see module doc)."""
+    shard: MailboxShard,
+) -> list[MailboxResult]:
+    """Fetch a shard's mailboxes concurrently. A failed mailbox is recorded, not raised;
+    a fault of the environment fails the step, which is retried (see the module doc)."""
     mail = store.get()
     try:
-        run = fetch_and_record(
+        run = fetch_shard(
             mail,
             imap.fetcher(mail, save_service(store, attachments)),
             imap.circuit_breaker(mail),
-            work,
+            shard,
             run_id=context.run_id,
-            retry_number=context.retry_number,
-            max_retries=IMAP_RETRY_POLICY.max_retries,
+            limits=imap.shard_limits(),
         )
     except LeaseLostError as exc:
         raise dg.Failure(str(exc), allow_retries=False) from exc
-    if run.retry:
-        raise dg.Failure(
-            f"{work.username}: {run.result.error} (will retry)",
-            metadata=mailbox_metadata(run.result),
-        )
     _log(context, run.errors, run.warnings)
-    context.add_output_metadata(run.metadata())
-    return run.result
+    metadata = {k: v for k, v in run.metadata().items() if k != "mailbox_rows"}
+    context.add_output_metadata({**metadata, "mailbox_results": _mailbox_table(run)})
+    return run.results
 
 
 @dg.op
@@ -110,14 +143,14 @@ def close_imap_fetch(
     context: dg.OpExecutionContext,
     store: StoreResource,
     task: str,
-    results: list[MailboxResult],
+    results: list[list[MailboxResult]],
 ) -> BranchSummary:
     """Close the IMAP EmailTask with the totals (counters were added by each mailbox).
 
     A task closed under the run (e.g. by stale-task cleanup) keeps its state; the op records
     that in its log and metadata and returns as usual, so the lease is still released.
     """
-    closed = close_fetch(store.get(), task, results)
+    closed = close_fetch(store.get(), task, [r for shard in results for r in shard])
     _log(context, closed.errors, closed.warnings)
     context.add_output_metadata(closed.metadata())
     return BranchSummary("imap", task, closed.counters, closed.failed)
@@ -135,7 +168,7 @@ def fetch_mailbox_partition(
     username = context.partition_key
     mail = store.get()
     try:
-        run: MailboxRun = fetch_named_mailbox(
+        run: MailboxOutcome = fetch_named_mailbox(
             mail,
             imap.fetcher(mail, save_service(store, attachments)),
             imap.circuit_breaker(mail),

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from mail_pipeline.errors import NotFoundError
 from mail_pipeline.intake.imap.results import ErrorKind, MailboxResult
 from mail_pipeline.platform.settings import DEFAULT_AUTH_FAILURES_TO_PAUSE
-from mail_pipeline.storage.store import MailboxStatus, MailStore
+from mail_pipeline.storage.store import LastFetch, MailboxStatus, MailStore
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,9 @@ class MailboxCircuitBreaker:
         """Return the paused mailboxes by user id."""
         return {m.user_id: m for m in self.store.mailboxes.all(paused_only=True)}
 
-    def record(self, result: MailboxResult) -> CircuitDecision | None:
-        """Record ``result``'s outcome for its user and return what it did.
+    def record(self, result: MailboxResult, *, run_id: str = "") -> CircuitDecision | None:
+        """Record ``result``'s outcome for its user (with what the fetch did, of run
+        ``run_id``) and return what it did.
 
         Returns:
             The decision; None when the result names no existing user (an unknown user's
@@ -81,14 +82,16 @@ class MailboxCircuitBreaker:
         if result.user_id <= 0:
             return None
         try:
-            return self._record(result)
+            return self._record(result, run_id)
         except NotFoundError:
             return None
 
-    def _record(self, result: MailboxResult) -> CircuitDecision:
+    def _record(self, result: MailboxResult, run_id: str) -> CircuitDecision:
         mailboxes = self.store.mailboxes
+        c = result.counters
+        last = LastFetch(c.fetched, c.saved, c.duplicate, c.failed, result.seconds, run_id)
         if result.ok:
-            return CircuitDecision(mailboxes.record_success(result.user_id), False)
+            return CircuitDecision(mailboxes.record_success(result.user_id, last), False)
         before = mailboxes.get(result.user_id)
         was_paused = before is not None and before.paused
         kind = result.error_kind.value or ErrorKind.CONFIG.value
@@ -97,6 +100,7 @@ class MailboxCircuitBreaker:
             kind,
             result.error,
             pause_after_auth_failures=self.auth_failures_to_pause,
+            last=last,
         )
         return CircuitDecision(state, state.paused and not was_paused)
 

@@ -53,6 +53,18 @@ from mail_pipeline.intake.limits import DEFAULT_MAX_MESSAGE_BYTES
 from mail_pipeline.platform.secret_box import SecretBox, is_encrypted, mask
 from mail_pipeline.storage.store import EmailSource, MailStore
 
+
+@dataclass(frozen=True)
+class ImapTarget:
+    """An active user with an IMAP config: who, which server, and whether the config is valid."""
+
+    user_id: int
+    username: str
+    host: str
+    ok: bool
+    problem: str
+
+
 log = logging.getLogger(__name__)
 
 SETTING_KEY = "email_config"
@@ -288,10 +300,25 @@ class EmailConfigManager:
 
     def imap_users(self) -> list[tuple[int, str, bool, str]]:
         """Return (user id, user name, valid?, problem) for every active user with IMAP config."""
+        return [(t.user_id, t.username, t.ok, t.problem) for t in self.imap_targets()]
+
+    def imap_targets(self) -> list[ImapTarget]:
+        """Return every active user with an IMAP config, with the server it is fetched from
+        (lower-cased host name, "" when the config has none) and whether the config is valid.
+        Nothing is decrypted."""
         out = []
         for user, config in self.store.users.users_with_setting(SETTING_KEY):
             if config.get("mode") == "auto_assign" or "imap_config" not in config:
                 continue
             problems = _problems(config)
-            out.append((user.id, user.username, not problems, "; ".join(problems)))
+            host = canonical_imap(config["imap_config"]).get("imap_host")
+            out.append(
+                ImapTarget(
+                    user.id,
+                    user.username,
+                    host.strip().lower() if isinstance(host, str) else "",
+                    not problems,
+                    "; ".join(problems),
+                )
+            )
         return out

@@ -45,6 +45,7 @@ from mail_pipeline.errors import (
     EnvironmentFault,
     ImapError,
     ImapProtocolError,
+    ImapTimeoutError,
     NotFoundError,
 )
 from mail_pipeline.intake.imap.config import EmailConfigManager
@@ -164,7 +165,7 @@ class MailboxFetcher:
             return result
 
         run: MailboxRun | None = None
-        error_kind, error = ErrorKind.NONE, ""
+        error_kind, error, timed_out = ErrorKind.NONE, "", False
         try:
             with imap_session(config.account) as client:
                 run = MailboxRun(
@@ -178,6 +179,7 @@ class MailboxFetcher:
                         log.warning("%s: folder %r: %s", username, folder, exc)
         except (ImapError, ConfigError) as exc:
             error_kind, error = error_kind_of(exc), str(exc)
+            timed_out = isinstance(exc, ImapTimeoutError)
         except EnvironmentFault as exc:  # not the mailbox's fault: the run must fail, retry
             log.error("%s: fetch stopped, nothing more can be stored: %s", username, exc)
             if task_id is not None:
@@ -205,6 +207,7 @@ class MailboxFetcher:
             failed_uids=tuple(run.failed) if run else (),
             warnings=tuple(run.warnings) if run else (),
             too_large=run.too_large if run else 0,
+            timed_out=timed_out,
         )
         self._log_result(task_id, result)
         return result

@@ -7,13 +7,21 @@ a mailbox-level failure. No Dagster imports.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from mail_pipeline.errors import ImapAuthError, ImapConnectError, ImapError, ImapTLSError
 from mail_pipeline.storage.store import TaskCounters
 
-__all__ = ["ErrorKind", "FolderResult", "MailboxResult", "error_kind_of"]
+__all__ = [
+    "ErrorKind",
+    "FolderResult",
+    "MailboxOutcome",
+    "MailboxResult",
+    "error_kind_of",
+    "mailbox_metadata",
+]
 
 
 class ErrorKind(StrEnum):
@@ -54,7 +62,8 @@ class MailboxResult:
     ``failed_uids`` holds (folder, uid, reason) for each message that was not stored:
     unparseable, refused by the store, or larger than the account's ``max_message_bytes``
     (reason ``too_large: ...``, not fetched at all, left on the server). ``too_large`` counts
-    the last kind; ``counters.failed`` counts them all.
+    the last kind; ``counters.failed`` counts them all. ``timed_out``: the CONNECT error was a
+    timeout (retrying it at once costs another whole timeout).
     """
 
     user_id: int
@@ -67,6 +76,8 @@ class MailboxResult:
     failed_uids: tuple[tuple[str, int, str], ...]
     warnings: tuple[str, ...] = ()
     too_large: int = 0
+    #: the CONNECT error was a timeout: the server took the whole timeout to not answer
+    timed_out: bool = False
 
     @property
     def ok(self) -> bool:
@@ -103,3 +114,38 @@ def error_kind_of(exc: BaseException) -> ErrorKind:
     if isinstance(exc, ImapError):
         return ErrorKind.PROTOCOL
     return ErrorKind.CONFIG
+
+
+def mailbox_metadata(result: MailboxResult) -> dict[str, Any]:
+    """Return what one mailbox's fetch did, as metadata for the UI."""
+    c = result.counters
+    return {
+        "user": result.username,
+        "fetched": c.fetched,
+        "messages_saved": c.saved,
+        "duplicates": c.duplicate,
+        "failures": c.failed,
+        "too_large": result.too_large,
+        "seconds": round(result.seconds, 3),
+        "error_kind": result.error_kind.value or "none",
+        "error": result.error or "none",
+    }
+
+
+@dataclass(frozen=True)
+class MailboxOutcome:
+    """One mailbox's fetch and what came of it.
+
+    ``retry``: a transient error with retries left, not recorded yet: the caller retries it.
+    ``errors`` / ``warnings``: lines for the log. ``extra``: metadata beyond the mailbox's.
+    """
+
+    result: MailboxResult
+    retry: bool
+    errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def metadata(self) -> dict[str, Any]:
+        """Return :func:`mailbox_metadata` and ``extra``."""
+        return {**mailbox_metadata(self.result), **self.extra}

@@ -4,12 +4,13 @@ The decisions the Dagster ops of :mod:`mail_pipeline.defs.imap.ops` only wire, e
 function the op calls once:
 
 * :func:`plan_fetch` opens the IMAP EmailTask and picks the mailboxes: every active user with
-  a valid IMAP config whose mailbox is not paused; the others are named in the task's log;
-* :func:`fetch_and_record` fetches one mailbox of that plan under the task's heartbeat and
-  decides with :func:`should_retry` whether the op retries it or records it for good with the
-  circuit breaker;
-* :func:`fetch_named_mailbox` does the same for one mailbox named by the operator (the
-  partitioned job), under a task of its own, refusing a paused mailbox;
+  a valid IMAP config whose mailbox is not paused; the others are named in the task's log.
+  :meth:`FetchPlan.shards` cuts them into the shards that
+  :func:`~mail_pipeline.intake.imap.shard.fetch_shard` fetches concurrently;
+* :func:`fetch_named_mailbox` fetches one mailbox named by the operator (the partitioned
+  job), under a task of its own, refusing a paused mailbox, and decides with
+  :func:`should_retry` whether the op retries it or records it for good with the circuit
+  breaker;
 * :func:`close_fetch` closes the IMAP task: FAILED when every mailbox failed, COMPLETED
   otherwise (the failed mailboxes named in its log).
 
@@ -18,14 +19,15 @@ Each returns what happened with the lines to log and the metadata to show. No Da
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mail_pipeline.errors import ConfigError
 from mail_pipeline.intake.imap.circuit import MailboxCircuitBreaker
 from mail_pipeline.intake.imap.config import EmailConfigManager
 from mail_pipeline.intake.imap.fetcher import MailboxFetcher
-from mail_pipeline.intake.imap.results import MailboxResult
+from mail_pipeline.intake.imap.results import MailboxOutcome, MailboxResult
+from mail_pipeline.intake.imap.shard import MailboxShard, ShardMailbox
 from mail_pipeline.storage.heartbeat import TaskHeartbeat
 from mail_pipeline.storage.store import (
     EmailSource,
@@ -42,16 +44,6 @@ class MailboxPausedError(ConfigError):
 
 
 @dataclass(frozen=True)
-class MailboxWork:
-    """One mailbox of a :class:`FetchPlan`, for the op that fetches it."""
-
-    task_id: str
-    user_id: int
-    username: str
-    lock: LockGrant
-
-
-@dataclass(frozen=True)
 class FetchPlan:
     """The IMAP task of a fetch run and the mailboxes it fetches.
 
@@ -59,19 +51,30 @@ class FetchPlan:
     """
 
     task_id: str
-    mailboxes: tuple[tuple[int, str], ...]
+    mailboxes: tuple[ShardMailbox, ...]
     invalid: int = 0
     paused: int = 0
     warnings: tuple[str, ...] = ()
 
-    def work(self, lock: LockGrant) -> list[MailboxWork]:
-        """Return one :class:`MailboxWork` per mailbox to fetch, holding ``lock``."""
-        return [MailboxWork(self.task_id, uid, name, lock) for uid, name in self.mailboxes]
+    def shards(self, lock: LockGrant, size: int) -> list[MailboxShard]:
+        """Return the mailboxes in shards of at most ``size`` (the last may be smaller), in
+        plan order, each holding ``lock``.
+
+        Raises:
+            ValueError: ``size`` < 1.
+        """
+        if size < 1:
+            raise ValueError(f"the shard size must be >= 1, got {size}")
+        return [
+            MailboxShard(self.task_id, lock, n, self.mailboxes[start : start + size])
+            for n, start in enumerate(range(0, len(self.mailboxes), size))
+        ]
 
     def metadata(self) -> dict[str, int]:
         """Return the counts to show: mailboxes fetched, invalid configs, paused mailboxes."""
         return {
             "users": len(self.mailboxes),
+            "hosts": len({m.host for m in self.mailboxes}),
             "invalid_configs": self.invalid,
             "paused_mailboxes": self.paused,
         }
@@ -94,15 +97,15 @@ def plan_fetch(
         timeout_seconds=timeout_seconds,
         message="IMAP fetch started",
     )
-    users = configs.imap_users()
     paused = MailboxCircuitBreaker(store).paused()
-    chosen: list[tuple[int, str]] = []
+    chosen: list[ShardMailbox] = []
     warnings: list[str] = []
     invalid = skipped = 0
-    for uid, name, ok, problem in users:
-        if not ok:
+    for target in configs.imap_targets():
+        uid, name = target.user_id, target.username
+        if not target.ok:
             invalid += 1
-            warnings.append(f"{name}: invalid IMAP config: {problem}")
+            warnings.append(f"{name}: invalid IMAP config: {target.problem}")
         elif uid in paused:
             skipped += 1
             warnings.append(
@@ -111,7 +114,7 @@ def plan_fetch(
                 f"`mail-pipeline imap resume {name}`"
             )
         else:
-            chosen.append((uid, name))
+            chosen.append(ShardMailbox(uid, name, target.host))
     for line in warnings:
         store.tasks.add_execution_log(task.task_id, "plan", line, "WARNING")
     return FetchPlan(task.task_id, tuple(chosen), invalid, skipped, tuple(warnings))
@@ -124,77 +127,10 @@ def should_retry(result: MailboxResult, retry_number: int, max_retries: int) -> 
     return result.transient and retry_number < max_retries
 
 
-def mailbox_metadata(result: MailboxResult) -> dict[str, Any]:
-    """Return what one mailbox's fetch did, as metadata for the UI."""
-    c = result.counters
-    return {
-        "user": result.username,
-        "fetched": c.fetched,
-        "messages_saved": c.saved,
-        "duplicates": c.duplicate,
-        "failures": c.failed,
-        "too_large": result.too_large,
-        "seconds": round(result.seconds, 3),
-        "error": result.error or "none",
-    }
-
-
-@dataclass(frozen=True)
-class MailboxRun:
-    """One mailbox's fetch and what came of it.
-
-    ``retry``: a transient error with retries left, not recorded yet: the caller retries it.
-    ``errors`` / ``warnings``: lines for the log. ``extra``: metadata beyond the mailbox's.
-    """
-
-    result: MailboxResult
-    retry: bool
-    errors: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def metadata(self) -> dict[str, Any]:
-        """Return :func:`mailbox_metadata` and ``extra``."""
-        return {**mailbox_metadata(self.result), **self.extra}
-
-
-def _record(breaker: MailboxCircuitBreaker, result: MailboxResult) -> list[str]:
+def record_outcome(breaker: MailboxCircuitBreaker, result: MailboxResult, run_id: str) -> list[str]:
     """Record a final outcome with the circuit breaker; return the pause line, if it paused."""
-    decision = breaker.record(result)
+    decision = breaker.record(result, run_id=run_id)
     return [decision.log_line()] if decision is not None and decision.just_paused else []
-
-
-def fetch_and_record(
-    store: MailStore,
-    fetcher: MailboxFetcher,
-    breaker: MailboxCircuitBreaker,
-    work: MailboxWork,
-    *,
-    run_id: str,
-    retry_number: int,
-    max_retries: int,
-) -> MailboxRun:
-    """Fetch ``work``'s mailbox into its task, keeping the task's heartbeat and the lease
-    fresh; unless it is to be retried, record the outcome with ``breaker``.
-
-    Returns:
-        The run; a failed mailbox is a result (``errors`` names it), not an exception.
-
-    Raises:
-        LeaseLostError: another run holds the lease.
-    """
-    with TaskHeartbeat(store, work.task_id, lease=work.lock, run_id=run_id) as beat:
-        result = fetcher.fetch_user(work.user_id, task_id=work.task_id)
-    extra = {"task_closed_under_run": beat.task_closed, "lease_lost": beat.lease_lost}
-    if should_retry(result, retry_number, max_retries):
-        return MailboxRun(result, True, extra=extra)
-    errors = [] if result.ok else [f"{work.username}: {result.error_kind.value}: {result.error}"]
-    warnings = []
-    if beat.task_closed:
-        warnings.append(f"task {beat.task_id} was closed while this op worked on it")
-    if beat.lease_lost:
-        warnings.append("the fetch lease was taken by another run during this op")
-    return MailboxRun(result, False, (*errors, *_record(breaker, result)), tuple(warnings), extra)
 
 
 def _closed_under_run(done: TaskFinish) -> tuple[tuple[str, ...], dict[str, Any]]:
@@ -225,7 +161,7 @@ def fetch_named_mailbox(
     timeout_seconds: int,
     retry_number: int,
     max_retries: int,
-) -> MailboxRun:
+) -> MailboxOutcome:
     """Fetch ``username``'s mailbox under an IMAP task of its own, then close the task
     (FAILED with the error when the mailbox failed). The outcome is recorded with ``breaker``
     unless :func:`should_retry` says it is retried.
@@ -254,13 +190,13 @@ def fetch_named_mailbox(
     with TaskHeartbeat(store, task.task_id, run_id=run_id):
         result = fetcher.fetch_user(username, task_id=task.task_id)
     retry = should_retry(result, retry_number, max_retries)
-    errors = [] if retry else _record(breaker, result)
+    errors = [] if retry else record_outcome(breaker, result, run_id)
     if result.ok:
         done = store.tasks.finish(task.task_id)
     else:
         done = store.tasks.finish(task.task_id, error=f"{username}: {result.error}")
     warnings, extra = _closed_under_run(done)
-    return MailboxRun(result, retry, tuple(errors), warnings, extra)
+    return MailboxOutcome(result, retry, tuple(errors), warnings, extra)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from mail_pipeline.errors import (
     ImapConnectError,
     ImapError,
     ImapProtocolError,
+    ImapTimeoutError,
     ImapTLSError,
     MailPipelineError,
 )
@@ -100,7 +101,7 @@ def _classify(
     if isinstance(exc, ssl.SSLError) and phase == "connect":
         return ImapTLSError(f"{action}: TLS handshake failed: {detail}")
     if isinstance(exc, TimeoutError | socket.timeout):
-        return ImapConnectError(f"{action}: timed out ({detail})")
+        return ImapTimeoutError(f"{action}: timed out ({detail})")
     if isinstance(exc, socket.gaierror):
         return ImapConnectError(f"{action}: host name lookup failed: {detail}")
     if isinstance(exc, OSError):

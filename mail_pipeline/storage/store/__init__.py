@@ -9,7 +9,7 @@ the columns (NUL removed, cut to the models' lengths).
 
 from mail_pipeline.storage.store.columns import clean_row, clean_text, column_length, text_limits
 from mail_pipeline.storage.store.locks import Lease, LockGrant
-from mail_pipeline.storage.store.mailbox_state import MailboxStatus
+from mail_pipeline.storage.store.mailbox_state import LastFetch, MailboxStatus
 from mail_pipeline.storage.store.maintenance import AuditRecord, SourceStats, TaskStats
 from mail_pipeline.storage.store.messages import NewAttachment, NewMessage, StoredMessage
 from mail_pipeline.storage.store.store import MailStore
@@ -29,6 +29,7 @@ __all__ = [
     "AliasRecord",
     "AuditRecord",
     "EmailSource",
+    "LastFetch",
     "Lease",
     "LockGrant",
     "MailStore",

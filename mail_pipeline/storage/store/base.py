@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import ClassVar
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,13 +19,51 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class WriteGate:
+    """One transaction at a time per SQLite database in this process.
+
+    SQLite has a single writer. Threads that each ``BEGIN IMMEDIATE`` on their own connection
+    would queue inside SQLite by polling its busy timeout (sleeping, then failing with
+    "database is locked" when the timeout runs out under load). The gate queues them in the
+    process instead: a fair hand-over without polling, and no timeout to run out. Processes
+    still queue on SQLite's busy timeout. Re-entrant: a thread inside a transaction may open
+    another. PostgreSQL needs none (:meth:`hold` does nothing there).
+    """
+
+    _gates: ClassVar[dict[str, threading.RLock]] = {}
+    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, database: str | None) -> None:
+        """Gate the SQLite database file ``database``; None: no gate (PostgreSQL)."""
+        self._lock: threading.RLock | None = None
+        if database is not None:
+            with self._registry_lock:
+                self._lock = self._gates.setdefault(database, threading.RLock())
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold the gate for the block (at once when there is none)."""
+        if self._lock is None:
+            yield
+            return
+        with self._lock:
+            yield
+
+
 class Repository:
     """Base of the store's repositories: a transaction helper over a shared engine."""
 
-    def __init__(self, engine: Engine, sessions: sessionmaker[Session], clock: Clock) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        sessions: sessionmaker[Session],
+        clock: Clock,
+        gate: WriteGate | None = None,
+    ) -> None:
         self._engine = engine
         self._sessions = sessions
         self._clock = clock
+        self._gate = gate or WriteGate(None)
 
     @property
     def dialect(self) -> str:
@@ -33,7 +73,7 @@ class Repository:
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
         """Yield a session inside one transaction: committed on success, rolled back on error."""
-        with self._sessions.begin() as session:
+        with self._gate.hold(), self._sessions.begin() as session:
             yield session
 
     def _now(self) -> datetime:

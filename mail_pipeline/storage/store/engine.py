@@ -35,12 +35,13 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
+def make_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> Engine:
     """Create an engine for ``url`` with the settings the store relies on.
 
     SQLite: foreign keys on, WAL journal, a 30 s busy timeout, and every transaction opened
     with ``BEGIN IMMEDIATE`` so that two writers queue instead of failing half-way with
-    "database is locked". PostgreSQL: pre-ping, so a restarted server is not an error.
+    "database is locked". PostgreSQL: pre-ping, so a restarted server is not an error, and a
+    pool of ``pool_size`` connections (plus as many again in overflow, closed after use).
 
     Raises:
         ConfigError: see :func:`normalize_url`.
@@ -55,7 +56,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(
+        url, echo=echo, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size
+    )
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -8,7 +8,7 @@ together both count.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
@@ -41,6 +41,21 @@ class MailboxStatus:
     paused: bool
     paused_reason: str
     paused_at: datetime | None
+    #: what the last fetch did (zeros before the first recorded one)
+    last_fetch: LastFetch = field(default_factory=lambda: LastFetch())
+
+
+@dataclass(frozen=True)
+class LastFetch:
+    """What one fetch of a mailbox did: messages fetched, saved, duplicate, failed; its
+    duration; the run it belonged to ("" when not a Dagster run)."""
+
+    fetched: int = 0
+    saved: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    run_id: str = ""
 
 
 def _status(row: MailboxState, username: str) -> MailboxStatus:
@@ -57,7 +72,24 @@ def _status(row: MailboxState, username: str) -> MailboxStatus:
         bool(row.paused),
         row.paused_reason or "",
         row.paused_at,
+        LastFetch(
+            row.last_fetched or 0,
+            row.last_saved or 0,
+            row.last_duplicates or 0,
+            row.last_failed or 0,
+            row.last_seconds or 0.0,
+            row.last_run_id or "",
+        ),
     )
+
+
+def _write_last(row: MailboxState, last: LastFetch | None) -> None:
+    if last is None:
+        return
+    row.last_fetched, row.last_saved = last.fetched, last.saved
+    row.last_duplicates, row.last_failed = last.duplicates, last.failed
+    row.last_seconds = round(float(last.seconds), 3)
+    row.last_run_id = clean_text(last.run_id, column_length(MailboxState, "last_run_id"))
 
 
 class MailboxStateRepository(Repository):
@@ -93,8 +125,9 @@ class MailboxStateRepository(Repository):
                 session.scalars(select(MailboxState.user_id).where(MailboxState.paused.is_(True)))
             )
 
-    def record_success(self, user_id: int) -> MailboxStatus:
-        """Record a successful fetch: reset both failure streaks and the last error.
+    def record_success(self, user_id: int, last: LastFetch | None = None) -> MailboxStatus:
+        """Record a successful fetch: reset both failure streaks and the last error; keep
+        ``last`` (what the fetch did) when given.
 
         A success does not lift a pause (only :meth:`resume` does; a paused mailbox is not
         fetched by the job, so a success means an operator fetched it by hand).
@@ -108,12 +141,20 @@ class MailboxStateRepository(Repository):
             row.last_attempt_at = row.last_success_at = row.updated_at = now
             row.consecutive_failures = row.consecutive_auth_failures = 0
             row.last_error_kind = row.last_error = ""
+            _write_last(row, last)
             return _status(row, name)
 
     def record_failure(
-        self, user_id: int, kind: str, error: str, *, pause_after_auth_failures: int | None
+        self,
+        user_id: int,
+        kind: str,
+        error: str,
+        *,
+        pause_after_auth_failures: int | None,
+        last: LastFetch | None = None,
     ) -> MailboxStatus:
-        """Record a failed fetch of ``kind`` (an ErrorKind value such as ``"auth"``).
+        """Record a failed fetch of ``kind`` (an ErrorKind value such as ``"auth"``), and
+        ``last`` (what the fetch did before it failed) when given.
 
         Every failure adds to ``consecutive_failures``. An ``"auth"`` failure also adds to
         ``consecutive_auth_failures``; other kinds leave that streak as it is (an unreachable
@@ -141,6 +182,7 @@ class MailboxStateRepository(Repository):
                 row.consecutive_auth_failures += 1
             row.last_error_kind = clean_text(kind, column_length(MailboxState, "last_error_kind"))
             row.last_error = clean_text(error, MAX_ERROR_CHARS)
+            _write_last(row, last)
             if (
                 not row.paused
                 and pause_after_auth_failures is not None

@@ -283,4 +283,11 @@ class MailboxState(Base):
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     paused_reason: Mapped[str] = mapped_column(Text, default="")
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What the last fetch (success or failure) did, and the run that did it.
+    last_fetched: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_saved: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_duplicates: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    last_run_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

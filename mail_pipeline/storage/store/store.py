@@ -13,6 +13,7 @@ It works unchanged on SQLite (the embedded default) and PostgreSQL.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,7 @@ from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from mail_pipeline.storage.store.base import Clock, utc_now
+from mail_pipeline.storage.store.base import Clock, WriteGate, utc_now
 from mail_pipeline.storage.store.engine import make_engine, normalize_url
 from mail_pipeline.storage.store.locks import LockRepository
 from mail_pipeline.storage.store.mailbox_state import MailboxStateRepository
@@ -47,24 +48,35 @@ class MailStore:
         mailboxes: per-mailbox state (last success, failure streaks, the breaker's pause).
     """
 
-    def __init__(self, url: str, *, clock: Clock = utc_now, echo: bool = False) -> None:
-        """Open (not create) the store at ``url``.
+    def __init__(
+        self, url: str, *, clock: Clock = utc_now, echo: bool = False, pool_size: int = 5
+    ) -> None:
+        """Open (not create) the store at ``url``. On PostgreSQL, keep up to ``pool_size``
+        connections open (size it to the threads that use the store at once: a fetch shard's
+        workers and their heartbeat); SQLite opens one connection per transaction.
 
         Raises:
             ConfigError: the URL is not a SQLite or PostgreSQL URL.
         """
         self.url = normalize_url(url)
         self._ensure_sqlite_dir()
-        self.engine: Engine = make_engine(self.url, echo=echo)
+        self.engine: Engine = make_engine(self.url, echo=echo, pool_size=pool_size)
         sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._sessions: sessionmaker[Session] = sessions
         self.clock = clock
-        self.users = UserRepository(self.engine, sessions, clock)
-        self.tasks = TaskRepository(self.engine, sessions, clock)
-        self.locks = LockRepository(self.engine, sessions, clock)
-        self.messages = MessageRepository(self.engine, sessions, clock)
-        self.maintenance = MaintenanceRepository(self.engine, sessions, clock)
-        self.mailboxes = MailboxStateRepository(self.engine, sessions, clock)
+        parsed = make_url(self.url)
+        gate = WriteGate(
+            os.path.abspath(parsed.database or ":memory:")
+            if parsed.get_backend_name() == "sqlite"
+            else None
+        )
+        parts = (self.engine, sessions, clock, gate)
+        self.users = UserRepository(*parts)
+        self.tasks = TaskRepository(*parts)
+        self.locks = LockRepository(*parts)
+        self.messages = MessageRepository(*parts)
+        self.maintenance = MaintenanceRepository(*parts)
+        self.mailboxes = MailboxStateRepository(*parts)
 
     @property
     def dialect(self) -> str:

@@ -11,7 +11,7 @@ from mail_pipeline.defs.fetch.jobs import email_fetch_job
 from mail_pipeline.defs.resources import FETCH_LOCK, AttachmentsResource
 from mail_pipeline.maintenance.stale_tasks import close_tasks_of_run
 from mail_pipeline.storage.store import EmailSource, TaskStatus
-from mail_pipeline_tests.defs.conftest import SECRET, Rig, output_metadata
+from mail_pipeline_tests.defs.conftest import SECRET, Rig, mailbox_row, output_metadata
 from mail_pipeline_tests.defs.fetch.job_process import run_fetch_job
 from mail_pipeline_tests.fixtures.dovecot import DovecotServer
 from mail_pipeline_tests.fixtures.faults import StorageFault
@@ -61,7 +61,9 @@ def test_fetches_imap_and_spool_then_only_duplicates(rig: Rig, dovecot: DovecotS
     assert meta["messages_saved"] == 4 and meta["mailboxes"] == 2
     assert meta["duplicates"] == 0 and meta["failed_mailboxes"] == 0
     assert output_metadata(result, "ingest_spool")["messages_saved"] == 3
-    assert output_metadata(result, "fetch_mailbox[alice_1]")["user"] == "alice"
+    assert mailbox_row(result, "alice")["messages_saved"] == 3
+    shard = output_metadata(result, "fetch_mailbox_shard[shard_0000]")
+    assert shard["mailboxes"] == 2 and shard["messages_saved"] == 4
 
     again = _run(rig)
     assert again.success
@@ -84,7 +86,7 @@ def test_too_large_imap_mail_is_counted_in_the_metadata_and_the_task(
 
     assert result.success
     assert rig.store.messages.count(carol) == 1
-    mailbox = output_metadata(result, f"fetch_mailbox[carol_{carol}]")
+    mailbox = mailbox_row(result, "carol")
     assert (mailbox["too_large"], mailbox["failures"], mailbox["messages_saved"]) == (1, 1, 1)
     assert output_metadata(result, "close_imap_fetch")["too_large"] == 1
     imap_task = next(
@@ -221,7 +223,7 @@ def test_a_storage_fault_fails_the_run_and_the_next_run_stores_everything(
 
     assert not failed.success
     steps = {e.step_key for e in failed.all_events if e.event_type_value == "STEP_FAILURE"}
-    assert {"ingest_spool", "fetch_mailbox[alice_1]"} <= steps
+    assert {"ingest_spool", "fetch_mailbox_shard[shard_0000]"} <= steps
     assert rig.store.messages.count() == 0
     assert len(list((rig.spool_dir / "inbox").glob("*.meta"))) == 2
     assert list((rig.spool_dir / "failed").iterdir()) == []

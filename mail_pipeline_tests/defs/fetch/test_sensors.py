@@ -50,6 +50,8 @@ def test_run_failure_sensor_closes_tasks_and_frees_the_lease(rig: Rig) -> None:
 def test_failure_message_names_the_mailboxes() -> None:
     assert failing_mailboxes("fetch_mailbox_job", {"dagster/partition": "erin"}, []) == ["erin"]
     assert failing_mailboxes(
-        "email_fetch_job", {}, ["fetch_mailbox[alice_1]", "ingest_spool", "fetch_mailbox[bob_2]"]
-    ) == ["alice_1", "bob_2"]
+        "email_fetch_job",
+        {},
+        ["fetch_mailbox_shard[shard_0000]", "ingest_spool", "fetch_mailbox_shard[shard_0002]"],
+    ) == ["shard_0000", "shard_0002"]
     assert failing_mailboxes("spool_ingest_job", {}, ["ingest_spool_now"]) == []

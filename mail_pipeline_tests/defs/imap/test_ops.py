@@ -8,7 +8,6 @@ import dagster as dg
 
 from mail_pipeline.defs.fetch.jobs import email_fetch_job
 from mail_pipeline.defs.imap.jobs import fetch_mailbox_job
-from mail_pipeline.defs.imap.ops import mapping_key
 from mail_pipeline.defs.imap.partitions import MAILBOX_PARTITIONS
 from mail_pipeline.intake.imap.circuit import MailboxCircuitBreaker
 from mail_pipeline.intake.imap.config import EmailConfigManager
@@ -22,11 +21,6 @@ def _message(n: int, to: str) -> bytes:
         f"From: x@example.net\r\nTo: {to}\r\nSubject: m {n}\r\nMessage-ID: <cb-{n}-{to}>\r\n"
         f"Date: Tue, 01 Sep 2026 10:00:00 +0000\r\n\r\nhello {n}\r\n"
     ).encode()
-
-
-def test_mapping_keys_are_readable_and_valid() -> None:
-    assert mapping_key("alice", 1) == "alice_1"
-    assert mapping_key("bob.smith@example.org", 22) == "bob_smith_example_org_22"
 
 
 def test_wrong_password_is_paused_after_three_runs_and_resumes(
@@ -58,7 +52,9 @@ def test_wrong_password_is_paused_after_three_runs_and_resumes(
     started = time.monotonic()
     fourth = run()
     assert time.monotonic() - started < 30
-    assert not [e for e in fourth.all_events if (e.step_key or "").startswith("fetch_mailbox[")]
+    assert not [
+        e for e in fourth.all_events if (e.step_key or "").startswith("fetch_mailbox_shard[")
+    ]
     assert output_metadata(fourth, "plan_imap_fetch")["paused_mailboxes"] == 1
     assert any(
         "nina: mailbox paused since" in line and "skipped" in line

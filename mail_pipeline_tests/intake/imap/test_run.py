@@ -17,14 +17,14 @@ from mail_pipeline.intake.imap.config import SETTING_KEY, EmailConfigManager
 from mail_pipeline.intake.imap.fetcher import MailboxFetcher
 from mail_pipeline.intake.imap.results import ErrorKind, MailboxResult
 from mail_pipeline.intake.imap.run import (
+    FetchPlan,
     MailboxPausedError,
-    MailboxWork,
     close_fetch,
-    fetch_and_record,
     fetch_named_mailbox,
     plan_fetch,
     should_retry,
 )
+from mail_pipeline.intake.imap.shard import MailboxShard, ShardMailbox
 from mail_pipeline.storage.attachments import AttachmentStorage
 from mail_pipeline.storage.save_service import EmailSaveService
 from mail_pipeline.storage.store import (
@@ -122,8 +122,13 @@ def test_the_plan_takes_valid_unpaused_mailboxes_and_logs_the_others(store: Mail
 
     plan = plan_fetch(store, EmailConfigManager(store, SECRET), run_id="r1", timeout_seconds=77)
 
-    assert plan.mailboxes == ((alice, "alice"),)
-    assert plan.metadata() == {"users": 1, "invalid_configs": 1, "paused_mailboxes": 1}
+    assert plan.mailboxes == (ShardMailbox(alice, "alice", "127.0.0.1"),)
+    assert plan.metadata() == {
+        "users": 1,
+        "hosts": 1,
+        "invalid_configs": 1,
+        "paused_mailboxes": 1,
+    }
     task = store.tasks.get(plan.task_id)
     assert task.status is TaskStatus.RUNNING and task.email_source is EmailSource.IMAP
     assert task.run_id == "r1" and task.timeout_seconds == 77
@@ -133,7 +138,21 @@ def test_the_plan_takes_valid_unpaused_mailboxes_and_logs_the_others(store: Mail
     assert logged[1].startswith("carol: mailbox paused since ")
     assert "login refused" in logged[1] and "`mail-pipeline imap resume carol`" in logged[1]
     lock = LockGrant("email_fetch", "token", 60)
-    assert plan.work(lock) == [MailboxWork(plan.task_id, alice, "alice", lock)]
+    (shard,) = plan.shards(lock, 500)
+    assert (
+        shard == MailboxShard(plan.task_id, lock, 0, plan.mailboxes) and shard.key == "shard_0000"
+    )
+
+
+def test_shards_cut_the_plan_in_order_and_one_gives_a_step_per_mailbox() -> None:
+    boxes = tuple(ShardMailbox(n, f"u{n}", "h") for n in range(5))
+    plan = FetchPlan("t", boxes)
+    lock = LockGrant("email_fetch", "token", 60)
+    assert [s.mailboxes for s in plan.shards(lock, 2)] == [boxes[:2], boxes[2:4], boxes[4:]]
+    assert [s.key for s in plan.shards(lock, 1)] == [f"shard_{n:04d}" for n in range(5)]
+    assert FetchPlan("t", ()).shards(lock, 3) == []
+    with pytest.raises(ValueError, match="shard size"):
+        plan.shards(lock, 0)
 
 
 def test_only_a_transient_error_with_retries_left_is_retried() -> None:
@@ -206,57 +225,6 @@ def test_close_keeps_a_task_closed_under_the_run(store: MailStore) -> None:
     assert closed.metadata()["task_status"] == "CANCELLED"
     (line,) = closed.warnings
     assert "was already CANCELLED" in line and "when this op finished it" in line
-
-
-def test_a_transient_error_is_retried_unrecorded_then_recorded(
-    store: MailStore, tmp_path: Path
-) -> None:
-    uid = _configure(store, "dan", port=_closed_port())
-    task = store.tasks.create(EmailSource.IMAP, run_id="r", status=TaskStatus.RUNNING)
-    token = store.locks.acquire("email_fetch", 60, run_id="r")
-    assert token
-    work = MailboxWork(task.task_id, uid, "dan", LockGrant("email_fetch", token, 60))
-    fetcher, breaker = _fetcher(store, tmp_path), MailboxCircuitBreaker(store)
-
-    first = fetch_and_record(
-        store, fetcher, breaker, work, run_id="r", retry_number=0, max_retries=2
-    )
-    assert first.retry and first.result.error_kind is ErrorKind.CONNECT
-    assert first.errors == () and store.mailboxes.get(uid) is None  # not recorded yet
-
-    last = fetch_and_record(
-        store, fetcher, breaker, work, run_id="r", retry_number=2, max_retries=2
-    )
-    assert not last.retry
-    assert last.errors == (f"dan: connect: {last.result.error}",)
-    state = store.mailboxes.get(uid)
-    assert state is not None and state.consecutive_failures == 1
-    assert last.metadata()["user"] == "dan" and last.metadata()["error"] == last.result.error
-    assert last.extra == {"task_closed_under_run": False, "lease_lost": False}
-
-
-@pytest.mark.dovecot
-def test_an_auth_failure_is_never_retried_and_its_pause_is_logged(
-    store: MailStore, tmp_path: Path, dovecot: DovecotServer
-) -> None:
-    uid = _dovecot_user(store, dovecot, "erin", password="not-the-password")
-    task = store.tasks.create(EmailSource.IMAP, run_id="r", status=TaskStatus.RUNNING)
-    token = store.locks.acquire("email_fetch", 60, run_id="r")
-    assert token
-    work = MailboxWork(task.task_id, uid, "erin", LockGrant("email_fetch", token, 60))
-    run = fetch_and_record(
-        store,
-        _fetcher(store, tmp_path),
-        MailboxCircuitBreaker(store, auth_failures_to_pause=1),
-        work,
-        run_id="r",
-        retry_number=0,
-        max_retries=2,
-    )
-    assert not run.retry and run.result.error_kind is ErrorKind.AUTH
-    assert run.errors[0].startswith("erin: auth: ")
-    assert "PAUSED after 1 consecutive authentication failures" in run.errors[1]
-    assert "not-the-password" not in " ".join(run.errors)
 
 
 def test_a_named_mailbox_that_is_paused_or_unknown_gets_no_task(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from mail_pipeline.storage.store import MailStore
+from mail_pipeline.storage.store import LastFetch, MailStore
 from mail_pipeline.storage.store.models import Base
 
 TABLES = {
@@ -22,7 +22,7 @@ TABLES = {
     "email_task_audit",
     "mailbox_state",
 }
-HEAD = "0003"
+HEAD = "0004"
 
 
 def test_migration_creates_every_table(store: MailStore) -> None:
@@ -88,3 +88,36 @@ def test_migration_0002_downgrades_and_upgrades(store: MailStore) -> None:
     assert store.schema_revision() == "0002"
     assert {"email_task_audit", "mailbox_state"} <= set(store.table_names())
     store.upgrade()
+
+
+def test_migration_0004_starts_existing_mailboxes_with_an_empty_last_fetch(
+    store: MailStore,
+) -> None:
+    """Mailbox rows written before 0004 read as zeros; downgrade drops the columns."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from mail_pipeline.storage.store.store import alembic_config
+
+    user = store.users.add("olduser", "olduser@example.org")
+    with store.engine.begin() as connection:
+        config = alembic_config(store.url)
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0003")
+    assert store.schema_revision() == "0003"
+    with store.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO mailbox_state (user_id, consecutive_failures, "
+                "consecutive_auth_failures, last_error_kind, last_error, paused, paused_reason, "
+                "updated_at) VALUES (:uid, 2, 0, 'connect', 'down', false, '', :now)"
+            ),
+            {"uid": user.id, "now": datetime(2026, 1, 1, 12, 0, tzinfo=UTC)},
+        )
+    store.upgrade()
+    assert store.schema_revision() == HEAD
+    state = store.mailboxes.get(user.id)
+    assert state is not None and state.consecutive_failures == 2
+    assert state.last_fetch == LastFetch()
+    after = store.mailboxes.record_success(user.id, LastFetch(3, 2, 1, 0, 0.25, "run-9"))
+    assert after.last_fetch == LastFetch(3, 2, 1, 0, 0.25, "run-9")

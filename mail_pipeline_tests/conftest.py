@@ -24,6 +24,7 @@ pytest_plugins = [
     "mail_pipeline_tests.fixtures.haraka",
     "mail_pipeline_tests.fixtures.dovecot",
     "mail_pipeline_tests.fixtures.faults",
+    "mail_pipeline_tests.fixtures.redis",
 ]
 
 BACKENDS = ["sqlite", "postgresql"]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything mail_pipeline needs on a fresh Debian machine, and nothing twice:
-#   - Debian packages: PostgreSQL server binaries, Dovecot IMAP, isync (mbsync, for bench/),
+#   - Debian packages: PostgreSQL server binaries, Dovecot IMAP, Redis (the Celery broker of
+#     the distributed-executor test), isync (mbsync, for bench/),
 #     Node.js and npm (for Haraka) -- only those that are missing;
 #   - a Python virtual environment in .venv with the project and its dev tools;
 #   - Haraka from the npm registry, exactly as pinned by haraka/package-lock.json.
@@ -16,6 +17,7 @@ need=()
 have_pg() { command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; }
 have_pg || need+=(postgresql)
 command -v dovecot >/dev/null 2>&1 || need+=(dovecot-imapd)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v mbsync >/dev/null 2>&1 || need+=(isync)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)

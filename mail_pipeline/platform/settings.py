@@ -15,6 +15,10 @@ the same store, files and secret key.
 | ``MAIL_PIPELINE_FETCH_CRON`` | (the schedule's: every 5 min) | the fetch schedule |
 | ``MAIL_PIPELINE_CLEANUP_CRON`` | (the schedule's: 03:30 daily) | the retention schedule |
 | ``MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE`` | ``3`` | auth failures that pause a mailbox |
+| ``MAIL_PIPELINE_EXECUTOR`` | ``in_process`` | fetch engine, or ``multiprocess``, ``celery`` |
+| ``MAIL_PIPELINE_MAX_CONCURRENT`` | (CPU count) | step processes at once, ``multiprocess`` only |
+| ``MAIL_PIPELINE_CELERY_BROKER`` | ``redis://localhost:6379/0`` | Celery broker, ``celery`` only |
+| ``MAIL_PIPELINE_CELERY_BACKEND`` | ``redis://localhost:6379/1`` | Celery results (``celery``) |
 
 (``$HOME`` is ``MAIL_PIPELINE_HOME``; relative paths are taken from the current directory.
 ``MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE`` counts consecutive IMAP authentication failures; ``0``
@@ -63,6 +67,10 @@ class _Environment(BaseSettings):
     fetch_cron: str | None = None
     cleanup_cron: str | None = None
     auth_failures_to_pause: str | None = None
+    executor: str | None = None
+    max_concurrent: str | None = None
+    celery_broker: str | None = None
+    celery_backend: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,10 @@ class Settings:
     secret_key_env: str | None = field(default=None, repr=False)
     secret_key_file: Path | None = None
     auth_failures_to_pause_env: str | None = None
+    executor: str | None = None
+    max_concurrent_env: str | None = None
+    celery_broker: str | None = None
+    celery_backend: str | None = None
 
     @property
     def auth_failures_to_pause(self) -> int | None:
@@ -168,6 +180,10 @@ def load_settings() -> Settings:
         secret_key_env=key or None,
         secret_key_file=_absolute(env.secret_key_file) if env.secret_key_file else None,
         auth_failures_to_pause_env=env.auth_failures_to_pause,
+        executor=(env.executor or "").strip().lower() or None,
+        max_concurrent_env=env.max_concurrent,
+        celery_broker=(env.celery_broker or "").strip() or None,
+        celery_backend=(env.celery_backend or "").strip() or None,
     )
 
 

@@ -17,6 +17,9 @@ from mail_pipeline.defs.imap.ops import close_imap_fetch, fetch_mailbox_shard, p
 from mail_pipeline.defs.spool.ops import ingest_spool
 from mail_pipeline.defs.tags import JOB_TAG
 
+#: The job's name, the same on every executor (schedules and sensors refer to it by name).
+EMAIL_FETCH_JOB = "email_fetch_job"
+
 
 @dg.graph
 def email_fetch() -> None:
@@ -29,11 +32,20 @@ def email_fetch() -> None:
     release_fetch_lock(lock, imap, spool)
 
 
-# In-process: the 200-mailbox fan-out costs ~16 s of step overhead in-process against
-# ~85 s with forkserver and minutes with spawn (see README, "Choosing the executor").
-email_fetch_job = email_fetch.to_job(
-    name="email_fetch_job",
-    description="Fetch every IMAP mailbox and ingest the Haraka spool, under the fetch lock.",
-    executor_def=dg.in_process_executor,
-    tags={JOB_TAG: "email_fetch"},
-)
+def build_email_fetch_job(
+    executor_def: dg.ExecutorDefinition = dg.in_process_executor,
+) -> dg.JobDefinition:
+    """Return ``email_fetch_job`` on ``executor_def`` (see :mod:`mail_pipeline.defs.executors`).
+
+    The default is in-process: a shard step fetches its mailboxes in a thread pool, and each
+    further step process costs more than it saves until one core is busy (README, "Sizing").
+    """
+    return email_fetch.to_job(
+        name=EMAIL_FETCH_JOB,
+        description="Fetch every IMAP mailbox and ingest the Haraka spool, under the fetch lock.",
+        executor_def=executor_def,
+        tags={JOB_TAG: "email_fetch"},
+    )
+
+
+email_fetch_job = build_email_fetch_job()

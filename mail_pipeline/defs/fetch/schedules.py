@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from mail_pipeline.defs.fetch.jobs import email_fetch_job
+from mail_pipeline.defs.fetch.jobs import EMAIL_FETCH_JOB
 from mail_pipeline.defs.resources import FETCH_LOCK, StoreResource
 
 DEFAULT_FETCH_CRON = "*/5 * * * *"
@@ -14,7 +14,8 @@ def build_fetch_schedule(cron: str = DEFAULT_FETCH_CRON) -> dg.ScheduleDefinitio
     @dg.schedule(
         name="email_fetch_schedule",
         cron_schedule=cron,
-        job=email_fetch_job,
+        # By name: the location builds the job on the executor of its settings.
+        job_name=EMAIL_FETCH_JOB,
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description="Fetch IMAP mailboxes and the spool; skipped while a fetch holds the lock.",
     )

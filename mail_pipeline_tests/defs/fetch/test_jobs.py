@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import time
 from typing import Any
 
 import dagster as dg
@@ -240,3 +241,54 @@ def test_a_storage_fault_fails_the_run_and_the_next_run_stores_everything(
     assert healed.success
     assert rig.store.messages.count(alice) == 4
     assert list((rig.spool_dir / "inbox").glob("*.meta")) == []
+
+
+def test_kill_9_mid_shard_then_the_next_run_stores_every_message_once(
+    rig: Rig, dovecot: DovecotServer
+) -> None:
+    """SIGKILL a run while its one shard is fetching four mailboxes at once: the re-run (once
+    the dead run's lease has expired) loses nothing and stores nothing twice."""
+    per_mailbox = 400
+    users: list[tuple[int, str]] = []
+    for name in ("kim", "lee", "max", "ned"):
+        user, login = rig.add_imap_user(dovecot, name)
+        with dovecot.client(login) as client:
+            client.multiappend(
+                "INBOX", [_imap_message(n, f"{name}@example.org") for n in range(per_mailbox)]
+            )
+        users.append((user, name))
+    total = per_mailbox * len(users)
+    config = {
+        "database_url": rig.store.url,
+        "attachment_root": str(rig.attachment_root),
+        "spool_dir": str(rig.spool_dir),
+        "secret_key": SECRET,
+        "lock_ttl_seconds": 3,
+        "task_timeout_seconds": 3,
+    }
+    ctx = multiprocessing.get_context("spawn")
+    start, queue = ctx.Event(), ctx.Queue()
+    process = ctx.Process(target=run_fetch_job, args=(config, start, queue))
+    process.start()
+    start.set()
+    deadline = time.monotonic() + 120
+    while rig.store.messages.count() == 0:
+        assert process.is_alive() and time.monotonic() < deadline, "the run never saved"
+        time.sleep(0.01)
+    process.kill()  # mid-shard: some batches committed, the rest not
+    process.join(timeout=60)
+    stored_before = rig.store.messages.count()
+    assert process.exitcode == -9
+    assert 0 < stored_before < total, "the kill did not land mid-shard"
+
+    time.sleep(4)  # the dead run's lease (3 s) expires; the next run takes it over
+    result = _run(rig)
+
+    assert result.success
+    for user, name in users:
+        ids = {m.message_id for m in rig.store.messages.summaries(user)}
+        assert len(ids) == rig.store.messages.count(user) == per_mailbox, name
+    assert rig.store.messages.count() == total
+    shard = output_metadata(result, "fetch_mailbox_shard[shard_0000]")
+    assert shard["failed_mailboxes"] == 0
+    assert shard["messages_saved"] == total - stored_before

@@ -27,7 +27,7 @@ from typing import Final
 import dagster as dg
 
 from mail_pipeline.errors import ConfigError
-from mail_pipeline.platform.settings import ENV_PREFIX, Settings
+from mail_pipeline.platform.settings import ENV_PREFIX, Settings, whole_number
 
 IN_PROCESS: Final = "in_process"
 MULTIPROCESS: Final = "multiprocess"
@@ -58,16 +58,7 @@ def max_concurrent(settings: Settings) -> int:
     Raises:
         ConfigError: the value is not a whole number >= 1.
     """
-    text = (settings.max_concurrent_env or "").strip()
-    if not text:
-        return 0
-    try:
-        value = int(text)
-    except ValueError:
-        raise ConfigError(f"{ENV_PREFIX}MAX_CONCURRENT={text!r} is not a whole number") from None
-    if value < 1:
-        raise ConfigError(f"{ENV_PREFIX}MAX_CONCURRENT must be 1 or more, got {value}")
-    return value
+    return whole_number("MAX_CONCURRENT", settings.max_concurrent_env, 1, "1 or more") or 0
 
 
 def multiprocess_config(settings: Settings) -> dict[str, object]:

@@ -108,16 +108,11 @@ class Settings:
         Raises:
             ConfigError: the value is not a whole number >= 0.
         """
-        name = f"{ENV_PREFIX}AUTH_FAILURES_TO_PAUSE"
-        text = (self.auth_failures_to_pause_env or "").strip()
-        if not text:
+        value = whole_number(
+            "AUTH_FAILURES_TO_PAUSE", self.auth_failures_to_pause_env, 0, "0 (never pause) or more"
+        )
+        if value is None:
             return DEFAULT_AUTH_FAILURES_TO_PAUSE
-        try:
-            value = int(text)
-        except ValueError:
-            raise ConfigError(f"{name}={text!r} is not a whole number") from None
-        if value < 0:
-            raise ConfigError(f"{name} must be 0 (never pause) or more, got {value}")
         return value or None
 
     @property
@@ -159,6 +154,29 @@ class Settings:
         if self.home_key_file.exists():
             return _read_key_file(self.home_key_file, "the home's key file ")
         return None
+
+
+def whole_number(variable: str, text: str | None, minimum: int, allowed: str) -> int | None:
+    """Parse the value of ``MAIL_PIPELINE_<variable>`` as a whole number >= ``minimum``.
+
+    Returns:
+        The number, or None when the value is unset or blank.
+
+    Raises:
+        ConfigError: the value is not a whole number, or below ``minimum`` (the message says
+            what is ``allowed``).
+    """
+    name = f"{ENV_PREFIX}{variable}"
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be {allowed}, got {value}")
+    return value
 
 
 def load_settings() -> Settings:

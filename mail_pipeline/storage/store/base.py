@@ -59,9 +59,12 @@ class Repository:
         sessions: sessionmaker[Session],
         clock: Clock,
         gate: WriteGate | None = None,
+        readers: sessionmaker[Session] | None = None,
     ) -> None:
+        """``readers`` opens the sessions of :meth:`_reading` (default: ``sessions``)."""
         self._engine = engine
         self._sessions = sessions
+        self._readers = readers or sessions
         self._clock = clock
         self._gate = gate or WriteGate(None)
 
@@ -74,6 +77,17 @@ class Repository:
     def _transaction(self) -> Iterator[Session]:
         """Yield a session inside one transaction: committed on success, rolled back on error."""
         with self._gate.hold(), self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        """Yield a session for reads only, outside the write gate.
+
+        On SQLite (WAL) the transaction is deferred and sees a snapshot, so a reader never
+        waits for the writer; a write inside it would fail. Use it for lookups that write
+        nothing; anything that reads in order to write stays in :meth:`_transaction`.
+        """
+        with self._readers.begin() as session:
             yield session
 
     def _now(self) -> datetime:

@@ -102,7 +102,7 @@ class MailboxStateRepository(Repository):
             .join(User, User.id == MailboxState.user_id)
             .where(MailboxState.user_id == user_id)
         )
-        with self._transaction() as session:
+        with self._reading() as session:
             found = session.execute(stmt).one_or_none()
             return None if found is None else _status(found[0], found[1])
 
@@ -115,12 +115,12 @@ class MailboxStateRepository(Repository):
         )
         if paused_only:
             stmt = stmt.where(MailboxState.paused.is_(True))
-        with self._transaction() as session:
+        with self._reading() as session:
             return [_status(row, name) for row, name in session.execute(stmt).all()]
 
     def paused_user_ids(self) -> set[int]:
         """Return the ids of the users whose mailbox is paused."""
-        with self._transaction() as session:
+        with self._reading() as session:
             return set(
                 session.scalars(select(MailboxState.user_id).where(MailboxState.paused.is_(True)))
             )

@@ -196,12 +196,12 @@ class MessageRepository(Repository):
 
     def sync_position(self, user_id: int, folder: str) -> SyncPosition | None:
         """Return the stored sync position of ``folder`` of ``user_id``, or None."""
-        with self._transaction() as session:
+        with self._reading() as session:
             return read_position(session, user_id, folder)
 
     def sync_positions(self, user_id: int) -> list[SyncPosition]:
         """Return every folder's sync position of ``user_id``, by folder name."""
-        with self._transaction() as session:
+        with self._reading() as session:
             return read_positions(session, user_id)
 
     def count(self, user_id: int | None = None) -> int:
@@ -209,7 +209,7 @@ class MessageRepository(Repository):
         stmt = select(func.count()).select_from(EmailMessage)
         if user_id is not None:
             stmt = stmt.where(EmailMessage.user_id == user_id)
-        with self._transaction() as session:
+        with self._reading() as session:
             return int(session.scalar(stmt) or 0)
 
     def summaries(self, user_id: int | None = None, *, limit: int = 1000) -> list[StoredMessage]:
@@ -217,7 +217,7 @@ class MessageRepository(Repository):
         stmt = select(EmailMessage).order_by(EmailMessage.id).limit(limit)
         if user_id is not None:
             stmt = stmt.where(EmailMessage.user_id == user_id)
-        with self._transaction() as session:
+        with self._reading() as session:
             out = []
             for m in session.scalars(stmt):
                 paths = tuple(a.file_path for a in m.attachments)
@@ -241,7 +241,7 @@ class MessageRepository(Repository):
 
     def get_content(self, message_pk: int) -> dict[str, Any]:
         """Return the stored contents of one message: raw bytes, text, html, attachments."""
-        with self._transaction() as session:
+        with self._reading() as session:
             m = session.get(EmailMessage, message_pk)
             if m is None:
                 raise NotFoundError(f"no message with id {message_pk}")
@@ -270,5 +270,5 @@ class MessageRepository(Repository):
 
     def attachment_paths(self) -> set[str]:
         """Return every attachment file path the store references (relative to the root)."""
-        with self._transaction() as session:
+        with self._reading() as session:
             return set(session.scalars(select(EmailAttachment.file_path)))

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from mail_pipeline.storage.store.base import Clock, WriteGate, utc_now
-from mail_pipeline.storage.store.engine import make_engine, normalize_url
+from mail_pipeline.storage.store.engine import make_engine, normalize_url, read_only
 from mail_pipeline.storage.store.locks import LockRepository
 from mail_pipeline.storage.store.mailbox_state import MailboxStateRepository
 from mail_pipeline.storage.store.maintenance import MaintenanceRepository
@@ -53,7 +53,7 @@ class MailStore:
     ) -> None:
         """Open (not create) the store at ``url``. On PostgreSQL, keep up to ``pool_size``
         connections open (size it to the threads that use the store at once: a fetch shard's
-        workers and their heartbeat); SQLite opens one connection per transaction.
+        workers and their heartbeat); SQLite pools its connections the same way.
 
         Raises:
             ConfigError: the URL is not a SQLite or PostgreSQL URL.
@@ -70,7 +70,8 @@ class MailStore:
             if parsed.get_backend_name() == "sqlite"
             else None
         )
-        parts = (self.engine, sessions, clock, gate)
+        readers = sessionmaker(read_only(self.engine), expire_on_commit=False)
+        parts = (self.engine, sessions, clock, gate, readers)
         self.users = UserRepository(*parts)
         self.tasks = TaskRepository(*parts)
         self.locks = LockRepository(*parts)

@@ -101,7 +101,7 @@ class UserRepository(Repository):
         Raises:
             NotFoundError: no such user.
         """
-        with self._transaction() as session:
+        with self._reading() as session:
             return _user(self._row(session, user))
 
     def all(self, *, active_only: bool = False) -> list[UserRecord]:
@@ -109,7 +109,7 @@ class UserRepository(Repository):
         stmt = select(User).order_by(User.username)
         if active_only:
             stmt = stmt.where(User.is_active.is_(True))
-        with self._transaction() as session:
+        with self._reading() as session:
             return [_user(r) for r in session.scalars(stmt)]
 
     def set_active(self, user: int | str, active: bool) -> UserRecord:
@@ -158,7 +158,7 @@ class UserRepository(Repository):
             .join(User, User.id == EmailAlias.user_id)
             .order_by(EmailAlias.email_address)
         )
-        with self._transaction() as session:
+        with self._reading() as session:
             if user is not None:
                 stmt = stmt.where(EmailAlias.user_id == self._row(session, user).id)
             return [
@@ -193,7 +193,7 @@ class UserRepository(Repository):
         if not wanted:
             return {}
         found: dict[str, set[int]] = {}
-        with self._transaction() as session:
+        with self._reading() as session:
             by_email = select(User.email, User.id).where(
                 User.email.in_(wanted), User.is_active.is_(True)
             )
@@ -219,7 +219,7 @@ class UserRepository(Repository):
         Raises:
             NotFoundError: no such user.
         """
-        with self._transaction() as session:
+        with self._reading() as session:
             owner = self._row(session, user)
             row = session.scalars(
                 select(Setting).where(
@@ -264,7 +264,7 @@ class UserRepository(Repository):
             .where(Setting.key == key, Setting.is_active.is_(True), User.is_active.is_(True))
             .order_by(User.username)
         )
-        with self._transaction() as session:
+        with self._reading() as session:
             return [(_user(u), dict(v)) for u, v in session.execute(stmt).all()]
 
     # --- helpers -------------------------------------------------------------------------

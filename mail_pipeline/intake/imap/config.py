@@ -110,6 +110,16 @@ class ImapFetchConfig:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 
 
+def source_of(config: dict[str, Any]) -> EmailSource | None:
+    """Return where a stored ``email_config`` says mail comes from: IMAP, HARAKA
+    (``auto_assign`` or a ``file_config``), or None."""
+    if config.get("mode") == "auto_assign" or "file_config" in config:
+        return EmailSource.HARAKA
+    if "imap_config" in config:
+        return EmailSource.IMAP
+    return None
+
+
 def _problems(config: dict[str, Any]) -> list[str]:
     """Return every problem of an ``email_config`` with an ``imap_config`` ([] when valid):
     the account's (:func:`~mail_pipeline.intake.imap.account.imap_config_problems`), then the
@@ -152,11 +162,18 @@ class EmailConfigManager:
         """``secret_key`` may be None until a password has to be sealed or opened."""
         self.store = store
         self._secret_key = secret_key
+        self._box: SecretBox | None = None
 
     @property
     def box(self) -> SecretBox:
-        """The cipher for secrets. Raises SecretKeyError when no key is configured."""
-        return SecretBox(self._secret_key)
+        """The cipher for secrets, made once (deriving its key costs CPU on every mailbox).
+
+        Raises:
+            SecretKeyError: no key is configured.
+        """
+        if self._box is None:
+            self._box = SecretBox(self._secret_key)
+        return self._box
 
     # --- the seed's API ------------------------------------------------------------------
 
@@ -174,12 +191,7 @@ class EmailConfigManager:
         Raises:
             NotFoundError: no such user.
         """
-        config = self.get_email_config(user)
-        if config.get("mode") == "auto_assign" or "file_config" in config:
-            return EmailSource.HARAKA
-        if "imap_config" in config:
-            return EmailSource.IMAP
-        return None
+        return source_of(self.get_email_config(user))
 
     @staticmethod
     def validate_imap_config(config: dict[str, Any]) -> None:
@@ -270,7 +282,7 @@ class EmailConfigManager:
             NotFoundError: no such user.
         """
         config = self.get_email_config(user)
-        if self.detect_email_source(user) is not EmailSource.IMAP:
+        if source_of(config) is not EmailSource.IMAP:
             raise ConfigError(f"user {user} has no IMAP config")
         self.validate_imap_config(config)
         imap = canonical_imap(config["imap_config"])

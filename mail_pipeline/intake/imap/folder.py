@@ -179,9 +179,13 @@ class FolderSync:
         )
 
         if not uids:
-            self.store.messages.update_sync(
-                SyncUpdate(run.user_id, folder, uidvalidity, floor, run.now)
-            )
+            if not cursor.incremental:  # a first sync or a new UIDVALIDITY: store where it is
+                self.store.messages.update_sync(
+                    SyncUpdate(run.user_id, folder, uidvalidity, floor, run.now)
+                )
+            # An incremental folder with nothing new keeps its position: writing it again
+            # would cost a write transaction per idle mailbox per tick (the mailbox's last
+            # successful check is recorded in its mailbox state).
             state.last_uid = floor
             return
 

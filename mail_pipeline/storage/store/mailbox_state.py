@@ -232,7 +232,19 @@ class MailboxStateRepository(Repository):
             return was_paused, _status(row, name)
 
     def _locked(self, session: Session, user_id: int) -> tuple[MailboxState, str]:
-        """Return the user's row (created if missing), locked, and the user name."""
+        """Return the user's row (created if missing), locked, and the user name.
+
+        One statement when the row exists (every fetch after a mailbox's first).
+        """
+        found = session.execute(
+            select(MailboxState, User.username)
+            .join(User, User.id == MailboxState.user_id)
+            .where(MailboxState.user_id == user_id)
+            .with_for_update(of=MailboxState)
+            .execution_options(populate_existing=True)
+        ).one_or_none()
+        if found is not None:
+            return found[0], found[1]
         user = session.get(User, user_id)
         if user is None:
             raise NotFoundError(f"no user with id {user_id}")

@@ -46,7 +46,12 @@ class SyncUpdate:
 
 @dataclass(frozen=True)
 class SyncPosition:
-    """A read-only copy of an ``imap_sync_state`` row."""
+    """A read-only copy of an ``imap_sync_state`` row.
+
+    ``last_fetch_at`` is when the position was last written: a stored batch, a first sync or a
+    new UIDVALIDITY. A check that finds nothing new leaves the row as it is; the mailbox's
+    last successful check is its mailbox state's ``last_success_at``.
+    """
 
     user_id: int
     folder: str

@@ -219,14 +219,18 @@ class UserRepository(Repository):
         Raises:
             NotFoundError: no such user.
         """
+        owner = User.id == user if isinstance(user, int) else User.username == user
+        stmt = (
+            select(Setting.value)
+            .join(User, User.id == Setting.user_id)
+            .where(owner, Setting.key == key, Setting.is_active.is_(True))
+        )
         with self._reading() as session:
-            owner = self._row(session, user)
-            row = session.scalars(
-                select(Setting).where(
-                    Setting.user_id == owner.id, Setting.key == key, Setting.is_active.is_(True)
-                )
-            ).one_or_none()
-            return dict(row.value) if row is not None else None
+            value = session.scalars(stmt).one_or_none()
+            if value is None:
+                self._row(session, user)  # raises NotFoundError for an unknown user
+                return None
+            return dict(value)
 
     def set_setting(self, user: int | str, key: str, value: dict[str, Any]) -> None:
         """Create or replace the setting ``key`` of ``user`` (and make it active).

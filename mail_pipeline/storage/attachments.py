@@ -183,6 +183,8 @@ class AttachmentStorage:
         """
         self.root = Path(root).expanduser().resolve()
         self.fsync = fsync
+        #: sub-folders (``user/xx``) this object created or found: not made again per file
+        self._folders: set[str] = set()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -205,11 +207,11 @@ class AttachmentStorage:
             raise ValueError(f"not a safe file name: {filename!r}")
         for _ in range(5):
             token = secrets.token_hex(8)
-            relative = f"{int(user_id)}/{token[:2]}/{token}_{filename}"
-            path = self.path_of(relative)
+            folder = f"{int(user_id)}/{token[:2]}"
+            relative = f"{folder}/{token}_{filename}"
+            path = self.root / relative  # an int, hex and a safe name: it cannot leave the root
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+                fd = self._create(folder, path)
             except FileExistsError:
                 continue
             except OSError as exc:
@@ -225,6 +227,20 @@ class AttachmentStorage:
                 raise storage_error(f"cannot write attachment {relative}", exc) from exc
             return relative
         raise SaveError("could not find a free attachment path after 5 tries")
+
+    def _create(self, folder: str, path: Path) -> int:
+        """Create ``path`` exclusively in ``folder`` and return its descriptor; the folder is
+        made only the first time it is used (again if it was removed since, by
+        :meth:`remove` or another process)."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        if folder in self._folders:
+            try:
+                return os.open(path, flags, 0o640)
+            except FileNotFoundError:
+                self._folders.discard(folder)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._folders.add(folder)
+        return os.open(path, flags, 0o640)
 
     def sync(self, relatives: Iterable[str]) -> None:
         """Make the given files (and their directory entries) durable, in as few calls as possible.
@@ -272,6 +288,7 @@ class AttachmentStorage:
                         parent.rmdir()
                     except OSError:
                         break
+                    self._folders.discard(parent.relative_to(self.root).as_posix())
                     parent = parent.parent
 
     def iter_files(self) -> Iterable[str]:

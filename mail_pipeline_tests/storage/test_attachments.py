@@ -112,6 +112,37 @@ def test_remove_cleans_empty_directories(attachment_root: Path) -> None:
     assert list(attachment_root.iterdir()) == []
 
 
+def test_each_folder_is_made_once_and_again_after_it_was_removed(
+    attachment_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = AttachmentStorage(attachment_root, fsync=False)
+    made: list[str] = []
+    real_mkdir = os.mkdir
+
+    def counting_mkdir(path: str | os.PathLike[str], *args: object, **kwargs: object) -> None:
+        made.append(os.fspath(path))
+        real_mkdir(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "mkdir", counting_mkdir)
+    paths = [storage.write(5, f"f{i}.txt", b"x") for i in range(300)]
+    folders = {Path(p).parent.as_posix() for p in paths}
+    # One mkdir per folder (plus the user's folder, tried twice by the first), not one per file.
+    assert len(made) <= len(folders) + 2 < len(paths)
+    # Removing every file prunes the folders; writing again makes them again.
+    storage.remove(paths)
+    assert list(attachment_root.iterdir()) == []
+    again = storage.write(5, "g.txt", b"y")
+    assert storage.path_of(again).read_bytes() == b"y"
+    # A folder removed behind its back (another process's retention) is made again too.
+    other = storage.write(6, "h.txt", b"z")
+    for child in sorted((attachment_root / "6").rglob("*"), reverse=True):
+        child.unlink() if child.is_file() else child.rmdir()
+    (attachment_root / "6").rmdir()
+    token = Path(other).name[:2]
+    monkeypatch.setattr("secrets.token_hex", lambda n: token + "0" * (2 * n - 2))
+    assert storage.path_of(storage.write(6, "h.txt", b"w")).read_bytes() == b"w"
+
+
 def test_sync_flushes_a_batch(attachment_root: Path) -> None:
     storage = AttachmentStorage(attachment_root, fsync=True)
     paths = [storage.write(3, f"f{i}.txt", b"x", sync=False) for i in range(3)]

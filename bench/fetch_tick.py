@@ -307,7 +307,7 @@ def _run_events(
         kind = event.event_type_value
         if kind == "PIPELINE_START" or kind == "RUN_START":
             start = record.timestamp
-        elif kind == "PIPELINE_SUCCESS" or kind == "RUN_SUCCESS":
+        elif kind in ("PIPELINE_SUCCESS", "RUN_SUCCESS", "RUN_FAILURE"):
             end = record.timestamp
         elif kind == "STEP_START" and event.step_key:
             step_start[event.step_key] = record.timestamp
@@ -365,7 +365,8 @@ def job_tick(
     cpu = time.process_time() - cpu
     saved = store.messages.count() - before
     span, steps, close, step_seconds = _run_events(instance, run_id)
-    if not success:
+    # with failed mailboxes the run is failed by its last step, after all the work was done
+    if not success and not (expect_failed and "release_fetch_lock" in step_seconds):
         raise RuntimeError(f"{executor} {kind} tick: run {run_id} failed")
     if close.get("mailboxes") != users or close.get("failed_mailboxes") != expect_failed:
         raise RuntimeError(

@@ -2,7 +2,8 @@
 # Sets up everything mail_pipeline needs on a fresh Debian machine, and nothing twice:
 #   - Debian packages: PostgreSQL server binaries, Dovecot IMAP, Redis (the Celery broker of
 #     the distributed-executor test), isync (mbsync, for bench/),
-#     Node.js and npm (for Haraka) -- only those that are missing;
+#     Node.js and npm (for Haraka), chromium (the browser test of the Dagster UI, driven by
+#     Playwright; Playwright never downloads a browser here) -- only those that are missing;
 #   - a Python virtual environment in .venv with the project and its dev tools;
 #   - Haraka from the npm registry, exactly as pinned by haraka/package-lock.json.
 # Safe to run again: each step is skipped when its result is already there.
@@ -21,6 +22,7 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v mbsync >/dev/null 2>&1 || need+=(isync)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+[ -x /usr/bin/chromium ] || need+=(chromium)  # the browser test of the Dagster UI
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     SUDO=sudo
@@ -44,7 +46,7 @@ want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   log "installing the project and its dev tools into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 .venv/bin/python -m pip install -q -e ".[dev]"
   echo "$want" > "$stamp"
 fi
 

@@ -17,6 +17,7 @@ from mail_pipeline.defs.executors import build_executor
 from mail_pipeline.defs.fetch.jobs import build_email_fetch_job
 from mail_pipeline.defs.fetch.schedules import DEFAULT_FETCH_CRON, build_fetch_schedule
 from mail_pipeline.defs.fetch.sensors import fetch_run_canceled_sensor, fetch_run_failure_sensor
+from mail_pipeline.defs.imap.assets import mailbox_last_fetch_ok, mailbox_spec
 from mail_pipeline.defs.imap.jobs import fetch_mailbox_job
 from mail_pipeline.defs.imap.sensors import mailbox_partitions_sensor
 from mail_pipeline.defs.maintenance.assets import mail_metrics_spec
@@ -36,7 +37,8 @@ def build_definitions(
     """Return the definitions with the fetch schedule on ``fetch_cron``, the daily retention
     on ``cleanup_cron`` and ``email_fetch_job`` on ``fetch_executor``."""
     return dg.Definitions(
-        assets=[mail_metrics_spec],
+        assets=[mail_metrics_spec, mailbox_spec],
+        asset_checks=[mailbox_last_fetch_ok],
         jobs=[
             build_email_fetch_job(fetch_executor),
             spool_ingest_job,

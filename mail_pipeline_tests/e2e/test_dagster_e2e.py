@@ -7,17 +7,23 @@ a SQLite file in the first case, a PostgreSQL database of its own in the second.
 
 What it proves, against real Dovecot and Haraka servers:
 
-1. ``email_fetch_job`` launched through GraphQL fetches a good mailbox and records the
-   wrong-password mailbox as failed, without failing the run.
+1. ``email_fetch_job`` launched through GraphQL fetches the good mailboxes and records the
+   wrong-password mailbox as failed; every step succeeds but the last,
+   ``report_failed_mailboxes``, which fails the run (red in the Runs list) after the lease
+   was released; the IMAP task is COMPLETED with "1 of 3 mailboxes failed: bad (auth: ...)"
+   as its error; the ``last_fetch_ok`` check of the ``mailbox`` asset fails for partition
+   ``bad`` (with its error and since when) and passes for the others.
 2. The schedule and the sensors are on by default; mail sent through Haraka reaches the store
    through ``haraka_spool_sensor`` → ``spool_ingest_job`` alone.
 3. ``mailbox_partitions_sensor`` creates the mailbox partitions; the bad mailbox's partition
    run fails; after three refused logins the circuit breaker pauses the mailbox; once the
    password is fixed and the mailbox resumed (``mail-pipeline imap resume``), a
-   from-failure backfill of that partition re-executes it successfully.
+   from-failure backfill of that partition re-executes it successfully, and its check passes.
 4. A run of ``email_fetch_job`` whose spool branch fails (the inbox replaced by a file) fails;
    ``fetch_run_failure_sensor`` frees its fetch lease; after the spool is repaired a
-   re-execution from failure runs only the failed branch and stores the spooled mail once.
+   re-execution from failure runs only the failed branch (and the verdict, which passes: the
+   mailbox that failed in that run was fetched by the backfill since) and stores the spooled
+   mail once.
 
 The daemon works in loops (spool sensor every 20 s, run-status sensors and backfills every
 30 s), so independent waits overlap: the partition run beside the first fetch, the mail for
@@ -45,6 +51,7 @@ from mail_pipeline_tests.e2e.conftest import (
     VENV_BIN,
     DagsterServices,
 )
+from mail_pipeline_tests.e2e.mailbox_health import check_partition_statuses, latest_evaluation
 from mail_pipeline_tests.fixtures.dovecot import DovecotServer, MailUser
 from mail_pipeline_tests.fixtures.haraka import HarakaRig
 
@@ -132,16 +139,21 @@ def test_fetch_sensors_backfill_and_reexecution(
     store = MailStore(storage["store_url"])
     store.upgrade()
     config = EmailConfigManager(store, SECRET)
-    good_login, bad_login = dovecot.new_user(), dovecot.new_user()
+    good_login, bad_login, fine_login = dovecot.new_user(), dovecot.new_user(), dovecot.new_user()
     good = store.users.add("good", "good@example.test")
     bad = store.users.add("bad", "bad@example.test")
+    fine = store.users.add("fine", "fine@example.test")
     config.update_fetch_config(
         good.id, _imap_config(dovecot, good_login, dovecot.password_of(good_login.username))
     )
     config.update_fetch_config(bad.id, _imap_config(dovecot, bad_login, WRONG_PASSWORD))
+    config.update_fetch_config(
+        fine.id, _imap_config(dovecot, fine_login, dovecot.password_of(fine_login.username))
+    )
     for n in (1, 2):
         dovecot.append(good_login.username, _raw(f"imap-good-{n}", good.email, f"imap {n}"))
     dovecot.append(bad_login.username, _raw("imap-bad-1", bad.email, "imap for bad"))
+    dovecot.append(fine_login.username, _raw("imap-fine-1", fine.email, "imap for fine"))
 
     haraka = haraka_factory(spool_dir=tmp_path / "spool", domains=("example.test",))
     services = dagster_services(
@@ -159,7 +171,7 @@ def test_fetch_sensors_backfill_and_reexecution(
     print(f"services ready after {time.monotonic() - started:.1f} s")
 
     try:
-        _scenario(store, services, haraka, dovecot, good.id, bad.id, bad_login)
+        _scenario(store, services, haraka, dovecot, good.id, bad.id, bad_login, fine.id)
     finally:
         store.dispose()
     print(f"scenario done after {time.monotonic() - started:.1f} s")
@@ -173,6 +185,7 @@ def _scenario(
     good: int,
     bad: int,
     bad_login: MailUser,
+    fine: int,
 ) -> None:
     api = services.api
     t0 = time.monotonic()
@@ -224,22 +237,41 @@ def _scenario(
     )
 
     fetched = services.wait_for_run(fetch_run)
-    assert fetched["status"] == "SUCCESS", fetched
-    assert fetched["steps"]["ingest_spool"] == "SUCCESS"
+    # The run is flagged, by its last step only: every mailbox was tried, the lease released.
+    assert fetched["status"] == "FAILURE", fetched
+    assert fetched["steps"].pop("report_failed_mailboxes") == "FAILURE", fetched
+    assert set(fetched["steps"].values()) == {"SUCCESS"}, fetched
     assert _message_ids(store, good) == ["imap-good-1@e2e.test", "imap-good-2@e2e.test"]
+    assert _message_ids(store, fine) == ["imap-fine-1@e2e.test"]
     assert _message_ids(store, bad) == []
     tasks = {t.email_source: t for t in store.tasks.recent(run_id=fetch_run)}
     assert tasks.keys() == {EmailSource.IMAP, EmailSource.HARAKA}
     imap_task = tasks[EmailSource.IMAP]
     assert imap_task.status is TaskStatus.COMPLETED
+    assert imap_task.error_message.startswith("1 of 3 mailboxes failed: bad (auth: "), (
+        imap_task.error_message
+    )
     assert any("failed mailboxes: bad" in entry["message"] for entry in imap_task.log), (
         imap_task.log
     )
-    assert imap_task.counters.saved == 2
+    assert imap_task.counters.saved == 3
     assert WRONG_PASSWORD not in str(imap_task.details)
     assert tasks[EmailSource.HARAKA].counters.saved == 0
     assert store.locks.get(FETCH_LOCK) is None  # released by the run itself
-    mark("email_fetch_job succeeded; the bad mailbox recorded as failed")
+    mark("email_fetch_job failed by its verdict step; the bad mailbox recorded as failed")
+
+    # The mailbox asset's check, per partition, as the UI's asset page reads it.
+    statuses = check_partition_statuses(api)
+    assert statuses == {"succeeded": ["fine", "good"], "failed": ["bad"]}, statuses
+    latest = latest_evaluation(api, "bad")
+    assert latest is not None and latest["status"] == "FAILED", latest
+    health = latest["evaluation"]["metadata"]
+    assert health["status"] == "failing" and health["last_error"].startswith("auth: "), health
+    assert health["failing_since"] != "-" and health["last_success"] == "never", health
+    good_health = latest_evaluation(api, "good")
+    assert good_health is not None and good_health["status"] == "SUCCEEDED", good_health
+    assert good_health["evaluation"]["metadata"]["last_success"] != "never"
+    mark("the check of the mailbox asset fails for bad only")
 
     failed = services.wait_for_run(bad_run)
     assert failed["status"] == "FAILURE", failed
@@ -317,26 +349,6 @@ def _scenario(
     assert all(t.status.is_final for t in broken_tasks.values())
     mark("lease freed by fetch_run_failure_sensor")
 
-    # --- the spool repaired, re-execution from failure runs the spool branch only
-    inbox.unlink()
-    parked.rename(inbox)
-    retry = services.wait_for_run(api.reexecute(broken["runId"], "FROM_FAILURE"))
-    assert retry["status"] == "SUCCESS", retry
-    assert retry["parentRunId"] == broken["runId"]
-    assert set(retry["steps"]) == {"ingest_spool", "release_fetch_lock"}
-    assert _message_ids(store, good) == [
-        "imap-good-1@e2e.test",
-        "imap-good-2@e2e.test",
-        "smtp-1@e2e.test",
-        "smtp-2@e2e.test",
-    ]
-    (retry_task,) = store.tasks.recent(run_id=retry["runId"])
-    assert retry_task.email_source is EmailSource.HARAKA
-    assert retry_task.status is TaskStatus.COMPLETED and retry_task.counters.saved == 2
-    assert haraka.files("inbox") == [] and len(_processed(haraka)) == 4
-    assert store.locks.get(FETCH_LOCK) is None
-    mark("re-execution from failure succeeded")
-
     # --- the backfill's run re-executed the failed partition run and fetched the mailbox
     def backfill_run() -> dict[str, Any] | None:
         backfill = api.backfill(backfill_id)
@@ -351,8 +363,31 @@ def _scenario(
     assert child["tags"]["dagster/backfill"] == backfill_id
     (child_task,) = store.tasks.recent(run_id=child["runId"])
     assert child_task.status is TaskStatus.COMPLETED and child_task.counters.saved == 1
-    assert _message_ids(store, bad) == ["imap-bad-1@e2e.test", "smtp-2@e2e.test"]
+    assert _message_ids(store, bad) == ["imap-bad-1@e2e.test"]
+    assert check_partition_statuses(api)["failed"] == []  # bad is healthy again
     mark("from-failure backfill of the bad partition succeeded")
+
+    # --- the spool repaired, re-execution from failure runs the spool branch only (and the
+    # verdict: bad, which failed in the broken run, was fetched by the backfill since)
+    inbox.unlink()
+    parked.rename(inbox)
+    retry = services.wait_for_run(api.reexecute(broken["runId"], "FROM_FAILURE"))
+    assert retry["status"] == "SUCCESS", retry
+    assert retry["parentRunId"] == broken["runId"]
+    assert set(retry["steps"]) == {"ingest_spool", "release_fetch_lock", "report_failed_mailboxes"}
+    assert _message_ids(store, good) == [
+        "imap-good-1@e2e.test",
+        "imap-good-2@e2e.test",
+        "smtp-1@e2e.test",
+        "smtp-2@e2e.test",
+    ]
+    (retry_task,) = store.tasks.recent(run_id=retry["runId"])
+    assert retry_task.email_source is EmailSource.HARAKA
+    assert retry_task.status is TaskStatus.COMPLETED and retry_task.counters.saved == 2
+    assert haraka.files("inbox") == [] and len(_processed(haraka)) == 4
+    assert store.locks.get(FETCH_LOCK) is None
+    assert _message_ids(store, bad) == ["imap-bad-1@e2e.test", "smtp-2@e2e.test"]
+    mark("re-execution from failure succeeded")
 
 
 def address_of(store: MailStore, user_id: int) -> str:

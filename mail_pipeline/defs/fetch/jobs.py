@@ -12,6 +12,7 @@ from mail_pipeline.defs.fetch.ops import (
     acquire_fetch_lock,
     cleanup_stale_tasks_op,
     release_fetch_lock,
+    report_failed_mailboxes,
 )
 from mail_pipeline.defs.imap.ops import close_imap_fetch, fetch_mailbox_shard, plan_imap_fetch
 from mail_pipeline.defs.spool.ops import ingest_spool
@@ -24,12 +25,12 @@ EMAIL_FETCH_JOB = "email_fetch_job"
 @dg.graph
 def email_fetch() -> None:
     """Lock → stale-task cleanup → IMAP fan-out per shard of mailboxes and spool ingest →
-    release."""
+    release → the verdict on failed mailboxes (fails the run when any failed)."""
     lock = cleanup_stale_tasks_op(acquire_fetch_lock())
     shards, task = plan_imap_fetch(lock)
     imap = close_imap_fetch(task, shards.map(fetch_mailbox_shard).collect())
     spool = ingest_spool(lock)
-    release_fetch_lock(lock, imap, spool)
+    report_failed_mailboxes(imap, after=release_fetch_lock(lock, imap, spool))
 
 
 def build_email_fetch_job(

@@ -3,8 +3,14 @@
 Failure model (what an operator sees):
 
 * a mailbox that fails (wrong password, unreachable server, TLS refused) or a message that
-  cannot be parsed harms only itself: it is recorded in the IMAP EmailTask and in the op's
-  metadata, and the other mailboxes, the spool branch and ``release_fetch_lock`` go on;
+  cannot be parsed harms only itself: it is recorded in the IMAP EmailTask (its
+  ``error_message`` names it), in the op's metadata and in the ``last_fetch_ok`` check of its
+  partition of the ``mailbox`` asset, and the other mailboxes, the spool branch and
+  ``release_fetch_lock`` go on. Then the run's last step, :func:`report_failed_mailboxes`,
+  fails the run (red in the Runs list), after every mailbox was tried, the task closed and the
+  lease released; it has no retry policy, so nothing fetches the healthy mailboxes again.
+  Re-executing it from failure asks the store again: it passes once the failed mailboxes have
+  been fetched since (e.g. by a backfill of their ``fetch_mailbox_job`` partitions);
 * transient IMAP errors (connection refused, dropped, timed out) are retried by the op's
   :data:`~mail_pipeline.defs.imap.ops.IMAP_RETRY_POLICY` with exponential backoff;
   authentication and configuration errors are never retried;
@@ -23,8 +29,10 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from mail_pipeline.defs.imap.health import health_metadata
 from mail_pipeline.defs.maintenance.assets import materialize_mail_metrics
 from mail_pipeline.defs.resources import FETCH_LOCK, FetchSettingsResource, StoreResource
+from mail_pipeline.intake.imap.run import still_failing
 from mail_pipeline.maintenance.metrics import SpoolMetrics
 from mail_pipeline.maintenance.stale_tasks import cleanup_stale_tasks
 from mail_pipeline.storage.fetch_lease import take_fetch_lease
@@ -41,6 +49,8 @@ class BranchSummary:
     failed_mailboxes: tuple[str, ...] = field(default=())
     #: the spool as the spool branch left it (for the mail_metrics asset)
     spool_status: SpoolMetrics | None = None
+    #: what failed, as the task's ``error_message`` says it ("" when nothing failed)
+    problem: str = ""
 
 
 @dg.op(out={"lock": dg.Out(LockGrant, is_required=False)})
@@ -106,3 +116,57 @@ def release_fetch_lock(
         }
     )
     materialize_mail_metrics(context, store.get(), spool_status=spool.spool_status)
+
+
+#: The columns of the failed mailboxes' table in the verdict's failure metadata.
+FAILED_MAILBOX_COLUMNS = ("user", "status", "last_error", "failing_since", "last_success")
+
+
+@dg.op(ins={"after": dg.In(dg.Nothing)})
+def report_failed_mailboxes(
+    context: dg.OpExecutionContext, store: StoreResource, imap: BranchSummary
+) -> None:
+    """Fail the run when mailboxes failed in it and are still failing (see the module doc).
+
+    Runs after ``release_fetch_lock``: every mailbox was tried, the IMAP task closed and the
+    lease released before the run is marked failed.
+
+    Raises:
+        dagster.Failure: (never retried) naming the failing mailboxes and their errors.
+    """
+    if not imap.failed_mailboxes:
+        return
+    failing = still_failing(store.get(), imap.failed_mailboxes)
+    if not failing:
+        context.log.info(
+            f"the mailboxes that failed in this run have been fetched since: "
+            f"{', '.join(imap.failed_mailboxes)}"
+        )
+        return
+    names = [state.username for state in failing]
+    rows = [{"user": state.username, **health_metadata(state)} for state in failing]
+    still = (
+        imap.problem
+        if len(failing) == len(imap.failed_mailboxes) and imap.problem
+        else f"{len(failing)} mailbox(es) of this run still failing: "
+        + ", ".join(f"{r['user']} ({r['last_error']})" for r in rows)
+    )
+    raise dg.Failure(
+        description=(
+            f"{still}. Every other mailbox was fetched. Fix the cause (`mail-pipeline imap "
+            f"set USER ...`, then `mail-pipeline imap resume USER` if paused) and backfill "
+            f"the fetch_mailbox_job partitions {', '.join(names)}."
+        ),
+        metadata={
+            "failed_mailboxes": dg.MetadataValue.table(
+                records=[
+                    dg.TableRecord({k: str(row[k]) for k in FAILED_MAILBOX_COLUMNS}) for row in rows
+                ],
+                schema=dg.TableSchema(
+                    columns=[dg.TableColumn(k, "string") for k in FAILED_MAILBOX_COLUMNS]
+                ),
+            ),
+            "backfill_partitions": ", ".join(names),
+        },
+        allow_retries=False,
+    )

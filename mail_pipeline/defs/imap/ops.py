@@ -12,6 +12,7 @@ import dagster as dg
 from pydantic import Field
 
 from mail_pipeline.defs.fetch.ops import BranchSummary
+from mail_pipeline.defs.imap.health import log_mailbox_events
 from mail_pipeline.defs.resources import (
     AttachmentsResource,
     FetchSettingsResource,
@@ -30,10 +31,13 @@ from mail_pipeline.intake.imap.run import (
 from mail_pipeline.intake.imap.shard import DEFAULT_SHARD_SIZE, MailboxShard, ShardRun, fetch_shard
 from mail_pipeline.storage.store import LockGrant
 
-#: The partitioned job's one mailbox: transient errors retried by Dagster.
+#: The partitioned job's one mailbox: transient errors retried by Dagster (an authentication,
+#: TLS or configuration failure is raised with ``allow_retries=False``).
 IMAP_RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
 #: A shard step: its mailboxes retry their own quick transient errors; the step itself is
-#: retried only when a fault of the environment (store, disk) stopped it.
+#: retried only when a fault of the environment (store, disk) stopped it. A failed mailbox
+#: never fails (so never retries) the step: it fails the run at its end, in
+#: :func:`~mail_pipeline.defs.fetch.ops.report_failed_mailboxes`, which has no retry policy.
 SHARD_RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL)
 
 
@@ -133,6 +137,7 @@ def fetch_mailbox_shard(
     except LeaseLostError as exc:
         raise dg.Failure(str(exc), allow_retries=False) from exc
     _log(context, run.errors, run.warnings)
+    log_mailbox_events(context, mail, run.results)
     metadata = {k: v for k, v in run.metadata().items() if k != "mailbox_rows"}
     context.add_output_metadata({**metadata, "mailbox_results": _mailbox_table(run)})
     return run.results
@@ -153,7 +158,7 @@ def close_imap_fetch(
     closed = close_fetch(store.get(), task, [r for shard in results for r in shard])
     _log(context, closed.errors, closed.warnings)
     context.add_output_metadata(closed.metadata())
-    return BranchSummary("imap", task, closed.counters, closed.failed)
+    return BranchSummary("imap", task, closed.counters, closed.failed, problem=closed.summary)
 
 
 @dg.op(retry_policy=IMAP_RETRY_POLICY)
@@ -182,6 +187,8 @@ def fetch_mailbox_partition(
         raise dg.Failure(str(exc), allow_retries=False) from exc
     _log(context, run.errors, run.warnings)
     result = run.result
+    if not run.retry:  # the outcome is final: show it on the mailbox's partition
+        log_mailbox_events(context, mail, [result])
     if not result.ok:
         raise dg.Failure(
             f"{username}: {result.error_kind.value}: {result.error}",

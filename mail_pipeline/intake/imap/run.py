@@ -12,7 +12,11 @@ function the op calls once:
   :func:`should_retry` whether the op retries it or records it for good with the circuit
   breaker;
 * :func:`close_fetch` closes the IMAP task: FAILED when every mailbox failed, COMPLETED
-  otherwise (the failed mailboxes named in its log).
+  otherwise; either way a task with failed mailboxes says so in its ``error_message``
+  (:func:`failure_summary`: "2 of 6 mailboxes failed: bob (auth: ...), ...").
+
+* :func:`still_failing` says which mailboxes that failed in a run have not been fetched
+  successfully since (the run's verdict, also when it is re-executed later).
 
 Each returns what happened with the lines to log and the metadata to show. No Dagster imports.
 """
@@ -22,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mail_pipeline.errors import ConfigError
+from mail_pipeline.errors import ConfigError, NotFoundError
 from mail_pipeline.intake.imap.circuit import MailboxCircuitBreaker
 from mail_pipeline.intake.imap.config import EmailConfigManager
 from mail_pipeline.intake.imap.fetcher import MailboxFetcher
@@ -32,6 +36,7 @@ from mail_pipeline.storage.heartbeat import TaskHeartbeat
 from mail_pipeline.storage.store import (
     EmailSource,
     LockGrant,
+    MailboxStatus,
     MailStore,
     TaskCounters,
     TaskFinish,
@@ -199,6 +204,36 @@ def fetch_named_mailbox(
     return MailboxOutcome(result, retry, tuple(errors), warnings, extra)
 
 
+#: The longest :func:`failure_summary` (``error_message`` is Text: the bound is ours, so one
+#: task row stays readable in ``tasks list`` and the UI whatever the number of mailboxes).
+MAX_SUMMARY_CHARS = 2000
+#: Each mailbox's error is cut to this many characters in the summary.
+MAX_MAILBOX_ERROR_CHARS = 160
+
+
+def failure_summary(results: list[MailboxResult], limit: int = MAX_SUMMARY_CHARS) -> str:
+    """Return "F of N mailboxes failed: bob (auth: ...), carol (connect: ...)" for the failed
+    ``results``, in their order, at most ``limit`` characters: each error is cut to
+    :data:`MAX_MAILBOX_ERROR_CHARS`, and the mailboxes that do not fit are counted
+    ("... and 3 more"). Returns "" when none failed.
+    """
+    failed = [r for r in results if not r.ok]
+    if not failed:
+        return ""
+    text = f"{len(failed)} of {len(results)} mailboxes failed: "
+    for n, r in enumerate(failed):
+        error = " ".join(r.error.split())
+        if len(error) > MAX_MAILBOX_ERROR_CHARS:
+            error = error[: MAX_MAILBOX_ERROR_CHARS - 3] + "..."
+        sep = ", " if n else ""
+        longer = f"{text}{sep}{r.username} ({r.error_kind.value or 'error'}: {error})"
+        rest = len(failed) - n - 1
+        if len(longer) + (len(f", ... and {rest} more") if rest else 0) > limit:
+            return f"{text}{sep}... and {len(failed) - n} more"[:limit]
+        text = longer
+    return text
+
+
 @dataclass(frozen=True)
 class FetchClose:
     """How :func:`close_fetch` closed the IMAP task, and the run's IMAP totals."""
@@ -211,6 +246,8 @@ class FetchClose:
     seconds: float
     errors: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: :func:`failure_summary` of the run ("" when no mailbox failed)
+    summary: str = ""
 
     def metadata(self) -> dict[str, Any]:
         """Return the totals and the task's state, as metadata for the UI."""
@@ -229,8 +266,9 @@ class FetchClose:
 def close_fetch(store: MailStore, task_id: str, results: list[MailboxResult]) -> FetchClose:
     """Close the IMAP task of a run with the outcome of its mailbox ``results``.
 
-    The task is FAILED ("every mailbox failed: ...") when there were mailboxes and all of them
-    failed; otherwise COMPLETED with a summary, the failed mailboxes named in its log. A task
+    The task is FAILED when there were mailboxes and all of them failed; otherwise COMPLETED
+    with a summary, the failed mailboxes named in its log. When any failed, the task's
+    ``error_message`` is :func:`failure_summary` ("2 of 6 mailboxes failed: ..."). A task
     closed under the run (e.g. by stale-task cleanup) keeps its state; ``warnings`` says so.
     (The counters were added to the task by each mailbox.)
 
@@ -256,14 +294,15 @@ def close_fetch(store: MailStore, task_id: str, results: list[MailboxResult]) ->
                 ),
             ),
         )
+    summary = failure_summary(results)
     if results and len(failed) == len(results):
-        done = store.tasks.finish(task_id, error=f"every mailbox failed: {', '.join(failed)}")
+        done = store.tasks.finish(task_id, error=summary)
     else:
         if failed:
             store.tasks.add_execution_log(
                 task_id, "close", f"failed mailboxes: {', '.join(failed)}", "WARNING"
             )
-        done = store.tasks.finish(task_id, message=message)
+        done = store.tasks.finish(task_id, message=message, problems=summary or None)
     return FetchClose(
         done,
         len(results),
@@ -273,4 +312,28 @@ def close_fetch(store: MailStore, task_id: str, results: list[MailboxResult]) ->
         sum(r.seconds for r in results),
         errors,
         _closed_under_run(done)[0],
+        summary,
     )
+
+
+def still_failing(store: MailStore, usernames: tuple[str, ...]) -> list[MailboxStatus]:
+    """Return the state of each of ``usernames``' mailboxes that is still failing: its
+    failure streak has not been ended by a successful fetch since (``failing_since`` is set;
+    ``imap resume`` lifts a pause but fetches nothing, so it does not end the streak). A user
+    that no longer exists or whose mailbox was never recorded is left out (nothing to fix).
+
+    Returns:
+        The failing mailboxes' states, in the order of ``usernames``.
+    """
+    ids: dict[str, int] = {}
+    for name in usernames:
+        try:
+            ids[name] = store.users.get(name).id
+        except NotFoundError:
+            continue
+    states = store.mailboxes.states(ids.values())
+    return [
+        states[uid]
+        for uid in ids.values()
+        if uid in states and states[uid].failing_since is not None
+    ]

@@ -8,6 +8,7 @@ together both count.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -43,6 +44,8 @@ class MailboxStatus:
     paused_at: datetime | None
     #: what the last fetch did (zeros before the first recorded one)
     last_fetch: LastFetch = field(default_factory=lambda: LastFetch())
+    #: the first failure of the current streak of failed fetches (None after a success)
+    failing_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ def _status(row: MailboxState, username: str) -> MailboxStatus:
             row.last_seconds or 0.0,
             row.last_run_id or "",
         ),
+        row.failing_since,
     )
 
 
@@ -118,6 +122,20 @@ class MailboxStateRepository(Repository):
         with self._reading() as session:
             return [_status(row, name) for row, name in session.execute(stmt).all()]
 
+    def states(self, user_ids: Iterable[int]) -> dict[int, MailboxStatus]:
+        """Return the recorded state of each of ``user_ids``' mailboxes, by user id (one
+        query; users never recorded are absent)."""
+        wanted = sorted(set(user_ids))
+        if not wanted:
+            return {}
+        stmt = (
+            select(MailboxState, User.username)
+            .join(User, User.id == MailboxState.user_id)
+            .where(MailboxState.user_id.in_(wanted))
+        )
+        with self._reading() as session:
+            return {row.user_id: _status(row, name) for row, name in session.execute(stmt).all()}
+
     def paused_user_ids(self) -> set[int]:
         """Return the ids of the users whose mailbox is paused."""
         with self._reading() as session:
@@ -141,6 +159,7 @@ class MailboxStateRepository(Repository):
             row.last_attempt_at = row.last_success_at = row.updated_at = now
             row.consecutive_failures = row.consecutive_auth_failures = 0
             row.last_error_kind = row.last_error = ""
+            row.failing_since = None
             _write_last(row, last)
             return _status(row, name)
 
@@ -177,6 +196,8 @@ class MailboxStateRepository(Repository):
             row, name = self._locked(session, user_id)
             now = self._now()
             row.last_attempt_at = row.last_failure_at = row.updated_at = now
+            if row.failing_since is None:
+                row.failing_since = now
             row.consecutive_failures += 1
             if kind == "auth":
                 row.consecutive_auth_failures += 1

@@ -290,4 +290,6 @@ class MailboxState(Base):
     last_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     last_run_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # The first failure of the current streak of failed fetches; None after a success.
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

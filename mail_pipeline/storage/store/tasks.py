@@ -242,8 +242,13 @@ class TaskRepository(Repository):
         error: str | None = None,
         message: str = "",
         step: str | None = None,
+        problems: str | None = None,
     ) -> TaskFinish:
         """Close the task its run is done with: COMPLETED, or FAILED with ``error``.
+
+        ``problems`` (with no ``error``) completes the task with that text as its
+        ``error_message``: the task finished, but part of its work failed (e.g. "2 of 6
+        mailboxes failed: ..."); it is also logged as a WARNING.
 
         A run can find its task closed under it (stale-task cleanup, a run-status sensor, an
         operator): the task then keeps its final state, the outcome is appended to its log as
@@ -262,7 +267,9 @@ class TaskRepository(Repository):
                 outcome = (
                     f"FAILED: {error}"
                     if error is not None
-                    else "COMPLETED" + (f": {message}" if message else "")
+                    else "COMPLETED"
+                    + (f": {message}" if message else "")
+                    + (f" ({problems})" if problems else "")
                 )
                 now = self._now()
                 append_log(
@@ -290,10 +297,10 @@ class TaskRepository(Repository):
                 self._move(
                     row,
                     TaskStatus.COMPLETED.value,
-                    message=message,
-                    error=None,
+                    message=message + (f"; {problems}" if message and problems else problems or ""),
+                    error=problems or None,
                     step=step or "complete",
-                    level="INFO",
+                    level="WARNING" if problems else "INFO",
                 )
             return TaskFinish(snapshot(row), already_closed=False)
 

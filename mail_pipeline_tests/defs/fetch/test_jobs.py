@@ -105,8 +105,24 @@ def test_a_wrong_password_fails_only_that_mailbox(rig: Rig, dovecot: DovecotServ
     rig.add_imap_user(dovecot, "bad", password="not-the-password")
     dovecot.append(good_login, _imap_message(1, "good@example.org"))
     write_pair(rig.spool_dir, make_raw(5, to="good@example.org"), ["good@example.org"])
-    result = _run(rig)
-    assert result.success  # the run goes on; the failure is recorded
+    instance = dg.DagsterInstance.ephemeral()
+    result = _run(rig, instance=instance)
+    # Every step did its work; only the last one fails the run, naming the mailbox.
+    assert not result.success
+    failures = result.get_step_failure_events()
+    assert result.get_failed_step_keys() == {"report_failed_mailboxes"}
+    assert {e.step_key for e in result.get_step_success_events()} >= {
+        "close_imap_fetch",
+        "ingest_spool",
+        "release_fetch_lock",
+    }
+    failure = failures[0].step_failure_data
+    assert failure.user_failure_data is not None
+    assert failure.user_failure_data.description is not None
+    assert failure.user_failure_data.description.startswith("1 of 2 mailboxes failed: bad (auth: ")
+    assert "backfill the fetch_mailbox_job partitions bad" in (
+        failure.user_failure_data.description
+    )
     assert rig.store.messages.count(good) == 2
     summary = result.output_for_node("close_imap_fetch")
     assert summary.failed_mailboxes == ("bad",)
@@ -116,9 +132,23 @@ def test_a_wrong_password_fails_only_that_mailbox(rig: Rig, dovecot: DovecotServ
         if t.email_source is EmailSource.IMAP
     )
     assert imap_task.status is TaskStatus.COMPLETED
+    assert imap_task.error_message.startswith("1 of 2 mailboxes failed: bad (auth: ")
     assert any("bad" in e["message"] for e in imap_task.log)
     assert "not-the-password" not in str(imap_task.details)
     assert rig.store.locks.get(FETCH_LOCK) is None
+    # Each mailbox's partition of the mailbox asset says how its fetch went.
+    checks = {e.partition: e for e in result.get_asset_check_evaluations()}
+    assert set(checks) == {"good", "bad"}
+    assert checks["good"].passed and not checks["bad"].passed
+    assert checks["bad"].metadata["status"].value == "failing"
+    assert str(checks["bad"].metadata["last_error"].value).startswith("auth: ")
+    assert checks["bad"].metadata["failing_since"].value != "-"
+    assert checks["good"].metadata["last_success"].value != "never"
+    assert not [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey("mailbox")
+    ]
 
 
 def test_held_lock_records_skipped_tasks(rig: Rig) -> None:

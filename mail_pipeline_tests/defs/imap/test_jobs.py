@@ -19,6 +19,18 @@ def _imap_message(n: int, to: str) -> bytes:
     ).encode()
 
 
+def _check_evaluations(instance: dg.DagsterInstance, run_id: str) -> list[dg.AssetCheckEvaluation]:
+    """The run's asset check evaluations, as the instance stored them (a failed step's too)."""
+    records = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ).records
+    return [
+        r.event_log_entry.dagster_event.asset_check_evaluation_data
+        for r in records
+        if r.event_log_entry.dagster_event is not None
+    ]
+
+
 def test_mailbox_partition_fails_then_backfills(rig: Rig, dovecot: DovecotServer) -> None:
     user, login = rig.add_imap_user(dovecot, "erin", password="wrong")
     dovecot.append(login, _imap_message(1, "erin@example.org"))
@@ -30,6 +42,9 @@ def test_mailbox_partition_fails_then_backfills(rig: Rig, dovecot: DovecotServer
     assert not failed.success
     failure = failed.get_step_failure_events()[0]
     assert "auth" in failure.event_specific_data.error.message  # type: ignore[union-attr]
+    (check,) = _check_evaluations(instance, failed.run_id)  # the final outcome, on its partition
+    assert check.partition == "erin" and not check.passed
+    assert check.metadata["status"].value == "failing"
     # Not retried: an authentication error is not transient.
     assert len(failed.get_step_failure_events()) == 1
     # The operator fixes the password, then re-runs the partition.
@@ -42,6 +57,9 @@ def test_mailbox_partition_fails_then_backfills(rig: Rig, dovecot: DovecotServer
     )
     assert ok.success
     assert rig.store.messages.count(user) == 1
+    (check,) = _check_evaluations(instance, ok.run_id)
+    assert check.partition == "erin" and check.passed
+    assert check.metadata["failing_since"].value == "-"
 
 
 def test_partition_runs_record_outcomes(rig: Rig, dovecot: DovecotServer) -> None:

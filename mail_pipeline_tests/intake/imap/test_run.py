@@ -17,9 +17,11 @@ from mail_pipeline.intake.imap.config import SETTING_KEY, EmailConfigManager
 from mail_pipeline.intake.imap.fetcher import MailboxFetcher
 from mail_pipeline.intake.imap.results import ErrorKind, MailboxResult
 from mail_pipeline.intake.imap.run import (
+    MAX_SUMMARY_CHARS,
     FetchPlan,
     MailboxPausedError,
     close_fetch,
+    failure_summary,
     fetch_named_mailbox,
     plan_fetch,
     should_retry,
@@ -182,6 +184,9 @@ def test_close_fails_the_task_only_when_every_mailbox_failed(store: MailStore) -
     )
     snapshot = store.tasks.get(some)
     assert snapshot.status is TaskStatus.COMPLETED
+    # completed, but it says what failed where an operator looks first
+    assert snapshot.error_message == "1 of 2 mailboxes failed: b (auth: auth error)"
+    assert closed.summary == snapshot.error_message
     assert closed.failed == ("b",) and closed.counters.saved == 2
     assert any(
         e["message"] == "failed mailboxes: b" and e["level"] == "WARNING" for e in snapshot.log
@@ -208,12 +213,50 @@ def test_close_fails_the_task_only_when_every_mailbox_failed(store: MailStore) -
     )
     snapshot = store.tasks.get(every)
     assert snapshot.status is TaskStatus.FAILED
-    assert snapshot.error_message == "every mailbox failed: a, b"
+    assert snapshot.error_message == (
+        "2 of 2 mailboxes failed: a (auth: auth error), b (connect: connect error)"
+    )
+
+    fine = task()
+    closed = close_fetch(store, fine, [_result(ErrorKind.NONE, "a")])
+    assert store.tasks.get(fine).error_message == "" and closed.summary == ""
 
     nothing = task()
     closed = close_fetch(store, nothing, [])
     assert store.tasks.get(nothing).status is TaskStatus.COMPLETED
     assert closed.errors == () and closed.warnings == ()
+
+
+def test_the_failure_summary_names_each_failed_mailbox_within_its_bound() -> None:
+    results = [_result(ErrorKind.NONE, "ok")] + [
+        _result(ErrorKind.AUTH, f"user{n:03d}") for n in range(300)
+    ]
+    summary = failure_summary(results)
+    assert summary.startswith("300 of 301 mailboxes failed: user000 (auth: auth error), user001")
+    assert len(summary) <= MAX_SUMMARY_CHARS
+    shown = summary.count("(auth: auth error)")
+    assert 0 < shown < 300 and summary.endswith(f", ... and {300 - shown} more")
+    # a long server answer is cut, on one line
+    noisy = MailboxResult(
+        2, "noisy", ErrorKind.PROTOCOL, "NO\n" + "x" * 5000, (), TaskCounters(), 0.1, ()
+    )
+    one = failure_summary([noisy])
+    assert "\n" not in one and one.endswith("...)") and len(one) < 250
+    assert failure_summary([_result(ErrorKind.NONE)]) == ""
+    assert len(failure_summary(results, limit=80)) <= 80
+
+
+def test_a_long_failure_summary_fits_the_task_row(store: MailStore) -> None:
+    task = store.tasks.create(EmailSource.IMAP, run_id="r", status=TaskStatus.RUNNING)
+    results = [_result(ErrorKind.NONE, "ok")] + [
+        _result(ErrorKind.CONNECT, f"user{n:03d}") for n in range(500)
+    ]
+    closed = close_fetch(store, task.task_id, results)
+    snapshot = store.tasks.get(task.task_id)
+    assert snapshot.status is TaskStatus.COMPLETED
+    assert snapshot.error_message == closed.summary
+    assert snapshot.error_message.startswith("500 of 501 mailboxes failed: user000 (connect: ")
+    assert len(snapshot.error_message) <= MAX_SUMMARY_CHARS
 
 
 def test_close_keeps_a_task_closed_under_the_run(store: MailStore) -> None:

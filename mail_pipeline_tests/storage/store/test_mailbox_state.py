@@ -58,3 +58,26 @@ def test_error_text_loses_its_nul_and_is_capped(store: MailStore) -> None:
     assert state.last_error_kind == "x" * 20 and len(state.last_error) == MAX_ERROR_CHARS
     state = store.mailboxes.pause(user.id, "paused by\x00 hand")
     assert state.paused_reason == "paused by hand"
+
+
+def test_failing_since_is_the_first_failure_of_the_streak(store: MailStore) -> None:
+    user = store.users.add("fs", "fs@example.org")
+    other = store.users.add("fs2", "fs2@example.org")
+    boxes = store.mailboxes
+    first = boxes.record_failure(user.id, "connect", "down", pause_after_auth_failures=None)
+    assert first.failing_since is not None and first.failing_since == first.last_failure_at
+    again = boxes.record_failure(user.id, "auth", "refused", pause_after_auth_failures=None)
+    assert again.failing_since == first.failing_since
+    assert again.last_failure_at is not None and again.last_failure_at >= first.failing_since
+    # resuming fetches nothing: the mailbox is still failing since then
+    assert boxes.resume(user.id)[1].failing_since == first.failing_since
+    healed = boxes.record_success(user.id)
+    assert healed.failing_since is None
+    anew = boxes.record_failure(user.id, "connect", "down", pause_after_auth_failures=None)
+    assert anew.failing_since is not None and anew.failing_since >= first.failing_since
+    boxes.record_success(other.id)
+    states = boxes.states([user.id, other.id, 99_999])
+    assert set(states) == {user.id, other.id}
+    assert states[user.id].failing_since == anew.failing_since
+    assert states[other.id].failing_since is None and states[other.id].username == "fs2"
+    assert boxes.states([]) == {}

@@ -22,7 +22,7 @@ TABLES = {
     "email_task_audit",
     "mailbox_state",
 }
-HEAD = "0004"
+HEAD = "0005"
 
 
 def test_migration_creates_every_table(store: MailStore) -> None:
@@ -121,3 +121,39 @@ def test_migration_0004_starts_existing_mailboxes_with_an_empty_last_fetch(
     assert state.last_fetch == LastFetch()
     after = store.mailboxes.record_success(user.id, LastFetch(3, 2, 1, 0, 0.25, "run-9"))
     assert after.last_fetch == LastFetch(3, 2, 1, 0, 0.25, "run-9")
+
+
+def test_migration_0005_starts_failing_mailboxes_from_their_last_failure(
+    store: MailStore,
+) -> None:
+    """Mailboxes failing before 0005 are failing since their last failure; the others are
+    not failing; downgrade drops the column."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from mail_pipeline.storage.store.store import alembic_config
+
+    failing = store.users.add("failing", "failing@example.org")
+    fine = store.users.add("fine", "fine@example.org")
+    with store.engine.begin() as connection:
+        config = alembic_config(store.url)
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0004")
+    assert store.schema_revision() == "0004"
+    failed_at = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    with store.engine.begin() as conn:
+        for uid, failures in ((failing.id, 2), (fine.id, 0)):
+            conn.execute(
+                text(
+                    "INSERT INTO mailbox_state (user_id, consecutive_failures, "
+                    "consecutive_auth_failures, last_error_kind, last_error, paused, "
+                    "paused_reason, last_failure_at, updated_at) VALUES (:uid, :n, 0, "
+                    "'connect', 'down', false, '', :failed, :failed)"
+                ),
+                {"uid": uid, "n": failures, "failed": failed_at},
+            )
+    store.upgrade()
+    assert store.schema_revision() == HEAD
+    was_failing, was_fine = store.mailboxes.get(failing.id), store.mailboxes.get(fine.id)
+    assert was_failing is not None and was_failing.failing_since == failed_at
+    assert was_fine is not None and was_fine.failing_since is None

@@ -164,3 +164,23 @@ def test_a_nul_in_error_or_log_text_is_stored_without_it(store: MailStore) -> No
     assert late.already_closed and "\x00" not in late.task.log[-1]["message"]
     cancelled = store.tasks.create(EmailSource.HARAKA)
     assert store.tasks.mark_cancelled(cancelled.task_id, "gone\x00").error_message == "gone"
+
+
+def test_finish_with_problems_completes_and_keeps_them_as_the_error(store: MailStore) -> None:
+    task = store.tasks.create(EmailSource.IMAP, status=TaskStatus.RUNNING)
+    done = store.tasks.finish(
+        task.task_id, message="3 mailboxes, 1 failed", problems="1 of 3 mailboxes failed: b"
+    )
+    assert done.task.status is TaskStatus.COMPLETED and not done.already_closed
+    assert done.task.error_message == "1 of 3 mailboxes failed: b"
+    assert done.task.log[-1]["level"] == "WARNING"
+    assert "1 of 3 mailboxes failed: b" in done.task.log[-1]["message"]
+    # NUL removed like every error text
+    other = store.tasks.create(EmailSource.IMAP, status=TaskStatus.RUNNING)
+    assert store.tasks.finish(other.task_id, problems="a\x00b").task.error_message == "ab"
+    # a task closed under the run keeps its state; the problems are logged with the outcome
+    closed = store.tasks.create(EmailSource.IMAP, status=TaskStatus.RUNNING)
+    store.tasks.mark_cancelled(closed.task_id, "stale")
+    late = store.tasks.finish(closed.task_id, message="m", problems="1 of 1 failed")
+    assert late.already_closed and late.task.status is TaskStatus.CANCELLED
+    assert "(1 of 1 failed)" in late.task.log[-1]["message"]

@@ -1,0 +1,105 @@
+"""A mailbox's health as the Dagster UI shows it: the ``mailbox`` asset's events per partition.
+
+Every fetch of a mailbox (a shard step of ``email_fetch_job``, a ``fetch_mailbox_job`` run)
+logs, for the mailbox's partition of the ``mailbox`` asset, an evaluation of the
+``last_fetch_ok`` asset check: passed when the fetch succeeded, failed (severity ERROR) when
+it did not, with the mailbox's state from the store as metadata: last successful fetch, last
+error and its kind, failing since, failures in a row, paused.
+
+No materialization is logged: the UI counts a partition's check evaluation as current only
+when it names the partition's latest materialization, which a step cannot know of its own
+events; the last successful fetch is in the metadata instead.
+
+The state comes from ``mailbox_state`` (:class:`~mail_pipeline.storage.store.MailboxStatus`), as
+the fetch has just recorded it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+import dagster as dg
+
+from mail_pipeline.intake.imap.results import MailboxResult
+from mail_pipeline.storage.store import MailboxStatus, MailStore
+
+#: The per-mailbox asset (one partition per mailbox) and its health check.
+MAILBOX = dg.AssetKey("mailbox")
+LAST_FETCH_OK = "last_fetch_ok"
+
+_NEVER = "never"
+
+
+def _when(moment: datetime | None) -> str:
+    return _NEVER if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def health_metadata(state: MailboxStatus | None) -> dict[str, Any]:
+    """Return what an operator needs to see of a mailbox's state, as metadata values.
+
+    ``state`` None (the mailbox was never recorded, e.g. its user is gone) gives "never"s.
+    """
+    if state is None:
+        return {
+            "status": "unknown",
+            "last_success": _NEVER,
+            "last_error": "none",
+            "failing_since": "-",
+        }
+    failing = state.failing_since is not None
+    return {
+        "status": "paused" if state.paused else ("failing" if failing else "ok"),
+        "last_success": _when(state.last_success_at),
+        "last_error": (
+            f"{state.last_error_kind}: {state.last_error}" if state.last_error_kind else "none"
+        ),
+        "failing_since": _when(state.failing_since) if failing else "-",
+        # text, not numbers: the UI would plot one series across all the partitions
+        "failures_in_a_row": str(state.consecutive_failures),
+        "paused": state.paused,
+        "last_run_id": state.last_fetch.run_id or "-",
+    }
+
+
+def check_evaluation(
+    username: str, passed: bool, state: MailboxStatus | None, description: str
+) -> dg.AssetCheckEvaluation:
+    """Return the ``last_fetch_ok`` evaluation of ``username``'s partition."""
+    return dg.AssetCheckEvaluation(
+        asset_key=MAILBOX,
+        check_name=LAST_FETCH_OK,
+        passed=passed,
+        partition=username,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=description,
+        metadata=health_metadata(state),
+    )
+
+
+def mailbox_events(
+    store: MailStore, results: Iterable[MailboxResult]
+) -> Iterator[dg.AssetCheckEvaluation]:
+    """Yield, per mailbox of ``results``, its check evaluation with the state the store holds
+    now (one query for all)."""
+    results = list(results)
+    states = store.mailboxes.states(r.user_id for r in results if r.user_id > 0)
+    for r in results:
+        state = states.get(r.user_id)
+        description = (
+            f"fetched: {r.counters.saved} new message(s)"
+            if r.ok
+            else f"{r.error_kind.value} error: {r.error}"
+        )
+        yield check_evaluation(r.username, r.ok, state, description)
+
+
+def log_mailbox_events(
+    context: dg.OpExecutionContext, store: MailStore, results: Iterable[MailboxResult]
+) -> None:
+    """Log :func:`mailbox_events` of ``results`` on the op's step."""
+    for event in mailbox_events(store, results):
+        # log_event handles AssetCheckEvaluation (it records a check evaluation), though its
+        # annotation names only materializations, observations and expectations
+        context.log_event(event)  # type: ignore[arg-type]

@@ -1,10 +1,10 @@
 """Metrics: the seed's ``get_task_metrics`` plus throughput, the spool, and every mailbox.
 
 :func:`compute_metrics` reads the store (and the spool directory, when given) and returns a
-:class:`Metrics` snapshot. It is shown three ways: as numeric metadata of the ``mail_metrics``
-asset (the Dagster UI plots it over time, see :mod:`mail_pipeline.defs.maintenance`), by
-``mail-pipeline metrics`` (a table, or ``--json``), and judged by
-:mod:`mail_pipeline.maintenance.health`.
+:class:`Metrics` snapshot. It is shown three ways: as the ordered, unit-labelled series of
+:mod:`mail_pipeline.maintenance.metric_points` (a point of the ``mail_metrics`` asset, which the
+Dagster UI plots over time), in full by ``mail-pipeline metrics`` (:meth:`Metrics.numeric`, a
+table, or ``--json``), and judged by :mod:`mail_pipeline.maintenance.health`.
 
 No Dagster imports.
 """
@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mail_pipeline.intake.imap.config import EmailConfigManager
 from mail_pipeline.intake.spool.layout import Spool
 from mail_pipeline.storage.store import (
     EmailSource,
@@ -55,7 +56,16 @@ class Metrics:
     throughput: dict[str, SourceStats]
     audited_tasks: int
     spool: SpoolMetrics | None
+    #: every recorded mailbox, active or not
     mailboxes: list[MailboxStatus] = field(default_factory=list)
+    #: how many mailboxes are active: an active user with an (active) IMAP config
+    active_mailbox_count: int = 0
+    #: the recorded state of the active mailboxes (one never fetched has none yet)
+    active_mailboxes: list[MailboxStatus] = field(default_factory=list)
+    #: every message row in the store (both sources)
+    messages_stored: int = 0
+    #: seconds the latest COMPLETED task of each source took, by source value
+    last_run_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def total_tasks(self) -> int:
@@ -76,6 +86,11 @@ class Metrics:
         """Mailboxes whose last fetch failed (paused or not)."""
         return [m for m in self.mailboxes if m.consecutive_failures > 0]
 
+    @property
+    def failing_active_mailboxes(self) -> list[MailboxStatus]:
+        """Active mailboxes whose latest fetch failed, or that are paused (not fetched)."""
+        return [m for m in self.active_mailboxes if m.consecutive_failures > 0 or m.paused]
+
     def seed_metrics(self) -> dict[str, int]:
         """The seed's ``get_task_metrics`` keys and values."""
         return {
@@ -88,7 +103,8 @@ class Metrics:
         }
 
     def numeric(self) -> dict[str, float | int]:
-        """Return every number as a flat ``name -> value`` dict (what the UI plots).
+        """Return every number as a flat ``name -> value`` dict (``mail-pipeline metrics``;
+        the UI plots the series of :mod:`mail_pipeline.maintenance.metric_points` instead).
 
         Keys: the seed's metrics, ``pending_tasks``/``cancelled_tasks``/``skipped_tasks``,
         ``failed_tasks_24h``, ``duplicates_24h``, ``audited_tasks``, per source
@@ -196,6 +212,8 @@ def compute_metrics(
         SpoolError: see :func:`spool_metrics`.
     """
     stats = store.maintenance.task_stats(recent_runs=recent_runs)
+    mailboxes = store.mailboxes.all()
+    active = {t.user_id for t in EmailConfigManager(store, None).imap_targets()}
     return Metrics(
         generated_at=store.clock(),
         tasks_by_status=stats.by_status,
@@ -206,5 +224,19 @@ def compute_metrics(
         throughput=stats.throughput,
         audited_tasks=stats.audited,
         spool=spool if spool_dir is None else spool_metrics(spool_dir, now=now),
-        mailboxes=store.mailboxes.all(),
+        mailboxes=mailboxes,
+        active_mailbox_count=len(active),
+        active_mailboxes=[m for m in mailboxes if m.user_id in active],
+        messages_stored=store.messages.count(),
+        last_run_seconds=_last_run_seconds(store),
     )
+
+
+def _last_run_seconds(store: MailStore) -> dict[str, float]:
+    """Return, per source value, the seconds its latest COMPLETED task took (if it has one)."""
+    out: dict[str, float] = {}
+    for source in EmailSource:
+        for task in store.tasks.recent(status=TaskStatus.COMPLETED, source=source, limit=1):
+            if task.started_at is not None and task.completed_at is not None:
+                out[source.value] = max(0.0, (task.completed_at - task.started_at).total_seconds())
+    return out

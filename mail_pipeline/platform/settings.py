@@ -19,10 +19,17 @@ the same store, files and secret key.
 | ``MAIL_PIPELINE_MAX_CONCURRENT`` | (CPU count) | step processes at once, ``multiprocess`` only |
 | ``MAIL_PIPELINE_CELERY_BROKER`` | ``redis://localhost:6379/0`` | Celery broker, ``celery`` only |
 | ``MAIL_PIPELINE_CELERY_BACKEND`` | ``redis://localhost:6379/1`` | Celery results (``celery``) |
+| ``MAIL_PIPELINE_HEALTH_FAILED_TASKS`` | ``1`` | FAILED tasks in 24 h that make a warning |
+| ``MAIL_PIPELINE_HEALTH_STALE_TASKS`` | ``1`` | stale open tasks that make a warning |
+| ``MAIL_PIPELINE_HEALTH_MISSED_FETCHES`` | ``3`` | fetch intervals without a success: critical |
+| ``MAIL_PIPELINE_HEALTH_SPOOL_WARNING_SECONDS`` | ``1800`` | spool backlog age: warning |
+| ``MAIL_PIPELINE_HEALTH_SPOOL_CRITICAL_SECONDS`` | ``7200`` | spool backlog age: critical |
+| ``MAIL_PIPELINE_HEALTH_SPOOL_FAILED`` | ``0`` (off) | messages in spool ``failed/``: warning |
 
 (``$HOME`` is ``MAIL_PIPELINE_HOME``; relative paths are taken from the current directory.
 ``MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE`` counts consecutive IMAP authentication failures; ``0``
-never pauses.)
+never pauses. The ``HEALTH_*`` thresholds are whole numbers, ``0`` turns a check off; see
+:mod:`mail_pipeline.maintenance.health_thresholds`.)
 
 **Where the secret key comes from** — the first of these that is set wins:
 
@@ -49,6 +56,15 @@ from mail_pipeline.errors import ConfigError, SecretKeyError
 ENV_PREFIX = "MAIL_PIPELINE_"
 #: Consecutive IMAP authentication failures after which a mailbox is paused, by default.
 DEFAULT_AUTH_FAILURES_TO_PAUSE = 3
+#: The health thresholds (``HEALTH_<NAME>`` after the prefix) and their defaults; 0 turns one off.
+HEALTH_DEFAULTS = {
+    "FAILED_TASKS": 1,
+    "STALE_TASKS": 1,
+    "MISSED_FETCHES": 3,
+    "SPOOL_WARNING_SECONDS": 1800,
+    "SPOOL_CRITICAL_SECONDS": 7200,
+    "SPOOL_FAILED": 0,
+}
 #: The name of the home's key file (precedence step 3).
 HOME_KEY_FILE = "secret.key"
 
@@ -71,6 +87,12 @@ class _Environment(BaseSettings):
     max_concurrent: str | None = None
     celery_broker: str | None = None
     celery_backend: str | None = None
+    health_failed_tasks: str | None = None
+    health_stale_tasks: str | None = None
+    health_missed_fetches: str | None = None
+    health_spool_warning_seconds: str | None = None
+    health_spool_critical_seconds: str | None = None
+    health_spool_failed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +117,24 @@ class Settings:
     max_concurrent_env: str | None = None
     celery_broker: str | None = None
     celery_backend: str | None = None
+    #: the raw values of the ``HEALTH_`` variables by name (``FAILED_TASKS``, ...), read by
+    #: :meth:`health_threshold`
+    health_env: dict[str, str | None] = field(default_factory=dict)
+
+    def health_threshold(self, name: str) -> int | None:
+        """One health threshold, the variable ``HEALTH_<name>`` (prefixed), read when it is needed.
+
+        Returns:
+            The threshold (its :data:`HEALTH_DEFAULTS` value when unset), or None when it is
+            ``0``: the check is off.
+
+        Raises:
+            KeyError: ``name`` is not one of :data:`HEALTH_DEFAULTS`.
+            ConfigError: the value is not a whole number >= 0.
+        """
+        default = HEALTH_DEFAULTS[name]
+        value = whole_number(f"HEALTH_{name}", self.health_env.get(name), 0, "0 (off) or more")
+        return (default if value is None else value) or None
 
     @property
     def auth_failures_to_pause(self) -> int | None:
@@ -202,6 +242,7 @@ def load_settings() -> Settings:
         max_concurrent_env=env.max_concurrent,
         celery_broker=(env.celery_broker or "").strip() or None,
         celery_backend=(env.celery_backend or "").strip() or None,
+        health_env={name: getattr(env, f"health_{name.lower()}") for name in HEALTH_DEFAULTS},
     )
 
 

@@ -1,4 +1,6 @@
-"""Metrics against seeded states: the seed's numbers, throughput, the spool and mailboxes."""
+"""Metrics against seeded states: the seed's numbers, throughput, the spool and mailboxes.
+
+(What the UI plots of them is tested in ``test_metric_points.py``.)"""
 
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ from mail_pipeline_tests.fixtures.task_rows import seed, task_row
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
-#: The keys the Dagster UI plots (the mail_metrics asset's metadata).
-PLOTTED = {
+#: The keys of ``Metrics.numeric()`` (``mail-pipeline metrics --json``).
+NUMERIC = {
     "total_tasks",
     "running_tasks",
     "completed_tasks",
@@ -68,9 +70,15 @@ def test_metrics_of_a_seeded_store_and_spool(store_url: str, tmp_path: Path) -> 
     )
     alice = store.users.add("alice", "alice@example.org")
     bob = store.users.add("bob", "bob@example.org")
+    gone = store.users.add("gone", "gone@example.org")
+    for user in (alice, bob, gone):
+        store.users.set_setting(user.id, "email_config", {"imap_config": {"imap_host": "h"}})
+    store.users.add("spooled", "spooled@example.org")  # no IMAP config: not a mailbox
     store.mailboxes.record_success(alice.id)
     for _ in range(3):
         store.mailboxes.record_failure(bob.id, "auth", "login refused", pause_after_auth_failures=3)
+    store.mailboxes.record_failure(gone.id, "connect", "refused", pause_after_auth_failures=3)
+    store.users.set_active(gone.id, False)
     spool = make_spool(tmp_path / "spool")
     write_pair(spool, make_raw(1), ["alice@example.org"])
     old = time.time() - 900
@@ -91,7 +99,7 @@ def test_metrics_of_a_seeded_store_and_spool(store_url: str, tmp_path: Path) -> 
         "recent_failed_tasks": 1,
     }
     numbers = metrics.numeric()
-    assert set(numbers) >= PLOTTED
+    assert set(numbers) >= NUMERIC
     assert all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers.values())
     assert numbers["failed_tasks_24h"] == 2 and numbers["duplicates_24h"] == 3
     assert numbers["imap_saved_per_run"] == 4 and numbers["imap_seconds_per_run"] == 8
@@ -99,7 +107,15 @@ def test_metrics_of_a_seeded_store_and_spool(store_url: str, tmp_path: Path) -> 
     assert numbers["spool_inbox_ready"] == 1
     assert (numbers["spool_failed"], numbers["spool_unmatched"]) == (2, 3)
     assert 890 <= numbers["spool_oldest_inbox_age_seconds"] <= 1000
-    assert numbers["mailboxes"] == 2 and numbers["mailboxes_paused"] == 1
+    assert numbers["mailboxes"] == 3 and numbers["mailboxes_paused"] == 1
+    assert numbers["mailboxes_failing"] == 2  # every recorded mailbox, active or not
+    # Active mailboxes: active users with an IMAP config; the failing ones among them.
+    assert metrics.active_mailbox_count == 2
+    assert [m.username for m in metrics.active_mailboxes] == ["alice", "bob"]
+    assert [m.username for m in metrics.failing_active_mailboxes] == ["bob"]
+    # The latest COMPLETED run of each source, and every stored message.
+    assert metrics.last_run_seconds == {"IMAP_EMAIL_FETCH": 12.0, "HARAKA_EMAIL_FETCH": 1.0}
+    assert metrics.messages_stored == 0
     assert numbers["max_consecutive_failures"] == 3
     data = json.loads(json.dumps(metrics.as_dict()))
     by_user = {m["user"]: m for m in data["mailboxes"]}
@@ -114,3 +130,5 @@ def test_metrics_of_an_empty_store_without_a_spool(store: MailStore, tmp_path: P
     assert numbers["total_tasks"] == 0 and numbers["imap_saved_per_run"] == 0
     assert numbers["spool_oldest_inbox_age_seconds"] == 0
     assert compute_metrics(store).spool is None
+    assert (metrics.active_mailbox_count, metrics.messages_stored) == (0, 0)
+    assert metrics.last_run_seconds == {}

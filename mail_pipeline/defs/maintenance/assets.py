@@ -1,5 +1,11 @@
-"""The ``mail_metrics`` asset: declared here, materialized by the last op of the fetch and
-cleanup runs (its numeric metadata is what the UI plots over time)."""
+"""The ``mail_metrics`` asset: declared here, materialized by every run that moves mail (the
+fetch job's last op, the spool job) and by the cleanup job.
+
+Each materialization is one point of the series of
+:mod:`mail_pipeline.maintenance.metric_points` (the numbers the UI plots over time, ordered
+and with their units in their keys), the running totals of its counters (so the next point can
+take the difference), and the health verdict of :mod:`mail_pipeline.maintenance.health`.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +13,48 @@ from pathlib import Path
 
 import dagster as dg
 
+from mail_pipeline.errors import ConfigError
+from mail_pipeline.maintenance.health import HealthThresholds, evaluate
+from mail_pipeline.maintenance.metric_points import (
+    MetricPoint,
+    PreviousPoint,
+    legend,
+    next_point,
+    readings,
+)
 from mail_pipeline.maintenance.metrics import SpoolMetrics, compute_metrics
+from mail_pipeline.platform.settings import load_settings
 from mail_pipeline.storage.store import MailStore
 
 MAIL_METRICS = dg.AssetKey("mail_metrics")
+#: The metadata entry holding the counters' running totals (JSON: not plotted).
+TOTALS_KEY = "counter totals"
+#: The metadata entry holding the health message (text: not plotted).
+HEALTH_KEY = "health"
 
 mail_metrics_spec = dg.AssetSpec(
     MAIL_METRICS,
     description=(
-        "Task, throughput, spool and mailbox metrics of the mail pipeline, recorded by every "
-        "email_fetch_job and cleanup_tasks_job run (Overview → Metadata → Plots)."
+        "Mailbox, task, spool and throughput metrics of the mail pipeline: one point per "
+        "email_fetch_job, spool_ingest_job and cleanup_tasks_job run (Overview → Plots). "
+        "Counters are per interval (since the previous point); a series that has only ever "
+        "been 0 is not shown.\n\n" + legend()
     ),
     group_name="monitoring",
     kinds={"python"},
 )
+
+
+def previous_point(instance: dg.DagsterInstance) -> PreviousPoint | None:
+    """Return what the latest ``mail_metrics`` materialization says the next point needs, or
+    None when there is none."""
+    entry = instance.get_latest_materialization_event(MAIL_METRICS)
+    mat = None if entry is None else entry.asset_materialization
+    if mat is None:
+        return None
+    totals = mat.metadata.get(TOTALS_KEY)
+    data = totals.data if isinstance(totals, dg.JsonMetadataValue) else {}
+    return PreviousPoint.from_metadata(set(mat.metadata), data if isinstance(data, dict) else {})
 
 
 def materialize_mail_metrics(
@@ -29,26 +63,36 @@ def materialize_mail_metrics(
     *,
     spool_dir: str | Path | None = None,
     spool_status: SpoolMetrics | None = None,
-) -> dict[str, float | int] | None:
-    """Compute the metrics and log them as a ``mail_metrics`` materialization.
+) -> MetricPoint | None:
+    """Compute the metrics and the health, and log them as a ``mail_metrics`` materialization.
 
     The spool part is read from ``spool_dir``, or taken as measured (``spool_status``).
     Never fails the run: a metrics error is logged as a warning.
 
     Returns:
-        The numeric metrics logged, or None when they could not be computed.
+        The point logged, or None when the metrics could not be computed.
     """
     try:
-        numbers = compute_metrics(store, spool_dir=spool_dir, spool=spool_status).numeric()
+        thresholds: HealthThresholds | None = HealthThresholds.from_settings(load_settings())
+    except ConfigError as exc:
+        context.log.warning(f"health thresholds: {exc}; judging with the defaults")
+        thresholds = None
+    try:
+        metrics = compute_metrics(store, spool_dir=spool_dir, spool=spool_status)
+        point = next_point(readings(metrics), previous_point(context.instance))
     except Exception as exc:  # the metrics are a report; the run's work is already done
         context.log.warning(f"mail_metrics not recorded: {type(exc).__name__}: {exc}")
         return None
+    health = evaluate(metrics, thresholds).message()
     context.log_event(
         dg.AssetMaterialization(
             asset_key=MAIL_METRICS,
-            metadata=dict(numbers),
-            description=f"{numbers['total_tasks']} tasks, {numbers['mailboxes_paused']} paused "
-            f"mailboxes",
+            metadata={
+                **point.values,
+                TOTALS_KEY: dg.MetadataValue.json(point.totals),
+                HEALTH_KEY: dg.MetadataValue.text(health),
+            },
+            description=health,
         )
     )
-    return numbers
+    return point

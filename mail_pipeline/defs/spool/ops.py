@@ -1,12 +1,15 @@
 """The spool ops: the spool branch of ``email_fetch_job`` and the sensor-started ingest.
 
 Each wires the resources to :func:`mail_pipeline.intake.spool.run.run_ingest` and turns its
-result into log lines and metadata. The failure model is in :mod:`mail_pipeline.defs.fetch.ops`.
+result into log lines and metadata; the sensor-started ingest also records a ``mail_metrics``
+point (the fetch job's is recorded by its last op). The failure model is in
+:mod:`mail_pipeline.defs.fetch.ops`.
 """
 
 import dagster as dg
 
 from mail_pipeline.defs.fetch.ops import BranchSummary
+from mail_pipeline.defs.maintenance.assets import materialize_mail_metrics
 from mail_pipeline.defs.resources import AttachmentsResource, SpoolResource, StoreResource
 from mail_pipeline.errors import LeaseLostError
 from mail_pipeline.intake.spool.run import SpoolRun, run_ingest
@@ -69,5 +72,12 @@ def ingest_spool_now(
     attachments: AttachmentsResource,
     spool: SpoolResource,
 ) -> None:
-    """Ingest the spool (the sensor's job: claims make it safe beside a running fetch)."""
-    _ingest(context, store, attachments, spool)
+    """Ingest the spool (the sensor's job: claims make it safe beside a running fetch), then
+    record a ``mail_metrics`` point, as the fetch job does."""
+    run = _ingest(context, store, attachments, spool, measure=True)
+    materialize_mail_metrics(
+        context,
+        store.get(),
+        spool_status=run.status,
+        spool_dir=None if run.status is not None else spool.directory,
+    )

@@ -1,15 +1,20 @@
-"""The mail_metrics asset: every fetch run materializes the numbers the UI plots."""
+"""The mail_metrics asset: every fetch run records one point of ordered, unit-labelled series,
+counters per interval, zero-only series left out, and the health verdict."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from mail_pipeline.defs.fetch.jobs import email_fetch_job
-from mail_pipeline.defs.maintenance.assets import MAIL_METRICS
-from mail_pipeline.storage.store import MailStore
+from mail_pipeline.defs.maintenance.assets import (
+    HEALTH_KEY,
+    MAIL_METRICS,
+    TOTALS_KEY,
+    mail_metrics_spec,
+)
+from mail_pipeline.maintenance.metric_points import KEYS, SERIES
 from mail_pipeline_tests.defs.conftest import Rig, materializations
 from mail_pipeline_tests.fixtures.dovecot import DovecotServer
-from mail_pipeline_tests.maintenance.test_metrics import PLOTTED
 
 
 def _message(n: int, to: str) -> bytes:
@@ -19,35 +24,66 @@ def _message(n: int, to: str) -> bytes:
     ).encode()
 
 
-def test_every_fetch_run_materializes_the_metrics_the_ui_plots(
+def _point(result: dg.ExecuteInProcessResult) -> dg.AssetMaterialization:
+    (mat,) = result.asset_materializations_for_node("release_fetch_lock")
+    assert mat.asset_key == MAIL_METRICS
+    return mat
+
+
+def test_every_fetch_run_records_a_point_of_the_series_the_ui_plots(
     rig: Rig, dovecot: DovecotServer
 ) -> None:
     user, login = rig.add_imap_user(dovecot, "mia")
+    rig.add_imap_user(dovecot, "noah", password="not the password")
     dovecot.append(login, _message(1, "mia@example.org"))
     instance = dg.DagsterInstance.ephemeral()
-    for _ in range(2):
-        result = email_fetch_job.execute_in_process(resources=rig.resources, instance=instance)
-        assert result.success
-        (mat,) = result.asset_materializations_for_node("release_fetch_lock")
-        assert mat.asset_key == MAIL_METRICS
-        assert set(mat.metadata) >= PLOTTED
-        for value in mat.metadata.values():
-            assert isinstance(value, dg.IntMetadataValue | dg.FloatMetadataValue)
+
+    def run() -> dg.AssetMaterialization:
+        # noah's failure may fail the run, after release_fetch_lock recorded the point.
+        result = email_fetch_job.execute_in_process(
+            resources=rig.resources, instance=instance, raise_on_error=False
+        )
+        return _point(result)
+
+    first = run()
+    dovecot.append(login, _message(2, "mia@example.org"))
+    dovecot.append(login, _message(3, "mia@example.org"))
+    second = run()
+    third = run()
+    plotted = set(KEYS.values())
+    for mat in (first, second, third):
+        keys = [k for k in mat.metadata if k not in (TOTALS_KEY, HEALTH_KEY)]
+        # Only the known series, in the order an operator reads (which the UI's sort keeps).
+        assert set(keys) <= plotted and keys == sorted(keys)
+        for key in keys:
+            assert isinstance(mat.metadata[key], dg.IntMetadataValue | dg.FloatMetadataValue)
+        assert isinstance(mat.metadata[TOTALS_KEY], dg.JsonMetadataValue)
+        # The health verdict rides along: noah's wrong password is named, once.
+        health = mat.metadata[HEALTH_KEY]
+        assert isinstance(health, dg.TextMetadataValue) and mat.description == health.value
+        text = health.value or ""
+        assert text.startswith("WARNING: 1 of 2 mailboxes failed their latest fetch: noah (")
+        assert "auth: login to IMAP" in text and text.count("noah") == 1
+        assert mat.metadata[KEYS["failing_mailboxes"]].value == 1
+        assert mat.metadata[KEYS["active_mailboxes"]].value == 2
+        # Series that were only ever 0 are left out.
+        for series_id in ("spool_backlog", "stale_tasks", "tasks_deleted", "spool_failed"):
+            assert KEYS[series_id] not in mat.metadata
+    saved = KEYS["messages_saved"]
+    # Counters per interval: the first point is the baseline (1 message stored so far), then
+    # the 2 new messages, then none - still plotted, since the series is not zero-only.
+    assert saved not in first.metadata
+    assert second.metadata[saved].value == 2 and third.metadata[saved].value == 0
+    totals = third.metadata[TOTALS_KEY]
+    assert isinstance(totals, dg.JsonMetadataValue)
+    assert totals.data == {"messages_saved": 3, "tasks_deleted": 0}
+    assert rig.store.messages.count(user) == 3
     history = materializations(instance)
-    assert len(history) == 2
-    assert history[0]["imap_runs"] == 2 and history[0]["imap_saved_per_run"] == 0.5
-    assert history[0]["mailboxes"] == 1 and history[0]["mailboxes_paused"] == 0
-    state = rig.store.mailboxes.get(user)
-    assert state is not None and state.last_success_at is not None
+    assert len(history) == 3 and history[0][saved] == 0 and history[1][saved] == 2
 
 
-def test_metrics_survive_a_store_without_mailboxes(store: MailStore) -> None:
-    # The asset's numbers never miss a key, even on an empty store.
-    from mail_pipeline.maintenance.metrics import compute_metrics
-
-    assert PLOTTED - {
-        "spool_inbox_ready",
-        "spool_failed",
-        "spool_unmatched",
-        "spool_oldest_inbox_age_seconds",
-    } <= set(compute_metrics(store).numeric())
+def test_the_asset_says_what_each_series_means() -> None:
+    description = mail_metrics_spec.description or ""
+    assert "per interval" in description
+    for series in SERIES:
+        assert f"**{KEYS[series.id]}**: {series.description}" in description

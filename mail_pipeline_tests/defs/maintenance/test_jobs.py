@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from mail_pipeline.defs.maintenance.jobs import cleanup_tasks_job
+from mail_pipeline.maintenance.metric_points import KEYS
 from mail_pipeline.storage.store import TaskStatus
 from mail_pipeline_tests.defs.conftest import Rig, materializations, output_metadata
 from mail_pipeline_tests.fixtures.task_rows import seed, task_row
@@ -61,6 +62,9 @@ def test_cleanup_job_dry_run_then_real_run(rig: Rig) -> None:
 
     # A longer failed-task retention than the default, and then a shorter one.
     assert output_metadata(run(failed_days=2), "apply_retention")["tasks_deleted_failed"] == 1
-    # Every run recorded the metrics asset too.
+    # Every run recorded the metrics asset too: deletions per interval, not a running total
+    # (the first point only sets the baseline, and a series that was only ever 0 is left out).
     history = materializations(instance)
-    assert len(history) == 3 and history[0]["audited_tasks"] == 8
+    deleted = KEYS["tasks_deleted"]
+    assert len(history) == 3 and deleted not in history[2]
+    assert (history[1][deleted], history[0][deleted]) == (7, 1)

@@ -1,0 +1,237 @@
+"""The plotted metrics: which series, in what order, with what unit, and one point of them.
+
+Every run that moves mail records a point of the ``mail_metrics`` asset (see
+:mod:`mail_pipeline.defs.maintenance.assets`). :data:`SERIES` lists what a point holds, in the
+order an operator reads: failing mailboxes, failed tasks, the spool backlog and its oldest
+file, messages saved, run durations, then the rest. Each series has a description and a unit;
+its metadata key (:attr:`Series.key`) starts with its rank and ends with its unit
+(``"01 failing mailboxes [mailboxes]"``) because the UI plots a key's values over time and
+orders the plots by key.
+
+Gauges are the value at the point. Counters are per-interval deltas: what was added since the
+previous point (the first point of a counter is 0, it only sets the baseline); their running
+totals travel in the point (:attr:`MetricPoint.totals`, not plotted) so the next point can
+subtract. A series that has been 0 at every point so far is not emitted; once it was not 0 it
+is emitted at every later point, zeros included, so its plot has no holes.
+
+No Dagster imports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from mail_pipeline.maintenance.metrics import Metrics
+from mail_pipeline.storage.store import EmailSource, TaskStatus
+
+
+@dataclass(frozen=True)
+class Series:
+    """One plotted series: its id, title, unit, meaning, and whether it is a counter."""
+
+    id: str
+    title: str
+    unit: str
+    description: str
+    #: True: the point holds the increase since the previous point, not the running total
+    counter: bool = False
+
+    def key(self, rank: int) -> str:
+        """The metadata key of this series at ``rank`` (1-based): ``"01 title [unit]"``."""
+        return f"{rank:02d} {self.title} [{self.unit}]"
+
+
+#: The series in the order an operator reads them.
+SERIES: tuple[Series, ...] = (
+    Series(
+        "failing_mailboxes",
+        "failing mailboxes",
+        "mailboxes",
+        "active mailboxes whose latest fetch failed, or that are paused",
+    ),
+    Series(
+        "failed_tasks_24h",
+        "failed tasks, 24 h",
+        "tasks",
+        "EmailTasks that ended FAILED in the last 24 hours",
+    ),
+    Series(
+        "spool_backlog",
+        "spool backlog",
+        "messages",
+        "messages waiting in the spool's inbox/",
+    ),
+    Series(
+        "spool_oldest_age",
+        "spool oldest waiting",
+        "s",
+        "age of the oldest message in the spool's inbox/ (0 when it is empty)",
+    ),
+    Series(
+        "messages_saved",
+        "messages saved",
+        "messages per interval",
+        "messages stored since the previous point, both sources",
+        counter=True,
+    ),
+    Series(
+        "imap_fetch_seconds",
+        "IMAP fetch duration",
+        "s",
+        "how long the latest completed IMAP fetch run took",
+    ),
+    Series(
+        "spool_ingest_seconds",
+        "spool ingest duration",
+        "s",
+        "how long the latest completed spool ingest took",
+    ),
+    Series(
+        "paused_mailboxes",
+        "paused mailboxes",
+        "mailboxes",
+        "mailboxes the circuit breaker paused (mail-pipeline imap resume USER)",
+    ),
+    Series(
+        "stale_tasks",
+        "stale tasks",
+        "tasks",
+        "open EmailTasks without a heartbeat within their timeout",
+    ),
+    Series(
+        "running_tasks",
+        "running tasks",
+        "tasks",
+        "EmailTasks RUNNING now",
+    ),
+    Series(
+        "duplicates_24h",
+        "duplicates, 24 h",
+        "messages",
+        "messages fetched again and not stored twice, in tasks of the last 24 hours",
+    ),
+    Series(
+        "spool_failed",
+        "spool failed/",
+        "messages",
+        "messages quarantined in the spool's failed/ (mail-pipeline spool retry-failed)",
+    ),
+    Series(
+        "spool_unmatched",
+        "spool unmatched/",
+        "messages",
+        "spool messages for no known user or alias (spool reingest-unmatched)",
+    ),
+    Series(
+        "tasks_deleted",
+        "tasks deleted by retention",
+        "tasks per interval",
+        "EmailTasks deleted by retention (audited) since the previous point",
+        counter=True,
+    ),
+    Series(
+        "active_mailboxes",
+        "active mailboxes",
+        "mailboxes",
+        "active users with an IMAP configuration",
+    ),
+)
+
+#: The metadata key of each series, by id.
+KEYS: dict[str, str] = {s.id: s.key(rank) for rank, s in enumerate(SERIES, start=1)}
+
+
+def readings(metrics: Metrics) -> dict[str, float | int]:
+    """Return the raw value of every series of :data:`SERIES` in ``metrics``, by id.
+
+    Counters are running totals here (:func:`next_point` turns them into deltas). The spool
+    series are 0 when the snapshot has no spool part.
+    """
+    spool = metrics.spool
+    return {
+        "failing_mailboxes": len(metrics.failing_active_mailboxes),
+        "failed_tasks_24h": metrics.failed_last_day,
+        "spool_backlog": spool.inbox_ready if spool else 0,
+        "spool_oldest_age": round(spool.oldest_inbox_age_seconds or 0.0, 1) if spool else 0.0,
+        "messages_saved": metrics.messages_stored,
+        "imap_fetch_seconds": round(metrics.last_run_seconds.get(EmailSource.IMAP.value, 0.0), 3),
+        "spool_ingest_seconds": round(
+            metrics.last_run_seconds.get(EmailSource.HARAKA.value, 0.0), 3
+        ),
+        "paused_mailboxes": len(metrics.paused_mailboxes),
+        "stale_tasks": metrics.timed_out,
+        "running_tasks": metrics.count(TaskStatus.RUNNING),
+        "duplicates_24h": metrics.duplicates_last_day,
+        "spool_failed": spool.failed if spool else 0,
+        "spool_unmatched": spool.unmatched if spool else 0,
+        "tasks_deleted": metrics.audited_tasks,
+        "active_mailboxes": metrics.active_mailbox_count,
+    }
+
+
+@dataclass(frozen=True)
+class PreviousPoint:
+    """What the next point needs of the previous one: the series it emitted (by id) and the
+    counters' running totals."""
+
+    emitted: frozenset[str] = frozenset()
+    totals: Mapping[str, int | float] = field(default_factory=dict)
+
+    @classmethod
+    def from_metadata(
+        cls, keys: set[str] | frozenset[str], totals: Mapping[str, object]
+    ) -> PreviousPoint:
+        """Return the previous point from its metadata keys and its totals entry (unknown keys
+        and non-numeric totals are ignored: a point of an older layout)."""
+        by_key = {key: series_id for series_id, key in KEYS.items()}
+        return cls(
+            frozenset(by_key[k] for k in keys if k in by_key),
+            {
+                k: v
+                for k, v in totals.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            },
+        )
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    """One point: the emitted values in :data:`SERIES` order (key -> value) and the counters'
+    running totals (id -> total) for the next point."""
+
+    values: dict[str, float | int]
+    totals: dict[str, int | float]
+
+
+def next_point(
+    current: Mapping[str, float | int], previous: PreviousPoint | None = None
+) -> MetricPoint:
+    """Return the point of the raw ``current`` readings (see :func:`readings`) after
+    ``previous`` (None: this is the first point).
+
+    A counter's value is its increase since ``previous`` (never negative: a total that went
+    down, e.g. rows deleted by hand, starts a new baseline); with no previous total it is 0.
+    A series whose value is 0 is left out unless ``previous`` emitted it.
+
+    Raises:
+        KeyError: ``current`` lacks a series of :data:`SERIES`.
+    """
+    before = previous or PreviousPoint()
+    values: dict[str, float | int] = {}
+    totals: dict[str, int | float] = {}
+    for series in SERIES:
+        raw = current[series.id]
+        value = raw
+        if series.counter:
+            totals[series.id] = raw
+            last = before.totals.get(series.id)
+            value = 0 if last is None else max(0, raw - last)
+        if value != 0 or series.id in before.emitted:
+            values[KEYS[series.id]] = value
+    return MetricPoint(values, totals)
+
+
+def legend() -> str:
+    """Return the series as a Markdown list: each key (rank, title, unit) and its meaning."""
+    return "\n".join(f"- **{KEYS[s.id]}**: {s.description}" for s in SERIES)

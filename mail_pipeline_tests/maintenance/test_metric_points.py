@@ -1,0 +1,160 @@
+"""The plotted series: their order, units and descriptions, counters as deltas, zero series."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from mail_pipeline.maintenance.metric_points import (
+    KEYS,
+    SERIES,
+    PreviousPoint,
+    legend,
+    next_point,
+    readings,
+)
+from mail_pipeline.maintenance.metrics import Metrics, SpoolMetrics
+from mail_pipeline.storage.store import MailboxStatus
+
+
+def _mailbox(name: str, *, failures: int = 0, paused: bool = False) -> MailboxStatus:
+    return MailboxStatus(1, name, None, None, None, failures, 0, "", "", paused, "", None)
+
+
+def _metrics(**changes: object) -> Metrics:
+    base = Metrics(
+        generated_at=datetime(2026, 12, 3, tzinfo=UTC),
+        tasks_by_status={},
+        timed_out=0,
+        failed_last_hour=0,
+        failed_last_day=0,
+        duplicates_last_day=0,
+        throughput={},
+        audited_tasks=0,
+        spool=SpoolMetrics(0, 0, 0, None),
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_the_operator_reads_failures_then_the_spool_then_throughput() -> None:
+    assert [s.id for s in SERIES[:7]] == [
+        "failing_mailboxes",
+        "failed_tasks_24h",
+        "spool_backlog",
+        "spool_oldest_age",
+        "messages_saved",
+        "imap_fetch_seconds",
+        "spool_ingest_seconds",
+    ]
+    # The UI orders plots by key: the keys sort in the order above.
+    keys = [KEYS[s.id] for s in SERIES]
+    assert sorted(keys) == keys and len(set(keys)) == len(keys)
+    assert keys[0] == "01 failing mailboxes [mailboxes]"
+    assert KEYS["spool_oldest_age"] == "04 spool oldest waiting [s]"
+    assert KEYS["messages_saved"] == "05 messages saved [messages per interval]"
+
+
+def test_every_series_has_a_unit_and_a_description_in_the_legend() -> None:
+    text = legend()
+    for series in SERIES:
+        assert series.unit and series.description and series.title
+        assert f"- **{KEYS[series.id]}**: {series.description}" in text
+    counters = {s.id for s in SERIES if s.counter}
+    assert counters == {"messages_saved", "tasks_deleted"}
+    assert all("per interval" in s.unit for s in SERIES if s.counter)
+
+
+def test_readings_of_a_snapshot() -> None:
+    metrics = _metrics(
+        failed_last_day=4,
+        timed_out=1,
+        tasks_by_status={"RUNNING": 2, "COMPLETED": 9},
+        duplicates_last_day=3,
+        audited_tasks=11,
+        spool=SpoolMetrics(5, 2, 1, 91.26),
+        active_mailbox_count=3,
+        mailboxes=[_mailbox("a", failures=2), _mailbox("b", paused=True), _mailbox("c")],
+        active_mailboxes=[_mailbox("a", failures=2), _mailbox("b", paused=True)],
+        messages_stored=120,
+        last_run_seconds={"IMAP_EMAIL_FETCH": 12.3456, "HARAKA_EMAIL_FETCH": 0.5},
+    )
+    assert readings(metrics) == {
+        "failing_mailboxes": 2,
+        "failed_tasks_24h": 4,
+        "spool_backlog": 5,
+        "spool_oldest_age": 91.3,
+        "messages_saved": 120,
+        "imap_fetch_seconds": 12.346,
+        "spool_ingest_seconds": 0.5,
+        "paused_mailboxes": 1,
+        "stale_tasks": 1,
+        "running_tasks": 2,
+        "duplicates_24h": 3,
+        "spool_failed": 2,
+        "spool_unmatched": 1,
+        "tasks_deleted": 11,
+        "active_mailboxes": 3,
+    }
+    assert readings(_metrics(spool=None))["spool_oldest_age"] == 0.0
+
+
+def test_counters_are_deltas_and_zero_only_series_are_dropped() -> None:
+    quiet = readings(_metrics(active_mailbox_count=2, messages_stored=100))
+    first = next_point(quiet)
+    # The first point: counters set their baseline (0) and only non-zero series appear.
+    assert first.values == {KEYS["active_mailboxes"]: 2}
+    assert first.totals == {"messages_saved": 100, "tasks_deleted": 0}
+
+    def after(
+        point_values: dict[str, float | int], totals: dict[str, int | float]
+    ) -> PreviousPoint:
+        return PreviousPoint.from_metadata(set(point_values) | {"counter totals"}, totals)
+
+    busy = readings(
+        _metrics(
+            active_mailbox_count=2,
+            messages_stored=107,
+            spool=SpoolMetrics(3, 0, 0, 12.0),
+            last_run_seconds={"IMAP_EMAIL_FETCH": 4.0},
+        )
+    )
+    second = next_point(busy, after(first.values, first.totals))
+    assert list(second.values) == [
+        KEYS["spool_backlog"],
+        KEYS["spool_oldest_age"],
+        KEYS["messages_saved"],
+        KEYS["imap_fetch_seconds"],
+        KEYS["active_mailboxes"],
+    ]
+    assert second.values[KEYS["messages_saved"]] == 7  # not the running total, 107
+    assert second.values[KEYS["spool_backlog"]] == 3
+    assert second.totals["messages_saved"] == 107
+    # Nothing new: a series once emitted goes on at 0, so its plot has no holes.
+    third = next_point(
+        readings(_metrics(active_mailbox_count=2, messages_stored=107)),
+        after(second.values, second.totals),
+    )
+    assert third.values == {
+        KEYS["spool_backlog"]: 0,
+        KEYS["spool_oldest_age"]: 0.0,
+        KEYS["messages_saved"]: 0,
+        KEYS["imap_fetch_seconds"]: 0.0,
+        KEYS["active_mailboxes"]: 2,
+    }
+    # A total that went down (rows deleted by hand) starts a new baseline, never a negative.
+    fourth = next_point(
+        readings(_metrics(active_mailbox_count=2, messages_stored=90)),
+        after(third.values, third.totals),
+    )
+    assert fourth.values[KEYS["messages_saved"]] == 0 and fourth.totals["messages_saved"] == 90
+
+
+def test_a_previous_point_of_an_older_layout_is_read_safely() -> None:
+    previous = PreviousPoint.from_metadata(
+        {"total_tasks", "mailboxes_paused", KEYS["stale_tasks"]},
+        {"messages_saved": 5, "tasks_deleted": "x", "other": True},
+    )
+    assert previous.emitted == frozenset({"stale_tasks"})
+    assert dict(previous.totals) == {"messages_saved": 5}
+    point = next_point(readings(_metrics(messages_stored=8)), previous)
+    assert point.values == {KEYS["messages_saved"]: 3, KEYS["stale_tasks"]: 0}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import getaddresses
 from importlib import resources
 from pathlib import Path
@@ -23,6 +23,8 @@ class DemoReport:
     users_added: list[str]
     aliases_added: list[str]
     spooled: list[str]
+    #: demo messages not spooled again: a copy is already in a folder of the spool
+    already_spooled: list[str] = field(default_factory=list)
 
 
 def demo_messages() -> list[tuple[str, bytes]]:
@@ -41,14 +43,38 @@ def _header_recipients(raw: bytes) -> list[str]:
     return [addr for _name, addr in getaddresses(fields) if "@" in addr]
 
 
+def _spooled_copies(spool_dir: Path, messages: list[tuple[str, bytes]]) -> set[str]:
+    """Return the names of the demo ``messages`` of which a copy (the same bytes) is already
+    in some folder of the spool (inbox, processed, failed, unmatched ...)."""
+    by_size: dict[int, list[tuple[str, bytes]]] = {}
+    for name, raw in messages:
+        by_size.setdefault(len(raw), []).append((name, raw))
+    found: set[str] = set()
+    if not spool_dir.is_dir():
+        return found
+    for path in spool_dir.rglob("*.eml"):
+        try:
+            candidates = by_size.get(path.stat().st_size)
+            if candidates:
+                data = path.read_bytes()
+                found |= {name for name, raw in candidates if raw == data}
+        except OSError:
+            continue
+    return found
+
+
 def install_demo(store: MailStore, spool_dir: Path) -> DemoReport:
     """Create the demo users and alias (if missing) and spool the demo messages.
 
-    Each message is spooled for its header recipients, as if Haraka had accepted it; running
-    the demo twice spools the messages again, and the store keeps one copy of each.
+    Each message is spooled for its header recipients, as if Haraka had accepted it. A
+    message of which a copy is already in the spool (waiting, processed, or kept in
+    unmatched/ or failed/) is not spooled again, so running the demo on every start adds
+    nothing twice.
     """
     store.upgrade()
-    users, aliases, spooled = [], [], []
+    users: list[str] = []
+    aliases: list[str] = []
+    spooled: list[str] = []
     for name, email in DEMO_USERS:
         try:
             store.users.add(name, email)
@@ -61,7 +87,11 @@ def install_demo(store: MailStore, spool_dir: Path) -> DemoReport:
             aliases.append(address)
         except AlreadyExistsError:
             pass
-    for file_name, raw in demo_messages():
+    messages = demo_messages()
+    present = _spooled_copies(spool_dir, messages)
+    for file_name, raw in messages:
+        if file_name in present:
+            continue
         spool_message(spool_dir, raw, _header_recipients(raw), mail_from="demo@example.net")
         spooled.append(file_name)
-    return DemoReport(users, aliases, spooled)
+    return DemoReport(users, aliases, spooled, sorted(present))

@@ -38,4 +38,7 @@ trap cleanup EXIT
 
 port="${DAGSTER_PORT:-3000}"
 echo "[demo] Dagster UI: http://127.0.0.1:$port  (Ctrl-C to stop)"
-.venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p "$port"
+# From DAGSTER_HOME, whose dagster.yaml is the one in use: started from the checkout, Dagster
+# would warn that it ignores the checkout's dagster.yaml.
+cd "$DAGSTER_HOME"
+"$root/.venv/bin/dagster" dev -w "$root/workspace.yaml" -h 127.0.0.1 -p "$port"

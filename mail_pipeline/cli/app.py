@@ -1,20 +1,23 @@
-"""The ``mail-pipeline`` command: argument parsing and error handling.
+"""The ``mail-pipeline`` command: the Click group, and how errors become exit codes.
 
-Each command group lives in its own module (``users``, ``imap``, ``tasks`` ...) and registers
-its sub-commands with its ``register``; what they share (the context, exit codes, parser
+Each command group lives in its own module (``users``, ``imap``, ``tasks`` ...) and adds its
+commands to the group with its ``register``; what they share (the context, exit codes, output
 helpers) is :mod:`mail_pipeline.cli.common`. A command returns an exit code: 0 for success, 1
-for an operational failure it reported (a login refused, a task failed); bad input (an unknown
-user, a malformed address, a missing option) is one line on stderr and exit code 2, never a
-traceback.
+for an operational failure it reported (a login refused, a task failed, the disk or the
+database down); bad input (an unknown user, a malformed address, a missing option) is one line
+on stderr and exit code 2, never a traceback.
+
+Importing this module imports Click and the command modules only: each command imports the
+store, Dagster's neighbours and the parsers when it runs, so ``mail-pipeline --help`` is fast.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
+import sys
 from collections.abc import Sequence
 
-from sqlalchemy.exc import SQLAlchemyError
+import click
 
 from mail_pipeline.cli import (
     db,
@@ -30,59 +33,116 @@ from mail_pipeline.cli import (
     users,
 )
 from mail_pipeline.cli.common import (
+    CONTEXT_SETTINGS,
     EXIT_FAILED,
+    EXIT_OK,
     EXIT_USAGE,
-    CommandParser,
     Context,
+    OrderedGroup,
     UsageError,
     print_error,
 )
 from mail_pipeline.errors import EnvironmentFault, MailPipelineError
-from mail_pipeline.platform.settings import load_settings
 
 #: The command modules, in the order their commands are listed in ``--help``.
 COMMAND_MODULES = (db, users, imap, tasks, haraka, spool, demo, ops, mailbox, locks, secret_key)
 
+EPILOG = """\b
+Examples:
+  mail-pipeline db upgrade
+  mail-pipeline users add alice alice@example.org
+  mail-pipeline tasks list --status FAILED
+  mail-pipeline health
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the full argument parser with every command group registered."""
-    parser = CommandParser(prog="mail-pipeline", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
-    groups = parser.add_subparsers(dest="group", metavar="COMMAND", parser_class=CommandParser)
-    groups.required = True
-    for module in COMMAND_MODULES:
-        module.register(groups)
-    return parser
+Settings come from MAIL_PIPELINE_* environment variables (see deploy/README.md); the store
+is $MAIL_PIPELINE_HOME/mail_pipeline.db, with ./var as the default home.
+"""
+
+
+@click.group(
+    cls=OrderedGroup,
+    context_settings=CONTEXT_SETTINGS,
+    no_args_is_help=False,
+    epilog=EPILOG,
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
+@click.version_option(
+    package_name="mail_pipeline", prog_name="mail-pipeline", message="%(prog)s %(version)s"
+)
+def cli(verbose: bool) -> None:
+    """Bring users' e-mail from IMAP mailboxes and the Haraka spool into one store.
+
+    Run `mail-pipeline COMMAND --help` for the options of a command.
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+for _module in COMMAND_MODULES:
+    _module.register(cli)
+
+
+def _usage_line(exc: click.UsageError) -> str:
+    """Return a Click usage error as one line that names the command's --help."""
+    where = exc.ctx.command_path if exc.ctx is not None else "mail-pipeline"
+    message = exc.format_message()
+    if type(exc).__name__ == "NoArgsIsHelpError" or message.startswith("Missing command"):
+        group = exc.ctx.command if exc.ctx is not None else cli
+        names = ""
+        if isinstance(group, click.Group) and exc.ctx is not None:
+            names = ", ".join(group.list_commands(exc.ctx))
+        message = f"a command is missing; one of: {names}" if names else "a command is missing"
+    return f"error: {message} (see {where} --help)"
+
+
+def _database_error(exc: BaseException) -> str | None:
+    """Return the one-line reason of a database error, None when ``exc`` is not one."""
+    if "sqlalchemy" not in sys.modules:  # never imported: the command touched no database
+        return None
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if not isinstance(exc, SQLAlchemyError):
+        return None
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return reason[0] if reason else type(exc).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``) and return its exit code."""
-    parser = build_parser()
+    context = Context()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    context: Context | None = None
-    try:
-        context = Context(load_settings())
-        return int(args.handler(context, args))
+        code = cli.main(
+            args=list(sys.argv[1:] if argv is None else argv),
+            prog_name="mail-pipeline",
+            standalone_mode=False,
+            obj=context,
+        )
+        return code if isinstance(code, int) else EXIT_OK
+    except click.UsageError as exc:  # unknown command or option, a bad or missing value
+        print_error(_usage_line(exc))
+        return EXIT_USAGE
+    except click.Abort:  # Ctrl-C or end of input at a prompt
+        print_error("interrupted")
+        return 130
+    except click.ClickException as exc:
+        print_error(f"error: {exc.format_message()}")
+        return exc.exit_code
     except EnvironmentFault as exc:  # disk full, read-only, ...: a failed run, not bad usage
         print_error(f"error: {exc}")
         return EXIT_FAILED
     except (UsageError, MailPipelineError, ValueError) as exc:
         print_error(f"error: {exc}")
         return EXIT_USAGE
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        print_error(f"error: database: {reason[0] if reason else type(exc).__name__}")
-        return EXIT_FAILED
     except KeyboardInterrupt:
         print_error("interrupted")
         return 130
+    except Exception as exc:
+        reason = _database_error(exc)
+        if reason is None:
+            raise
+        print_error(f"error: database: {reason}")
+        return EXIT_FAILED
     finally:
-        if context is not None:
-            context.close()
+        context.close()

@@ -1,28 +1,44 @@
-"""``mail-pipeline db``: create or migrate the store's schema."""
+"""``mail-pipeline db``: create or migrate the store's schema, and show its revision."""
 
 from __future__ import annotations
 
-import argparse
-from typing import Any
+import click
 
-from mail_pipeline.cli.common import EXIT_OK, Context, command, group
-
-
-def register(groups: Any) -> None:
-    """Add the ``db`` commands."""
-    sub = group(groups, "db", "the store's schema")
-    command(sub, "upgrade", upgrade, "create the schema or migrate it to the newest revision")
-    command(sub, "revision", revision, "print the schema revision of the store")
+from mail_pipeline.cli.common import EXIT_OK, Context, emit_json, group, json_option, pass_context
 
 
-def upgrade(ctx: Context, _args: argparse.Namespace) -> int:
-    """Run the Alembic migrations up to head."""
-    ctx.store.upgrade()
-    ctx.out.print(f"schema at revision {ctx.store.schema_revision()} ({ctx.store.dialect})")
+@group("db", "mail-pipeline db upgrade", "mail-pipeline db revision --json")
+def db() -> None:
+    """Create the store or bring its schema up to date."""
+
+
+@db.command(short_help="Create the store or migrate its schema.")
+@pass_context
+def upgrade(ctx: Context) -> int:
+    """Create the store (a SQLite file under MAIL_PIPELINE_HOME by default) or migrate its
+    schema to the newest revision. Safe to run again: a store already up to date is left
+    as it is."""
+    store = ctx.create_store()
+    store.upgrade()
+    ctx.say(f"schema at revision {store.schema_revision()} ({store.dialect})")
     return EXIT_OK
 
 
-def revision(ctx: Context, _args: argparse.Namespace) -> int:
-    """Print the current schema revision ("none" for an empty database)."""
-    ctx.out.print(ctx.store.schema_revision() or "none")
+@db.command(short_help="Print the store's schema revision.")
+@json_option
+@pass_context
+def revision(ctx: Context, as_json: bool) -> int:
+    """Print the store's schema revision ("none" before `mail-pipeline db upgrade`)."""
+    ctx.require_project()
+    store = ctx.create_store()
+    current = store.schema_revision()
+    if as_json:
+        emit_json({"revision": current, "dialect": store.dialect})
+    else:
+        ctx.say(current or "none")
     return EXIT_OK
+
+
+def register(root: click.Group) -> None:
+    """Add the ``db`` group to ``root``."""
+    root.add_command(db)

@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
-import argparse
-from typing import Any
+import click
 
-from mail_pipeline.cli.common import EXIT_OK, Context, command
-from mail_pipeline.demo import install_demo
+from mail_pipeline.cli.common import EXIT_OK, Context, examples, pass_context
 
 
-def register(groups: Any) -> None:
-    """Add the ``demo`` command."""
-    command(
-        groups,
-        "demo",
-        run_demo,
-        "create the store, the demo users (alice, bob) and spool the demo messages",
-    )
+@click.command(epilog=examples("MAIL_PIPELINE_HOME=/tmp/demo mail-pipeline demo"))
+@pass_context
+def demo(ctx: Context) -> int:
+    """Set up the demo users and the demo mail.
 
+    Creates the store, the users alice and bob (team@demo.test delivers to bob), and puts the
+    five demo messages into the spool, as Haraka would. Running it again adds nothing that
+    is already there.
+    """
+    from mail_pipeline.demo import install_demo
 
-def run_demo(ctx: Context, _args: argparse.Namespace) -> int:
-    """Install the demo."""
-    report = install_demo(ctx.store, ctx.settings.spool_dir)
-    ctx.out.print(f"demo users added: {', '.join(report.users_added) or 'none (already there)'}")
-    ctx.out.print(f"spooled {len(report.spooled)} demo messages into {ctx.settings.spool_dir}")
+    report = install_demo(ctx.create_store(), ctx.settings.spool_dir)
+    ctx.say(f"demo users added: {', '.join(report.users_added) or 'none (already there)'}")
+    spool = ctx.settings.spool_dir
+    if report.spooled:
+        ctx.say(f"spooled {len(report.spooled)} demo messages into {spool}")
+    if report.already_spooled:
+        ctx.say(
+            f"{len(report.already_spooled)} demo messages already in the spool {spool} "
+            "or in the store: not spooled again"
+        )
     return EXIT_OK
+
+
+def register(root: click.Group) -> None:
+    """Add the ``demo`` command to ``root``."""
+    root.add_command(demo)

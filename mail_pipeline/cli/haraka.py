@@ -2,88 +2,148 @@
 
 from __future__ import annotations
 
-import argparse
 import os
+import re
 from pathlib import Path
-from typing import Any
 
-from mail_pipeline.cli.common import EXIT_FAILED, EXIT_OK, Context, UsageError, command, group
+import click
+
+from mail_pipeline.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Context,
+    UsageError,
+    emit_json,
+    group,
+    json_option,
+    pass_context,
+)
 from mail_pipeline.intake.limits import DEFAULT_MAX_MESSAGE_BYTES
-from mail_pipeline.intake.spool import haraka as haraka_server
-from mail_pipeline.intake.spool.haraka_config import HarakaConfig
+
+#: How HarakaConfig's field names read as this command's options, in messages.
+_OPTION_NAMES = (
+    (r"HarakaConfig\.domains\b", "--domain"),
+    (r"HarakaConfig\.port\b", "--port"),
+    (r"HarakaConfig\.host\b", "--host"),
+    (r"HarakaConfig\.max_message_bytes\b", "--max-size"),
+    (r"HarakaConfig\.(\w+)", r"\1"),
+)
 
 
-def register(groups: Any) -> None:
-    """Add the ``haraka`` commands."""
-    sub = group(groups, "haraka", "the Haraka SMTP server that writes the spool")
-    start = command(
-        sub, "start", start_server, "start Haraka in the background, writing to the spool directory"
-    )
-    start.add_argument("--host", default="127.0.0.1")
-    start.add_argument("--port", type=int, default=2525)
-    start.add_argument(
-        "--domain",
-        action="append",
-        dest="domains",
-        metavar="DOMAIN",
-        help="accept mail for DOMAIN (repeatable; default: "
-        "$MAIL_PIPELINE_HARAKA_DOMAINS, comma-separated)",
-    )
-    start.add_argument(
-        "--max-size",
-        type=int,
-        default=DEFAULT_MAX_MESSAGE_BYTES,
-        help="largest message accepted, in bytes",
-    )
-    for name, handler, text in (
-        ("stop", stop_server, "stop Haraka"),
-        ("status", server_status, "is Haraka running, and where"),
-    ):
-        command(sub, name, handler, text)
+def option_names(text: str) -> str:
+    """Return a Haraka config problem with its field names as ``haraka start`` options."""
+    for pattern, option in _OPTION_NAMES:
+        text = re.sub(pattern, option, text)
+    return text
+
+
+@group(
+    "haraka",
+    "mail-pipeline haraka start --domain example.org --port 2525",
+    "mail-pipeline haraka status",
+    "mail-pipeline haraka stop",
+)
+def haraka() -> None:
+    """Run the repo's Haraka SMTP server against the spool.
+
+    Haraka accepts mail for its domains and writes each message into the spool's inbox, where
+    `mail-pipeline spool ingest` (or the spool sensor) stores it.
+    """
 
 
 def _runtime(ctx: Context) -> Path:
     return ctx.settings.home / "haraka-runtime"
 
 
-def start_server(ctx: Context, args: argparse.Namespace) -> int:
-    """Start Haraka with the repo's config against the configured spool."""
-    domains = args.domains or [
-        d for d in os.environ.get("MAIL_PIPELINE_HARAKA_DOMAINS", "").split(",") if d.strip()
+@haraka.command("start", short_help="Start Haraka in the background.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=2525, show_default=True, help="The SMTP port."
+)
+@click.option(
+    "--domain",
+    "domains",
+    multiple=True,
+    metavar="DOMAIN",
+    help="Accept mail for DOMAIN (repeatable; default: $MAIL_PIPELINE_HARAKA_DOMAINS, "
+    "comma-separated).",
+)
+@click.option(
+    "--max-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_MESSAGE_BYTES,
+    show_default=True,
+    metavar="BYTES",
+    help="The largest message accepted.",
+)
+@pass_context
+def start_server(
+    ctx: Context, host: str, port: int, domains: tuple[str, ...], max_size: int
+) -> int:
+    """Start Haraka in the background, writing to the project's spool directory."""
+    from mail_pipeline.errors import ConfigError
+    from mail_pipeline.intake.spool import haraka as haraka_server
+    from mail_pipeline.intake.spool.haraka_config import HarakaConfig
+
+    ctx.require_project()
+    names = list(domains) or [
+        d.strip()
+        for d in os.environ.get("MAIL_PIPELINE_HARAKA_DOMAINS", "").split(",")
+        if d.strip()
     ]
-    if not domains:
+    if not names:
         raise UsageError("give --domain DOMAIN or set MAIL_PIPELINE_HARAKA_DOMAINS")
-    config = HarakaConfig(
-        spool_dir=ctx.settings.spool_dir,
-        domains=tuple(domains),
-        host=args.host,
-        port=args.port,
-        max_message_bytes=args.max_size,
-        runtime_dir=_runtime(ctx),
-    )
+    try:
+        config = HarakaConfig(
+            spool_dir=ctx.settings.spool_dir,
+            domains=tuple(names),
+            host=host,
+            port=port,
+            max_message_bytes=max_size,
+            runtime_dir=_runtime(ctx),
+        )
+    except ConfigError as exc:
+        raise UsageError(option_names(str(exc))) from None
     process = haraka_server.start(config)
-    ctx.out.print(
+    ctx.say(
         f"Haraka listening on {process.host}:{process.port} (pid {process.pid}) for "
         f"{', '.join(config.domains)}; spool {config.spool_dir}"
     )
     return EXIT_OK
 
 
-def stop_server(ctx: Context, _args: argparse.Namespace) -> int:
-    """Stop the Haraka started by ``haraka start``."""
+@haraka.command("stop", short_help="Stop Haraka.")
+@pass_context
+def stop_server(ctx: Context) -> int:
+    """Stop the Haraka started by `mail-pipeline haraka start`."""
+    from mail_pipeline.intake.spool import haraka as haraka_server
+
     stopped = haraka_server.stop(_runtime(ctx))
-    ctx.out.print("Haraka stopped" if stopped else "Haraka was not running")
+    ctx.say("Haraka stopped" if stopped else "Haraka was not running")
     return EXIT_OK
 
 
-def server_status(ctx: Context, _args: argparse.Namespace) -> int:
-    """Print whether Haraka runs; exit 1 when it does not."""
+@haraka.command("status", short_help="Is Haraka running, and where.")
+@json_option
+@pass_context
+def server_status(ctx: Context, as_json: bool) -> int:
+    """Say whether Haraka runs, and where; exit 1 when it does not."""
+    from mail_pipeline.intake.spool import haraka as haraka_server
+
     state = haraka_server.status(_runtime(ctx))
+    if as_json:
+        emit_json(state)
+        return EXIT_OK if state["running"] else EXIT_FAILED
     if not state["running"]:
-        ctx.out.print(f"Haraka is not running (log: {state['log']})")
+        ctx.say(f"Haraka is not running (log: {state['log']})")
         return EXIT_FAILED
-    ctx.out.print(
+    ctx.say(
         f"Haraka running, pid {state['pid']}, on {state['host']}:{state['port']} for "
         f"{', '.join(state['domains'])}; spool {state['spool_dir']}"
     )
     return EXIT_OK
+
+
+def register(root: click.Group) -> None:
+    """Add the ``haraka`` group to ``root``."""
+    root.add_command(haraka)

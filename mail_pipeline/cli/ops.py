@@ -4,181 +4,117 @@
 cron or a container health check. ``cleanup-stale`` is a top-level command (the ``tasks``
 group belongs to :mod:`mail_pipeline.cli.tasks`). The ``mailbox`` and ``locks`` groups are
 :mod:`mail_pipeline.cli.mailbox` and :mod:`mail_pipeline.cli.locks`.
+
+The defaults shown in ``--help`` are written here, so that ``--help`` imports nothing of the
+store; the tests check them against ``HealthThresholds``, ``RetentionPolicy`` and the metrics'
+``DEFAULT_RECENT_RUNS``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.table import Table
+import click
 
-from mail_pipeline.cli.common import EXIT_OK, Context, command, positive_int, show_time
-from mail_pipeline.cli.mailbox import mailbox_table
-from mail_pipeline.maintenance.health import HealthThresholds, evaluate
-from mail_pipeline.maintenance.metrics import DEFAULT_RECENT_RUNS, Metrics, compute_metrics
-from mail_pipeline.maintenance.retention import run_retention
-from mail_pipeline.maintenance.retention_policy import DEFAULT_BATCH_SIZE, RetentionPolicy
-from mail_pipeline.maintenance.stale_tasks import cleanup_stale_tasks
+from mail_pipeline.cli.common import (
+    EXIT_OK,
+    Context,
+    emit_json,
+    examples,
+    new_table,
+    pass_context,
+    show_time,
+    state_text,
+)
 
+if TYPE_CHECKING:
+    from mail_pipeline.maintenance.metrics import Metrics
 
-def register(groups: Any) -> None:
-    """Add the operator commands."""
-    m = command(
-        groups,
-        "metrics",
-        show_metrics,
-        "task, throughput, spool and mailbox metrics (a table, or --json)",
-    )
-    m.add_argument("--json", action="store_true", help="print JSON for machines")
-    m.add_argument(
-        "--recent-runs",
-        type=positive_int,
-        default=DEFAULT_RECENT_RUNS,
-        help=f"throughput over this many recent runs (default {DEFAULT_RECENT_RUNS})",
-    )
-
-    h = command(
-        groups,
-        "health",
-        check_health,
-        "exit 0 healthy, 1 warning, 2 critical, with one line of reasons",
-    )
-    h.add_argument("--json", action="store_true", help="print JSON for machines")
-    d = HealthThresholds()
-    h.add_argument(
-        "--max-failed-24h",
-        type=_limit,
-        default=d.failed_24h_critical,
-        metavar="N|off",
-        help=f"critical above N failed tasks in 24 h (default {d.failed_24h_critical})",
-    )
-    h.add_argument(
-        "--timed-out",
-        type=_limit,
-        default=d.timed_out_warning,
-        metavar="N|off",
-        help="warning from N stale tasks: no heartbeat within their timeout (default 1)",
-    )
-    h.add_argument(
-        "--paused",
-        type=_limit,
-        default=d.paused_warning,
-        metavar="N|off",
-        help="warning from N paused mailboxes (default 1)",
-    )
-    h.add_argument(
-        "--inbox-age",
-        type=_limit,
-        default=d.inbox_age_warning_seconds,
-        metavar="SECONDS|off",
-        help="warning when the oldest spool inbox file is older (default 1800)",
-    )
-    h.add_argument(
-        "--spool-failed",
-        type=_limit,
-        default=d.spool_failed_warning,
-        metavar="N|off",
-        help="warning from N messages in spool failed/ (default off)",
-    )
-
-    c = command(
-        groups,
-        "cleanup",
-        cleanup,
-        "retention: delete old finished tasks (audited), old spool files and "
-        "unreferenced attachment files",
-    )
-    c.add_argument("--dry-run", action="store_true", help="report what would go; delete nothing")
-    p = RetentionPolicy()
-    for flag, default, text in (
-        ("--completed-days", p.completed_days, "COMPLETED tasks"),
-        ("--failed-days", p.failed_days, "FAILED tasks"),
-        ("--cancelled-days", p.cancelled_days, "CANCELLED tasks"),
-        ("--skipped-days", p.skipped_days, "SKIPPED tasks"),
-        ("--processed-days", p.processed_days, "spool processed/ files"),
-        ("--failed-spool-days", p.failed_spool_days, "spool failed/ messages"),
-        ("--unmatched-days", p.unmatched_days, "spool unmatched/ messages"),
-    ):
-        c.add_argument(
-            flag,
-            type=_days,
-            default=default,
-            metavar="DAYS|off",
-            help=f"keep {text} this long (default {default:g})",
-        )
-    c.add_argument(
-        "--attachment-grace-seconds",
-        type=float,
-        default=p.attachment_grace_seconds,
-        help="never remove an unreferenced file younger than this (default 3600)",
-    )
-    c.add_argument(
-        "--batch-size",
-        type=positive_int,
-        default=DEFAULT_BATCH_SIZE,
-        help=f"tasks per transaction (default {DEFAULT_BATCH_SIZE})",
-    )
-    c.add_argument(
-        "--max-batches",
-        type=positive_int,
-        default=None,
-        help="stop after this many batches (the rest waits for the next pass)",
-    )
-    c.add_argument("--no-spool", action="store_true", help="leave the spool alone")
-    c.add_argument("--no-attachments", action="store_true", help="leave attachments alone")
-    c.add_argument("--json", action="store_true", help="print the report as JSON")
-
-    command(
-        groups,
-        "cleanup-stale",
-        cleanup_stale,
-        "cancel PENDING/RUNNING tasks whose heartbeat is older than their timeout "
-        "(their run is dead) and free those runs' leases",
-    )
+DEFAULT_RECENT_RUNS = 50
+#: RetentionPolicy(): days each kind of record is kept (None: kept forever), and the rest.
+RETENTION_DEFAULTS: dict[str, float | None] = {
+    "completed_days": 1.0,
+    "failed_days": 7.0,
+    "cancelled_days": 1.0,
+    "skipped_days": 1.0,
+    "processed_days": 7.0,
+    "failed_spool_days": 30.0,
+    "unmatched_days": 30.0,
+}
+DEFAULT_GRACE_SECONDS = 3600.0
+DEFAULT_CLEANUP_BATCH = 1000
 
 
-# --- argument types ------------------------------------------------------------------------
+if TYPE_CHECKING:  # click 8.2+ types ParamType by what it converts; at run time 8.1 is fine
+    _ParamType = click.ParamType[float | str | None, Any]
+else:
+    _ParamType = click.ParamType
 
 
-def _limit(text: str) -> float | None:
-    if text.strip().lower() == "off":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'off'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative")
-    return value
+class Limit(_ParamType):
+    """A number >= 0, or ``off``: None, or the string ``"off"`` with ``keep_off`` (for an
+    option whose None means "not given")."""
+
+    name = "N|off"
+
+    def __init__(self, *, keep_off: bool = False, above_zero: bool = False) -> None:
+        self.keep_off = keep_off
+        self.above_zero = above_zero
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Return ``value`` as a float, or None for ``off``; fail on anything else."""
+        if value is None or isinstance(value, float | int):
+            return value
+        text = str(value).strip().lower()
+        if text == "off":
+            return "off" if self.keep_off else None
+        try:
+            number = float(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a number or 'off'", param, ctx)
+        if number < 0 or (self.above_zero and number == 0):
+            self.fail(f"{value} is not above 0 (write off to turn the check off)", param, ctx)
+        return number
 
 
-def _days(text: str) -> float | None:
-    return _limit(text)
-
-
-def _json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+def _shown(default: float | None, unit: str = "") -> str:
+    return "off" if default is None else f"{default:g}{unit}"
 
 
 # --- metrics and health --------------------------------------------------------------------
 
 
 def _metrics(ctx: Context, recent_runs: int = DEFAULT_RECENT_RUNS) -> Metrics:
+    from mail_pipeline.maintenance.metrics import compute_metrics
+
     return compute_metrics(ctx.store, spool_dir=ctx.settings.spool_dir, recent_runs=recent_runs)
 
 
-def show_metrics(ctx: Context, args: argparse.Namespace) -> int:
-    """Print the metrics as tables, or as JSON."""
-    metrics = _metrics(ctx, args.recent_runs)
-    if args.json:
-        _json(metrics.as_dict())
+@click.command(
+    "metrics",
+    epilog=examples("mail-pipeline metrics", "mail-pipeline metrics --json | jq .metrics"),
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead.")
+@click.option(
+    "--recent-runs",
+    type=click.IntRange(min=1),
+    default=DEFAULT_RECENT_RUNS,
+    show_default=True,
+    help="Throughput over this many recent completed runs.",
+)
+@pass_context
+def show_metrics(ctx: Context, as_json: bool, recent_runs: int) -> int:
+    """Show task, throughput, spool and mailbox metrics.
+
+    The same numbers the `mail_metrics` asset records on every fetch run.
+    """
+    metrics = _metrics(ctx, recent_runs)
+    if as_json:
+        emit_json(metrics.as_dict())
         return EXIT_OK
     numbers = metrics.numeric()
-    tasks = Table(
-        "tasks", "count", title=f"mail_pipeline metrics at {show_time(metrics.generated_at)}"
+    tasks = new_table(
+        "tasks", "count", numbers=("count",), title=f"metrics at {show_time(metrics.generated_at)}"
     )
     for key, label in (
         ("total_tasks", "total"),
@@ -195,15 +131,16 @@ def show_metrics(ctx: Context, args: argparse.Namespace) -> int:
         ("audited_tasks", "deleted by retention (audited)"),
     ):
         tasks.add_row(label, str(numbers[key]))
-    ctx.out.print(tasks)
-    runs = Table(
+    ctx.print_table(tasks, "no tasks")
+    runs = new_table(
         "source",
         "runs",
         "saved/run",
         "seconds/run",
         "duplicates",
         "failures",
-        title=f"throughput over the last {args.recent_runs} completed runs",
+        numbers=("runs", "saved/run", "seconds/run", "duplicates", "failures"),
+        title=f"throughput over the last {recent_runs} completed runs",
     )
     for source, stats in metrics.throughput.items():
         runs.add_row(
@@ -214,104 +151,236 @@ def show_metrics(ctx: Context, args: argparse.Namespace) -> int:
             str(stats.duplicates),
             str(stats.failures),
         )
-    ctx.out.print(runs)
+    ctx.print_table(runs, "no completed runs yet")
     if metrics.spool is not None:
         s = metrics.spool
         age = "-" if s.oldest_inbox_age_seconds is None else f"{s.oldest_inbox_age_seconds:.0f} s"
-        ctx.out.print(
+        ctx.say(
             f"spool: {s.inbox_ready} ready in inbox (oldest file {age}), "
-            f"{s.failed} failed, {s.unmatched} unmatched",
-            markup=False,
-            highlight=False,
+            f"{s.failed} failed, {s.unmatched} unmatched"
         )
-    ctx.out.print(mailbox_table(metrics.mailboxes))
+    from mail_pipeline.cli.mailbox import print_mailboxes
+
+    print_mailboxes(ctx, metrics.mailboxes)
     return EXIT_OK
 
 
-def check_health(ctx: Context, args: argparse.Namespace) -> int:
-    """Print one line of health and exit 0/1/2."""
+#: ``health`` options: (flag, HealthThresholds field, the setting it overrides, meaning)
+HEALTH_OPTIONS = (
+    (
+        "--failed-tasks",
+        "failed_tasks_warning",
+        "MAIL_PIPELINE_HEALTH_FAILED_TASKS",
+        "warning from N FAILED tasks in 24 h",
+    ),
+    (
+        "--timed-out",
+        "stale_tasks_warning",
+        "MAIL_PIPELINE_HEALTH_STALE_TASKS",
+        "warning from N stale open tasks",
+    ),
+    (
+        "--missed-fetches",
+        "missed_fetches_critical",
+        "MAIL_PIPELINE_HEALTH_MISSED_FETCHES",
+        "critical when no mailbox fetch succeeded for N fetch intervals",
+    ),
+    (
+        "--inbox-age",
+        "spool_warning_seconds",
+        "MAIL_PIPELINE_HEALTH_SPOOL_WARNING_SECONDS",
+        "warning when the oldest spool inbox file is older than N seconds",
+    ),
+    (
+        "--inbox-age-critical",
+        "spool_critical_seconds",
+        "MAIL_PIPELINE_HEALTH_SPOOL_CRITICAL_SECONDS",
+        "critical when the oldest spool inbox file is older than N seconds",
+    ),
+    (
+        "--spool-failed",
+        "spool_failed_warning",
+        "MAIL_PIPELINE_HEALTH_SPOOL_FAILED",
+        "warning from N messages in failed/",
+    ),
+)
 
-    def count(value: float | None) -> int | None:
-        return None if value is None else int(value)
 
-    thresholds = HealthThresholds(
-        timed_out_warning=count(args.timed_out),
-        failed_24h_critical=count(args.max_failed_24h),
-        paused_warning=count(args.paused),
-        inbox_age_warning_seconds=args.inbox_age,
-        spool_failed_warning=count(args.spool_failed),
-    )
-    report = evaluate(_metrics(ctx), thresholds)
-    if args.json:
-        _json(
-            {
-                "level": report.level.label,
-                "exit_code": int(report.level),
-                "reasons": [{"level": lvl.label, "reason": text} for lvl, text in report.reasons],
-            }
-        )
+def _health_options(function: Any) -> Any:
+    for flag, field, setting, meaning in reversed(HEALTH_OPTIONS):
+        function = click.option(
+            flag,
+            field,
+            type=Limit(keep_off=True, above_zero=True),
+            default=None,
+            help=f"{meaning[0].upper()}{meaning[1:]}; off turns it off (default: {setting}).",
+        )(function)
+    return function
+
+
+@click.command(
+    "health",
+    epilog=examples(
+        "mail-pipeline health", "mail-pipeline health --inbox-age 600 --failed-tasks off --json"
+    ),
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead.")
+@_health_options
+@pass_context
+def check_health(ctx: Context, /, as_json: bool, **limits: float | str | None) -> int:
+    """One line of health; exit 0 healthy, 1 warning, 2 critical.
+
+    For cron or a container health check. The limits come from the health threshold
+    settings (deploy/README.md, "Health thresholds"); an option overrides one for this check.
+    """
+    import dataclasses
+
+    from mail_pipeline.maintenance.health import HealthThresholds, evaluate
+
+    thresholds = HealthThresholds.from_settings(ctx.settings)
+    given: dict[str, Any] = {}
+    for field, value in limits.items():
+        if value is None:
+            continue
+        if value == "off":
+            given[field] = None
+        elif field.endswith("_seconds"):
+            given[field] = float(value)
+        else:
+            given[field] = int(float(value))
+    report = evaluate(_metrics(ctx), dataclasses.replace(thresholds, **given))
+    if as_json:
+        emit_json(report.as_dict())
     else:
-        sys.stdout.write(
-            f"{report.level.label.upper()}: {report.line()}\n" if report.reasons else "HEALTHY\n"
-        )
-    return int(report.level)
+        ctx.say(state_text(report.message()))
+    return int(report.status)
 
 
 # --- retention and stale tasks -------------------------------------------------------------
 
 
-def cleanup(ctx: Context, args: argparse.Namespace) -> int:
-    """Run (or dry-run) retention and print what went."""
+def _retention_options(function: Any) -> Any:
+    for flag, key, what in reversed(
+        (
+            ("--completed-days", "completed_days", "COMPLETED tasks"),
+            ("--failed-days", "failed_days", "FAILED tasks"),
+            ("--cancelled-days", "cancelled_days", "CANCELLED tasks"),
+            ("--skipped-days", "skipped_days", "SKIPPED tasks"),
+            ("--processed-days", "processed_days", "spool processed/ files"),
+            ("--failed-spool-days", "failed_spool_days", "spool failed/ messages"),
+            ("--unmatched-days", "unmatched_days", "spool unmatched/ messages"),
+        )
+    ):
+        default = RETENTION_DEFAULTS[key]
+        function = click.option(
+            flag,
+            key,
+            type=Limit(),
+            default=default,
+            metavar="DAYS|off",
+            help=f"Keep {what} this long (default {_shown(default)}).",
+        )(function)
+    return function
+
+
+@click.command(
+    "cleanup",
+    epilog=examples(
+        "mail-pipeline cleanup --dry-run", "mail-pipeline cleanup --failed-days 30 --json"
+    ),
+)
+@click.option("--dry-run", is_flag=True, help="Report what would go; delete nothing.")
+@_retention_options
+@click.option(
+    "--attachment-grace-seconds",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_GRACE_SECONDS,
+    show_default=True,
+    help="Never remove an unreferenced attachment file younger than this.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_CLEANUP_BATCH,
+    show_default=True,
+    help="Tasks deleted per transaction.",
+)
+@click.option(
+    "--max-batches",
+    type=click.IntRange(min=1),
+    help="Stop after this many batches (the rest waits for the next pass).",
+)
+@click.option("--no-spool", is_flag=True, help="Leave the spool alone.")
+@click.option("--no-attachments", is_flag=True, help="Leave attachment files alone.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pass_context
+def cleanup(
+    ctx: Context,
+    /,
+    dry_run: bool,
+    attachment_grace_seconds: float,
+    batch_size: int,
+    max_batches: int | None,
+    no_spool: bool,
+    no_attachments: bool,
+    as_json: bool,
+    **days: float | None,
+) -> int:
+    """Apply retention: old tasks, spool files, attachments.
+
+    Deletes finished tasks past their time (an audit row is kept for each), old spool files,
+    and attachment files no message refers to.
+    """
+    from mail_pipeline.maintenance.retention import run_retention
+    from mail_pipeline.maintenance.retention_policy import RetentionPolicy
+
     policy = RetentionPolicy(
-        completed_days=args.completed_days,
-        failed_days=args.failed_days,
-        cancelled_days=args.cancelled_days,
-        skipped_days=args.skipped_days,
-        processed_days=args.processed_days,
-        failed_spool_days=args.failed_spool_days,
-        unmatched_days=args.unmatched_days,
-        attachment_grace_seconds=args.attachment_grace_seconds,
-        batch_size=args.batch_size,
+        **days,
+        attachment_grace_seconds=attachment_grace_seconds,
+        batch_size=batch_size,
     )
     report = run_retention(
         ctx.store,
         policy,
-        spool_dir=None if args.no_spool else ctx.settings.spool_dir,
-        attachment_root=None if args.no_attachments else ctx.settings.attachment_root,
-        dry_run=args.dry_run,
-        max_batches=args.max_batches,
+        spool_dir=None if no_spool else ctx.settings.spool_dir,
+        attachment_root=None if no_attachments else ctx.settings.attachment_root,
+        dry_run=dry_run,
+        max_batches=max_batches,
     )
-    if args.json:
-        _json(report.as_dict())
-    else:
-        ctx.out.print(report.summary(), markup=False, highlight=False)
-        if args.dry_run:
-            for part in (
-                report.processed,
-                report.failed_spool,
-                report.unmatched,
-                report.attachments,
-            ):
-                for path in part.paths[:20]:
-                    ctx.out.print(f"  would delete {path}", markup=False, highlight=False)
+    if as_json:
+        emit_json(report.as_dict())
+        return EXIT_OK
+    ctx.say(report.summary())
+    if dry_run:
+        for part in (report.processed, report.failed_spool, report.unmatched, report.attachments):
+            for path in part.paths[:20]:
+                ctx.say(f"  would delete {path}")
     return EXIT_OK
 
 
-def cleanup_stale(ctx: Context, _args: argparse.Namespace) -> int:
-    """Cancel open tasks whose heartbeat is older than their timeout; free their runs' leases.
+@click.command("cleanup-stale", epilog=examples("mail-pipeline cleanup-stale"))
+@pass_context
+def cleanup_stale(ctx: Context) -> int:
+    """Cancel tasks whose heartbeat expired (their run died).
 
-    Needs no Dagster instance: the heartbeat alone decides (see
-    :mod:`mail_pipeline.maintenance.stale_tasks`).
+    Cancels the PENDING and RUNNING tasks whose heartbeat is older than their timeout and
+    frees those runs' fetch leases. Tasks of live runs are left alone.
     """
+    from mail_pipeline.maintenance.stale_tasks import cleanup_stale_tasks
+
     report = cleanup_stale_tasks(ctx.store)
-    ctx.out.print(
+    ctx.say(
         f"cancelled {report.count} stale task(s), kept {report.kept} open "
-        "(stale: no heartbeat within the task's timeout)",
-        markup=False,
-        highlight=False,
+        "(stale: no heartbeat within the task's timeout)"
     )
     for task_id, reason in report.cancelled:
-        ctx.out.print(f"  {task_id}: {reason}", markup=False, highlight=False)
+        ctx.say(f"  {task_id}: {reason}")
     for run_id in report.released_runs:
-        ctx.out.print(f"  released the lease(s) of run {run_id}", markup=False, highlight=False)
+        ctx.say(f"  released the lease(s) of run {run_id}")
     return EXIT_OK
+
+
+def register(root: click.Group) -> None:
+    """Add the operator commands to ``root``."""
+    for command in (show_metrics, check_health, cleanup, cleanup_stale):
+        root.add_command(command)

@@ -3,60 +3,61 @@ comes from."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
-from typing import Any
 
-from mail_pipeline.cli.common import EXIT_OK, Context, command
-from mail_pipeline.platform.secret_box import create_key_file
+import click
 
-
-def register(groups: Any) -> None:
-    """Add the ``secret-key`` command."""
-    parser = command(
-        groups,
-        "secret-key",
-        run_secret_key,
-        "create the key file that seals IMAP passwords (mode 0600; an existing key is kept) "
-        "and say where the key comes from",
-    )
-    parser.add_argument(
-        "--file",
-        type=Path,
-        metavar="PATH",
-        help="write the key to PATH (default: MAIL_PIPELINE_SECRET_KEY_FILE, else "
-        "$MAIL_PIPELINE_HOME/secret.key)",
-    )
+from mail_pipeline.cli.common import EXIT_OK, Context, examples, pass_context
 
 
-def run_secret_key(ctx: Context, args: argparse.Namespace) -> int:
-    """Create the key file if it has no key; print the file and the key's source.
+@click.command(
+    "secret-key",
+    epilog=examples(
+        "mail-pipeline secret-key", "mail-pipeline secret-key --file /etc/mail_pipeline/secret.key"
+    ),
+)
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH",
+    help="Write the key to PATH (default: MAIL_PIPELINE_SECRET_KEY_FILE, else "
+    "$MAIL_PIPELINE_HOME/secret.key).",
+)
+@pass_context
+def secret_key(ctx: Context, path: Path | None) -> int:
+    """Create the key file that seals IMAP passwords.
 
-    Returns:
-        0; a file that cannot be written or read is a SecretKeyError (exit 2).
+    The file gets mode 0600; a file that already holds a key is never overwritten. Then says
+    where the key in use comes from.
+
+    Back the file up: stored IMAP passwords cannot be opened without it.
     """
+    from mail_pipeline.platform.secret_box import create_key_file
+
     settings = ctx.settings
-
-    def say(text: str) -> None:
-        ctx.out.print(text, markup=False, highlight=False)
-
-    if args.file is None and settings.secret_key_env:
-        say("the key comes from MAIL_PIPELINE_SECRET_KEY (the environment): no file written")
+    if path is None and settings.secret_key_env:
+        ctx.say("the key comes from MAIL_PIPELINE_SECRET_KEY (the environment): no file written")
         return EXIT_OK
-    target = args.file.expanduser().absolute() if args.file is not None else settings.key_file
+    target = path.expanduser().absolute() if path is not None else settings.key_file
     if create_key_file(target):
-        say(
+        ctx.say(
             f"created key file {target} (mode 0600): back it up, stored IMAP passwords "
             f"cannot be opened without it"
         )
     else:
-        say(f"key file {target} already holds a key: kept")
+        ctx.say(f"key file {target} already holds a key: kept")
     source = settings.secret_key_source()
     if target != settings.key_file or settings.secret_key_env:
-        say(
+        ctx.say(
             f"note: the key in use comes from {source or 'nowhere'}; to use this file, set "
             f"MAIL_PIPELINE_SECRET_KEY_FILE={target}"
         )
     else:
-        say(f"the key comes from {source}")
+        ctx.say(f"the key comes from {source}")
     return EXIT_OK
+
+
+def register(root: click.Group) -> None:
+    """Add the ``secret-key`` command to ``root``."""
+    root.add_command(secret_key)

@@ -2,76 +2,102 @@
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
-from typing import Any
+import re
+from typing import TYPE_CHECKING
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+import click
 
-from mail_pipeline.cli.common import EXIT_FAILED, EXIT_OK, Context, command, group
-from mail_pipeline.intake.spool.ingest import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_MAX_SIZE,
-    IngestResult,
-    SpoolIngestService,
+from mail_pipeline.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Context,
+    emit_json,
+    group,
+    json_option,
+    new_table,
+    pass_context,
 )
-from mail_pipeline.intake.spool.records import Problem
+
+if TYPE_CHECKING:
+    from mail_pipeline.intake.spool.ingest import IngestResult, SpoolIngestService
+    from mail_pipeline.intake.spool.records import Problem
+
+#: The spool service's defaults (mail_pipeline.intake.spool.ingest; the tests check they match).
+DEFAULT_BATCH_SIZE = 200
+DEFAULT_MAX_SIZE = 26214400
 
 
-def register(groups: Any) -> None:
-    """Add the ``spool`` commands."""
-    sub = group(groups, "spool", "the Haraka spool directory")
-    ingest = command(
-        sub, "ingest", ingest_spool, "store every ready message of the spool inbox (one pass)"
-    )
-    ingest.add_argument(
-        "--batch-size",
-        type=int,
-        default=DEFAULT_BATCH_SIZE,
-        help=f"messages per database transaction (default {DEFAULT_BATCH_SIZE})",
-    )
-    ingest.add_argument(
-        "--max-size",
-        type=int,
-        default=DEFAULT_MAX_SIZE,
-        metavar="BYTES",
-        help=f"larger messages go to failed/ (default {DEFAULT_MAX_SIZE})",
-    )
-    command(sub, "status", spool_status, "counts per folder and what needs attention")
-    command(sub, "retry-failed", retry_failed, "move failed/ pairs back into the inbox")
-    command(
-        sub,
-        "reingest-unmatched",
-        reingest_unmatched,
-        "move unmatched/ pairs back into the inbox (after adding a user or an alias)",
-    )
+@group(
+    "spool",
+    "mail-pipeline spool status",
+    "mail-pipeline spool ingest",
+    "mail-pipeline spool reingest-unmatched",
+)
+def spool() -> None:
+    """The spool Haraka writes accepted mail to.
+
+    Its folders: inbox/ (waiting), processed/, failed/ (quarantined, with the reason) and
+    unmatched/ (no user for the recipient).
+    """
 
 
-def _service(ctx: Context, args: argparse.Namespace | None = None) -> SpoolIngestService:
-    batch = getattr(args, "batch_size", DEFAULT_BATCH_SIZE)
-    max_size = getattr(args, "max_size", DEFAULT_MAX_SIZE)
-    if batch <= 0:
-        raise ValueError("--batch-size must be positive")
-    if max_size <= 0:
-        raise ValueError("--max-size must be positive")
+def _service(
+    ctx: Context, batch_size: int = DEFAULT_BATCH_SIZE, max_size: int = DEFAULT_MAX_SIZE
+) -> SpoolIngestService:
+    from mail_pipeline.intake.spool.ingest import SpoolIngestService
+
     return SpoolIngestService(
         ctx.store,
         ctx.settings.spool_dir,
         ctx.settings.attachment_root,
-        batch_size=batch,
+        batch_size=batch_size,
         max_size=max_size,
     )
 
 
-def ingest_spool(ctx: Context, args: argparse.Namespace) -> int:
-    """One ingest pass in a HARAKA_EMAIL_FETCH task; exit 1 if the pass failed."""
-    service = _service(ctx, args)
-    spool = service.spool.open()
+def _with_names(ctx: Context, text: str) -> str:
+    """Return ``text`` with ``user 7`` replaced by the user's name (``alice``)."""
+    if not re.search(r"\buser \d+\b", text):
+        return text
+    names = {user.id: user.username for user in ctx.store.users.all()}
+    return re.sub(r"\buser (\d+)\b", lambda m: names.get(int(m.group(1)), m.group(0)), text)
+
+
+@spool.command("ingest", short_help="Store the spool inbox's messages (one pass).")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BATCH_SIZE,
+    show_default=True,
+    help="Messages per database transaction.",
+)
+@click.option(
+    "--max-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_SIZE,
+    show_default=True,
+    metavar="BYTES",
+    help="Larger messages go to failed/.",
+)
+@pass_context
+def ingest_spool(ctx: Context, batch_size: int, max_size: int) -> int:
+    """Store every ready message of the spool's inbox (one pass, recorded as a
+    HARAKA_EMAIL_FETCH task). Exit 1 when the pass failed: the files stay in the inbox for
+    the next one."""
+    service = _service(ctx, batch_size, max_size)
+    service.spool.open()
     try:
-        if sys.stdout.isatty():
-            total = spool.status().inbox_ready
+        if ctx.out.is_terminal:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            total = service.spool.status().inbox_ready
             with Progress(
                 TextColumn("ingest"),
                 BarColumn(),
@@ -89,66 +115,72 @@ def ingest_spool(ctx: Context, args: argparse.Namespace) -> int:
         else:
             result = service.ingest_as_task()
     except Exception as exc:
-        ctx.err.print(
-            f"spool ingest failed: {type(exc).__name__}: {exc}", markup=False, highlight=False
-        )
+        ctx.warn(f"spool ingest failed: {type(exc).__name__}: {_with_names(ctx, str(exc))}")
         return EXIT_FAILED
-    ctx.out.print(
-        f"spool ingest: {result.summary()} ({result.duration_seconds:.1f} s, "
-        f"task {result.task_id})",
-        markup=False,
-        highlight=False,
+    ctx.say(
+        f"spool ingest: {result.summary()} ({result.duration_seconds:.1f} s, task {result.task_id})"
     )
     for problem in result.problems[:20]:
-        ctx.out.print(
-            f"  {problem.reason}: {os.path.basename(problem.path)} {problem.detail}",
-            markup=False,
-            highlight=False,
-        )
+        detail = _with_names(ctx, problem.detail)
+        ctx.say(f"  {problem.reason}: {os.path.basename(problem.path)} {detail}")
     if len(result.problems) > 20 or result.problems_dropped:
         more = len(result.problems) - 20 + result.problems_dropped
-        ctx.out.print(f"  ... and {more} more", markup=False)
+        ctx.say(f"  ... and {more} more")
     return EXIT_OK
 
 
-def spool_status(ctx: Context, _args: argparse.Namespace) -> int:
-    """Print the spool's counts and what needs attention."""
-    status = SpoolIngestService(
-        ctx.store, ctx.settings.spool_dir, ctx.settings.attachment_root
-    ).status()
-    table = Table("folder", "pairs")
+@spool.command("status", short_help="Counts per spool folder, and what needs attention.")
+@json_option
+@pass_context
+def spool_status(ctx: Context, as_json: bool) -> int:
+    """Show the pairs (.eml + .meta) in each spool folder, the oldest inbox file, and what
+    needs attention (stale claims, files without .meta, refused files)."""
+    status = _service(ctx).status()
+    if as_json:
+        emit_json({"spool_dir": ctx.settings.spool_dir, **status.as_dict()})
+        return EXIT_OK
+    table = new_table("folder", "pairs")
     table.add_row("inbox (ready)", str(status.inbox_ready))
     table.add_row("inbox (.eml without .meta)", str(status.inbox_waiting))
     table.add_row("processed", str(status.processed))
     table.add_row("failed", str(status.failed))
     table.add_row("unmatched", str(status.unmatched))
     table.add_row("claims (folders)", str(status.claims))
-    ctx.out.print(f"spool {ctx.settings.spool_dir}", markup=False, highlight=False)
-    ctx.out.print(table)
+    ctx.say(f"spool {ctx.settings.spool_dir}")
+    ctx.print_table(table, "no spool folders")
     age = status.oldest_inbox_age_seconds
-    ctx.out.print(f"oldest inbox file: {'-' if age is None else f'{age:.0f} s'}")
+    ctx.say(f"oldest inbox file: {'-' if age is None else f'{age:.0f} s'}")
     for label, names in (
         ("stale claim", status.stale_claims),
         ("stale .eml without .meta", status.stale_eml_without_meta),
         ("refused (not a regular file)", status.refused),
     ):
         for name in names:
-            ctx.out.print(f"{label}: {name}", markup=False, highlight=False)
+            ctx.say(f"{label}: {name}")
     return EXIT_OK
 
 
-def retry_failed(ctx: Context, _args: argparse.Namespace) -> int:
-    """Move failed/ pairs back into the inbox."""
+@spool.command("retry-failed", short_help="Move failed/ pairs back into the inbox.")
+@pass_context
+def retry_failed(ctx: Context) -> int:
+    """Move the failed/ pairs back into the inbox (after fixing what failed them)."""
     return _report_requeue(ctx, "failed", *_service(ctx).retry_failed())
 
 
-def reingest_unmatched(ctx: Context, _args: argparse.Namespace) -> int:
-    """Move unmatched/ pairs back into the inbox."""
+@spool.command("reingest-unmatched", short_help="Move unmatched/ pairs back into the inbox.")
+@pass_context
+def reingest_unmatched(ctx: Context) -> int:
+    """Move the unmatched/ pairs back into the inbox (after adding a user or an alias)."""
     return _report_requeue(ctx, "unmatched", *_service(ctx).reingest_unmatched())
 
 
 def _report_requeue(ctx: Context, folder: str, moved: int, problems: list[Problem]) -> int:
-    ctx.out.print(f"moved {moved} {folder} pairs back to the inbox")
+    ctx.say(f"moved {moved} {folder} pairs back to the inbox")
     for problem in problems:
-        ctx.out.print(f"  left {problem.path}: {problem.reason}", markup=False, highlight=False)
+        ctx.say(f"  left {problem.path}: {problem.reason}")
     return EXIT_OK
+
+
+def register(root: click.Group) -> None:
+    """Add the ``spool`` group to ``root``."""
+    root.add_command(spool)

@@ -16,18 +16,31 @@ Private flanker names used here, and why (each is checked by
 * ``MimePart._container`` (a ``Stream`` with ``start``/``end`` offsets): flanker has no
   public way to say where a part lies in the scanned string; ``to_string()`` copies it and
   re-walks the subtree for every part.
+
+flanker builds its address parsers with ply when it is first imported, and ply reports on
+them through flanker's parser and lexer loggers: "Generating LALR tables", a warning per
+unreachable symbol, "Couldn't create ..." when the tables cannot be written. Those loggers
+are set to ERROR before flanker is imported (:data:`PLY_LOGGERS`), so a first import prints
+nothing; the parsers are the same either way.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from flanker.addresslib import address as flanker_address
-from flanker.mime.message import scanner as flanker_scanner
-from flanker.mime.message.headers import parsing as flanker_parsing
+#: The loggers ply reports through while flanker builds its parsers (``errorlog=log`` in
+#: ``flanker/addresslib/_parser/parser.py`` and ``lexer.py``).
+PLY_LOGGERS = ("flanker.addresslib._parser.parser", "flanker.addresslib._parser.lexer")
+for _name in PLY_LOGGERS:
+    logging.getLogger(_name).setLevel(logging.ERROR)
+
+from flanker.addresslib import address as flanker_address  # noqa: E402 (after the loggers)
+from flanker.mime.message import scanner as flanker_scanner  # noqa: E402
+from flanker.mime.message.headers import parsing as flanker_parsing  # noqa: E402
 
 __all__ = ["Span", "parse_addr_spec", "scan", "tokenize"]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from mail_pipeline_tests.cli.conftest import Run
 
 
@@ -14,3 +16,5 @@ def test_db_upgrade(cli: Run, store_url: str) -> None:
     result = cli("db", "upgrade")
     assert result.code == 0 and f"revision {head}" in result.out
     assert cli("db", "revision").out.strip() == head
+    data = json.loads(cli("db", "revision", "--json").out)
+    assert data["revision"] == head and data["dialect"] in ("sqlite", "postgresql")

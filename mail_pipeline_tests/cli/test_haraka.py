@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import smtplib
 from pathlib import Path
 
@@ -37,3 +38,22 @@ def test_start_needs_a_domain(cli: Run, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.delenv("MAIL_PIPELINE_HARAKA_DOMAINS", raising=False)
     result = cli("haraka", "start")
     assert result.code == 2 and "--domain" in result.err
+
+
+def test_start_mistakes_name_the_options(cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mail_pipeline.cli.haraka import option_names
+
+    assert option_names("HarakaConfig.port: 0 is not a TCP port") == "--port: 0 is not a TCP port"
+    bad_port = cli("haraka", "start", "--domain", "example.test", "--port", "70000")
+    assert bad_port.code == 2 and "--port" in bad_port.err
+    bad_domain = cli("haraka", "start", "--domain", "not a domain")
+    assert bad_domain.code == 2
+    lines = bad_domain.err.strip().splitlines()
+    assert len(lines) == 1 and "--domain" in lines[0] and "HarakaConfig" not in lines[0]
+
+
+def test_status_json(cli: Run) -> None:
+    result = cli("haraka", "status", "--json")
+    assert result.code == 1
+    data = json.loads(result.out)
+    assert data["running"] is False and data["pid"] is None

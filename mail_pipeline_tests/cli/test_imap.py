@@ -134,8 +134,8 @@ def test_set_max_message_bytes_leaves_a_larger_message_on_the_server(
     big = raw(2) + (b"x" * 998 + b"\r\n") * 200  # ~200 kB
     big_uid = dovecot.append(name, big, internaldate=dt.datetime.now(dt.UTC))
     set_account(cli, dovecot, user.password, name, "--max-message-bytes", "102400")
-    shown = cli("imap", "show", name)
-    assert json.loads(shown.out)["imap_config"]["max_message_bytes"] == 102400
+    shown = cli("imap", "show", name, "--json")
+    assert json.loads(shown.out)["email_config"]["imap_config"]["max_message_bytes"] == 102400
 
     fetched = cli("imap", "fetch", name)
 
@@ -158,7 +158,7 @@ def test_set_max_message_bytes_leaves_a_larger_message_on_the_server(
     ("args", "needle"),
     [
         (("imap", "fetch", "nobody"), "no user"),
-        (("imap", "fetch", "x", "--batch-size", "0"), "positive"),
+        (("imap", "fetch", "x", "--batch-size", "0"), "--batch-size"),
     ],
 )
 def test_fetch_usage_errors_exit_2(cli: Run, args: tuple[str, ...], needle: str) -> None:
@@ -238,17 +238,120 @@ def test_imap_set_show_masks_the_password(cli: Run) -> None:
     )
     assert result.code == 0, result.err
     assert "s3cret-pass" not in result.out
-    shown = cli("imap", "show", "alice")
+    shown = cli("imap", "show", "alice", "--json")
     assert shown.code == 0 and "s3cret-pass" not in shown.out
-    config = json.loads(shown.out)
+    data = json.loads(shown.out)
+    assert data["user"] == "alice" and data["mailbox"] is None
+    config = data["email_config"]
     assert config["imap_config"]["password"] == "********"
     assert config["imap_config"]["imap_host"] == "imap.example.org"
     assert config["imap_config"]["imap_ssl_port"] == 993
     listing = cli("imap", "list")
     assert "alice" in listing.out and "yes" in listing.out
+    assert json.loads(cli("imap", "list", "--json").out) == [
+        {"user": "alice", "valid": True, "problem": ""}
+    ]
+    human = cli("imap", "show", "alice")
+    assert human.out.startswith("IMAP account of alice:") and "s3cret-pass" not in human.out
 
 
 def test_imap_set_without_a_secret_source(cli: Run) -> None:
     cli("users", "add", "alice", "alice@example.org")
     result = cli("imap", "set", "alice", "--host", "imap.example.org", stdin="")
     assert result.code == 2 and "--password-stdin" in result.err
+
+
+def test_the_choices_are_the_account_values() -> None:
+    from mail_pipeline.cli.imap import POST_ACTIONS, SECURITIES
+    from mail_pipeline.intake.imap.account import ImapSecurity, PostAction
+
+    assert tuple(m.value for m in ImapSecurity) == SECURITIES
+    assert tuple(p.value for p in PostAction) == POST_ACTIONS
+
+
+def test_messages_name_the_options_not_the_stored_fields() -> None:
+    from mail_pipeline.cli.imap import option_names
+
+    assert (
+        option_names(
+            "invalid IMAP config: IMAP port (imap_ssl_port) must be a number from 1 to 65535, not 0"
+        )
+        == "invalid IMAP config: --port must be a number from 1 to 65535, not 0"
+    )
+    assert option_names("post_action 'move' needs move_to (a folder)") == (
+        "--post-action move needs --move-to FOLDER"
+    )
+    assert option_names("a; since must be a date YYYY-MM-DD, not 'x'") == (
+        "a; --since must be a date YYYY-MM-DD, not 'x'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        (("--port", "70000"), "--port"),
+        (("--post-action", "move"), "--post-action move needs --move-to FOLDER"),
+        (("--filter", "junk"), "--filter"),
+        (("--since", "tomorrow"), "--since"),
+        (("--max-age-days", "-1"), "--max-age-days"),
+        (("--password-stdin", "--password-env", "X"), "only one of"),
+    ],
+)
+def test_imap_set_mistakes_are_one_line_naming_the_option(
+    cli: Run, options: tuple[str, ...], needle: str
+) -> None:
+    cli("users", "add", "alice", "alice@example.org")
+    result = cli("imap", "set", "alice", "--host", "imap.example.org", *options, stdin="pw\n")
+    assert result.code == 2, result
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], result.err
+    assert "imap_ssl_port" not in lines[0] and "user 1" not in lines[0]
+
+
+def _no_records(store_url: str) -> None:
+    store = MailStore(store_url)
+    try:
+        assert store.tasks.recent() == []
+        assert store.mailboxes.all() == []
+    finally:
+        store.dispose()
+
+
+def test_fetch_without_an_account_is_a_usage_error_and_records_nothing(
+    cli: Run, store_url: str
+) -> None:
+    cli("users", "add", "alice", "alice@example.org")
+    result = cli("imap", "fetch", "alice")
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and "alice has no IMAP account" in lines[0]
+    assert "mail-pipeline imap set alice" in lines[0] and "user 1" not in lines[0]
+    _no_records(store_url)
+
+
+def test_fetch_refuses_a_paused_mailbox_unless_forced(cli: Run, store_url: str) -> None:
+    from mail_pipeline_tests.fixtures.servers import free_port
+
+    store = MailStore(store_url)
+    user = store.users.add("ivy", "ivy@example.org")
+    store.dispose()
+    port = str(free_port())  # nothing listens there: a forced fetch fails to connect
+    options = ("--host", "127.0.0.1", "--port", port, "--password-stdin")
+    assert cli("imap", "set", "ivy", *options, stdin="secret\n").code == 0
+    store = MailStore(store_url)
+    for _ in range(3):
+        store.mailboxes.record_failure(
+            user.id, "auth", "login refused", pause_after_auth_failures=3
+        )
+    refused = cli("imap", "fetch", "ivy")
+    assert refused.code == 2
+    lines = refused.err.strip().splitlines()
+    assert len(lines) == 1 and "paused" in lines[0] and "--force" in lines[0]
+    assert "mail-pipeline imap resume ivy" in lines[0]
+    assert store.tasks.recent() == []
+    forced = cli("imap", "fetch", "ivy", "--force")
+    assert forced.code == 1, forced
+    (task,) = store.tasks.recent()
+    assert task.status is TaskStatus.FAILED and task.user_id == user.id
+    assert len(forced.err.strip().splitlines()) == 1 and "ivy:" in forced.err
+    store.dispose()

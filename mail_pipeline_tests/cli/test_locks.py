@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from mail_pipeline.storage.store import MailStore
@@ -13,10 +14,16 @@ def _now() -> datetime:
 
 
 def test_locks_list_and_release(cli: Run, store_url: str) -> None:
+    assert cli("locks", "list").out == "no locks\n"
+    assert json.loads(cli("locks", "list", "--json").out) == []
     store = MailStore(store_url)
     store.locks.acquire("email_fetch", 600, run_id="run-1", owner_info="dagster run run-1")
     listed = cli("locks", "list")
     assert "email_fetch" in listed.out and "live" in listed.out and "run-1" in listed.out
+    assert " UTC" in listed.out
+    (lease,) = json.loads(cli("locks", "list", "--json").out)
+    assert (lease["name"], lease["live"], lease["run_id"]) == ("email_fetch", True, "run-1")
+    assert datetime.fromisoformat(lease["expires_at"]).utcoffset() is not None
     refused = cli("locks", "release", "email_fetch")
     assert refused.code == 1 and "--force" in refused.err
     assert store.locks.get("email_fetch") is not None

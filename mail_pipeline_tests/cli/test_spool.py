@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,10 @@ def test_ingest_status_and_requeue(cli: Run, tmp_path: Path) -> None:
 
     status = cli("spool", "status")
     assert status.code == 0
-    assert "inbox (ready)" in status.out and "│ 3" in status.out
+    (ready,) = [line for line in status.out.splitlines() if "inbox (ready)" in line]
+    assert ready.split()[-1] == "3"
+    data = json.loads(cli("spool", "status", "--json").out)
+    assert data["inbox_ready"] == 3 and data["spool_dir"] == str(spool)
 
     result = cli("spool", "ingest", "--batch-size", "2")
     assert result.code == 0, result.err
@@ -113,3 +117,13 @@ def test_a_storage_fault_exits_1_keeps_the_inbox_and_the_next_ingest_stores_all(
     assert again.code == 0, again.err
     assert "found 3, saved 3, duplicates 0, failed 0" in again.out
     assert all_files(spool)["inbox"] == []
+
+
+def test_the_defaults_are_the_service_defaults() -> None:
+    from mail_pipeline.cli import spool
+    from mail_pipeline.intake.spool import ingest
+
+    assert (spool.DEFAULT_BATCH_SIZE, spool.DEFAULT_MAX_SIZE) == (
+        ingest.DEFAULT_BATCH_SIZE,
+        ingest.DEFAULT_MAX_SIZE,
+    )

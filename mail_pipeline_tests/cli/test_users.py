@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+
 from mail_pipeline_tests.cli.conftest import Run
 
 
@@ -13,7 +16,12 @@ def test_users_and_aliases(cli: Run) -> None:
     aliases = cli("aliases", "list")
     assert "team@example.org" in aliases.out and "alice" in aliases.out
     assert cli("users", "disable", "alice").code == 0
-    assert "no" in cli("users", "list").out
+    assert "disabled" in cli("users", "list").out
+    (row,) = json.loads(cli("users", "list", "--json").out)
+    assert row["username"] == "alice" and row["active"] is False and row["messages"] == 0
+    assert datetime.fromisoformat(row["created_at"]).utcoffset() is not None
+    (alias,) = json.loads(cli("aliases", "list", "alice", "--json").out)
+    assert alias == {"address": "team@example.org", "username": "alice", "active": True}
     assert cli("aliases", "remove", "TEAM@example.org").code == 0
     assert "team@example.org" not in cli("aliases", "list").out
 
@@ -22,3 +30,11 @@ def test_duplicate_user_is_refused(cli: Run) -> None:
     cli("users", "add", "alice", "alice@example.org")
     result = cli("users", "add", "alice2", "ALICE@example.org")
     assert result.code == 2 and "already" in result.err
+
+
+def test_empty_lists_say_so(cli: Run) -> None:
+    assert cli("users", "list").out == "no users\n"
+    assert cli("aliases", "list").out == "no aliases\n"
+    cli("users", "add", "alice", "alice@example.org")
+    assert cli("aliases", "list", "alice").out == "no aliases of alice\n"
+    assert json.loads(cli("aliases", "list", "--json").out) == []

@@ -4,7 +4,10 @@ The script runs as a newcomer would run it (only ``MAIL_PIPELINE_HOME`` and the 
 so that it does not touch the checkout's ``var/`` or the default ports): bootstrap, the demo
 users and spool, Haraka, then ``dagster dev``. The test launches ``email_fetch_job`` through
 GraphQL, checks the demo mail in the store, sends the group SIGINT as a terminal's Ctrl-C
-would, and checks that nothing — Haraka included — is left listening.
+would, and checks that nothing — Haraka included — is left listening. Its output holds the
+project's own lines once each, and none of the noise a newcomer should not have to read:
+flanker's parser tables, Dagster's warning about a dagster.yaml it ignores. Set up again, as a
+restart does, the demo spools nothing twice.
 """
 
 from __future__ import annotations
@@ -68,6 +71,33 @@ def _stored(db: Path) -> dict[str, list[str]]:
         }
     finally:
         store.dispose()
+
+
+#: Lines that must not be in the demo's output, and why.
+NOISE = {
+    "Generating LALR": "flanker's parse tables (ply)",
+    "is unreachable": "flanker's parse tables (ply)",
+    "parsetab": "flanker's parse tables (ply)",
+    "in the current folder": "Dagster started beside a dagster.yaml it ignores",
+    "Traceback": "a crash",
+}
+
+
+def check_clean_output(log: str, home: Path) -> None:
+    """The demo's own set-up lines are there once each, and none of :data:`NOISE` is."""
+    lines = log.splitlines()
+    for own in (
+        f"created key file {home / 'secret.key'}",
+        "schema at revision",
+        "demo users added: alice, bob",
+        f"spooled 5 demo messages into {home / 'spool'}",
+        "Haraka listening on 127.0.0.1:",
+        "[demo] Dagster UI: http://127.0.0.1:",
+    ):
+        found = [line for line in lines if line.startswith(own)]
+        assert len(found) == 1, (own, found)
+    noise = {why: line for line in lines for text, why in NOISE.items() if text in line}
+    assert noise == {}
 
 
 def test_demo_script_runs_the_pipeline_and_stops_on_ctrl_c(tmp_path: Path) -> None:
@@ -182,6 +212,23 @@ def test_demo_script_runs_the_pipeline_and_stops_on_ctrl_c(tmp_path: Path) -> No
             context=lambda: f"left: {processes_with_marker(token)}\n{context()}",
         )
         assert left
+        check_clean_output(log_path.read_text(errors="replace"), home)
+
+        # A restart sets the demo up again first: nothing is spooled twice.
+        again = subprocess.run(
+            [str(REPO_ROOT / ".venv" / "bin" / "mail-pipeline"), "demo"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert again.returncode == 0 and again.stderr == "", again
+        assert "demo users added: none (already there)" in again.stdout
+        assert "not spooled again" in again.stdout
+        assert len(list((home / "spool" / "unmatched").rglob("*.eml"))) == 1
+        assert list((home / "spool" / "inbox").glob("*.eml")) == []
     finally:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(demo.pid, signal.SIGKILL)

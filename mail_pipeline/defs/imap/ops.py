@@ -125,6 +125,7 @@ def fetch_mailbox_shard(
     """Fetch a shard's mailboxes concurrently. A failed mailbox is recorded, not raised;
     a fault of the environment fails the step, which is retried (see the module doc)."""
     mail = store.get()
+    before = mail.mailboxes.states(m.user_id for m in shard.mailboxes)
     try:
         run = fetch_shard(
             mail,
@@ -137,7 +138,7 @@ def fetch_mailbox_shard(
     except LeaseLostError as exc:
         raise dg.Failure(str(exc), allow_retries=False) from exc
     _log(context, run.errors, run.warnings)
-    log_mailbox_events(context, mail, run.results)
+    log_mailbox_events(context, mail, run.results, before)
     metadata = {k: v for k, v in run.metadata().items() if k != "mailbox_rows"}
     context.add_output_metadata({**metadata, "mailbox_results": _mailbox_table(run)})
     return run.results

@@ -238,9 +238,18 @@ class AttachmentStorage:
                 return os.open(path, flags, 0o640)
             except FileNotFoundError:
                 self._folders.discard(folder)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._folders.add(folder)
-        return os.open(path, flags, 0o640)
+        for attempt in range(3):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, flags, 0o640)
+            except FileNotFoundError:
+                # Another writer's remove() pruned the folder between the two calls.
+                if attempt == 2:
+                    raise
+                continue
+            self._folders.add(folder)
+            return fd
+        raise AssertionError("unreachable")
 
     def sync(self, relatives: Iterable[str]) -> None:
         """Make the given files (and their directory entries) durable, in as few calls as possible.

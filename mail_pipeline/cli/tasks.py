@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 #: :class:`~mail_pipeline.storage.store.TaskStatus` and ``EmailSource``; checked by the tests).
 STATUSES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED")
 SOURCES = ("IMAP_EMAIL_FETCH", "HARAKA_EMAIL_FETCH")
-#: How many tasks a prefix is looked for among (newest first); retention keeps far fewer.
-PREFIX_SEARCH_LIMIT = 100_000
 
 
 @group(
@@ -71,17 +69,15 @@ def find_task(store: MailStore, text: str) -> TaskSnapshot:
         return store.tasks.get(prefix)
     except NotFoundError:
         pass
-    found = [
-        t for t in store.tasks.recent(limit=PREFIX_SEARCH_LIMIT) if t.task_id.startswith(prefix)
-    ]
+    total, found = store.tasks.with_prefix(prefix, limit=3)
     if not found:
         raise UsageError(
             f"no email task with an ID starting {prefix!r} (see mail-pipeline tasks list)"
         )
-    if len(found) > 1:
-        shown = ", ".join(t.task_id for t in found[:3]) + (", ..." if len(found) > 3 else "")
+    if total > 1:
+        shown = ", ".join(t.task_id for t in found) + (", ..." if total > len(found) else "")
         raise UsageError(
-            f"task ID prefix {prefix!r} matches {len(found)} tasks ({shown}): give more characters"
+            f"task ID prefix {prefix!r} matches {total} tasks ({shown}): give more characters"
         )
     return found[0]
 

@@ -116,6 +116,18 @@ class TaskRepository(Repository):
         with self._transaction() as session:
             return [snapshot(r) for r in session.scalars(stmt.limit(limit))]
 
+    def with_prefix(self, prefix: str, *, limit: int = 3) -> tuple[int, list[TaskSnapshot]]:
+        """Return how many tasks have an ID starting with ``prefix``, and the first ``limit``
+        of them by ID (one indexed range query; ``%`` and ``_`` in ``prefix`` match themselves).
+        """
+        match = EmailTask.task_id.startswith(prefix, autoescape=True)
+        with self._reading() as session:
+            total = session.scalar(select(func.count()).select_from(EmailTask).where(match))
+            rows = session.scalars(
+                select(EmailTask).where(match).order_by(EmailTask.task_id).limit(limit)
+            )
+            return int(total or 0), [snapshot(r) for r in rows]
+
     def open_tasks(self) -> list[TaskSnapshot]:
         """Return every PENDING or RUNNING task, oldest first."""
         stmt = (

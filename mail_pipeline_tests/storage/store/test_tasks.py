@@ -184,3 +184,17 @@ def test_finish_with_problems_completes_and_keeps_them_as_the_error(store: MailS
     late = store.tasks.finish(closed.task_id, message="m", problems="1 of 1 failed")
     assert late.already_closed and late.task.status is TaskStatus.CANCELLED
     assert "(1 of 1 failed)" in late.task.log[-1]["message"]
+
+
+def test_with_prefix_counts_and_lists_the_matches_by_id(store: MailStore) -> None:
+    ids = sorted(store.tasks.create(EmailSource.IMAP).task_id for _ in range(5))
+    total, found = store.tasks.with_prefix("", limit=2)
+    assert total == 5 and [t.task_id for t in found] == ids[:2]
+    assert store.tasks.with_prefix(ids[3]) == (1, [store.tasks.get(ids[3])])
+    assert store.tasks.with_prefix("zz-no-task") == (0, [])
+
+
+def test_with_prefix_treats_like_wildcards_as_characters(store: MailStore) -> None:
+    store.tasks.create(EmailSource.IMAP)
+    assert store.tasks.with_prefix("%") == (0, [])
+    assert store.tasks.with_prefix("_") == (0, [])

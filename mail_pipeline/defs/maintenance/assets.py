@@ -31,6 +31,11 @@ MAIL_METRICS = dg.AssetKey("mail_metrics")
 TOTALS_KEY = "counter totals"
 #: The metadata entry holding the health message (text: not plotted).
 HEALTH_KEY = "health"
+#: The store lease held while a point is read, computed and logged, so that two runs finishing
+#: at once do not both take their deltas from the same previous point (one would count twice).
+RECORDING_LOCK = "mail_metrics_point"
+#: Seconds that lease lives if its holder dies before releasing it.
+RECORDING_LOCK_TTL = 120.0
 
 mail_metrics_spec = dg.AssetSpec(
     MAIL_METRICS,
@@ -69,14 +74,46 @@ def materialize_mail_metrics(
     The spool part is read from ``spool_dir``, or taken as measured (``spool_status``).
     Never fails the run: a metrics error is logged as a warning.
 
+    One run records at a time (the lease :data:`RECORDING_LOCK`); a run that finds another
+    recording skips its point, and the next point's counter deltas include its work.
+
     Returns:
-        The point logged, or None when the metrics could not be computed.
+        The point logged, or None when the metrics could not be computed or another run was
+        recording a point.
     """
     try:
         thresholds: HealthThresholds | None = HealthThresholds.from_settings(load_settings())
     except ConfigError as exc:
         context.log.warning(f"health thresholds: {exc}; judging with the defaults")
         thresholds = None
+    try:
+        token = store.locks.acquire(
+            RECORDING_LOCK,
+            RECORDING_LOCK_TTL,
+            run_id=context.run_id,
+            owner_info="mail_metrics point",
+        )
+    except Exception as exc:  # a report: never fails the run
+        context.log.warning(f"mail_metrics not recorded: {type(exc).__name__}: {exc}")
+        return None
+    if token is None:
+        # the counters are running totals: the next point's deltas include this run's work
+        context.log.info("mail_metrics: another run is recording a point now; skipped this one")
+        return None
+    try:
+        return _record_point(context, store, thresholds, spool_dir, spool_status)
+    finally:
+        store.locks.release(RECORDING_LOCK, token)
+
+
+def _record_point(
+    context: dg.OpExecutionContext,
+    store: MailStore,
+    thresholds: HealthThresholds | None,
+    spool_dir: str | Path | None,
+    spool_status: SpoolMetrics | None,
+) -> MetricPoint | None:
+    """Compute and log one point after the latest one (the caller holds the recording lease)."""
     try:
         metrics = compute_metrics(store, spool_dir=spool_dir, spool=spool_status)
         point = next_point(readings(metrics), previous_point(context.instance))

@@ -9,6 +9,7 @@ from mail_pipeline.defs.fetch.jobs import email_fetch_job
 from mail_pipeline.defs.maintenance.assets import (
     HEALTH_KEY,
     MAIL_METRICS,
+    RECORDING_LOCK,
     TOTALS_KEY,
     mail_metrics_spec,
 )
@@ -80,6 +81,30 @@ def test_every_fetch_run_records_a_point_of_the_series_the_ui_plots(
     assert rig.store.messages.count(user) == 3
     history = materializations(instance)
     assert len(history) == 3 and history[0][saved] == 0 and history[1][saved] == 2
+
+
+def test_a_run_that_finds_another_recording_skips_its_point_and_loses_no_count(
+    rig: Rig, dovecot: DovecotServer
+) -> None:
+    _, login = rig.add_imap_user(dovecot, "ola")
+    dovecot.append(login, _message(1, "ola@example.org"))
+    instance = dg.DagsterInstance.ephemeral()
+
+    def run() -> dg.ExecuteInProcessResult:
+        return email_fetch_job.execute_in_process(resources=rig.resources, instance=instance)
+
+    run()  # the baseline point
+    dovecot.append(login, _message(2, "ola@example.org"))
+    other = rig.store.locks.acquire(RECORDING_LOCK, 60, owner_info="another run")
+    assert other is not None
+    busy = run()  # saves message 2 while the other run holds the recording lease
+    assert busy.success and not busy.asset_materializations_for_node("release_fetch_lock")
+    assert rig.store.locks.release(RECORDING_LOCK, other)
+    dovecot.append(login, _message(3, "ola@example.org"))
+    after = _point(run())
+    # Both runs' messages are in the next point's delta: skipping a point loses no count.
+    assert after.metadata[KEYS["messages_saved"]].value == 2
+    assert rig.store.locks.get(RECORDING_LOCK) is None  # released after the point
 
 
 def test_the_asset_says_what_each_series_means() -> None:

@@ -125,6 +125,7 @@ class BatchProcessor:
                 else:
                     errors.setdefault(index, []).append(f"user {delivery.user_id}: {res.error}")
         half = len(loaded) // 2
+        days: dict[str, Path] = {}  # processed/<day>/ per day of this batch
         for index, entry in enumerate(loaded):
             if index == half and index:
                 self.checkpoint("mid_move")
@@ -140,7 +141,10 @@ class BatchProcessor:
                     result.failed += 1
                     result.add_problem(Problem(entry.item.stem, "save_failed", detail))
                 else:
-                    folder = spool.processed_folder(entry.meta)
+                    day = entry.meta.processed_day
+                    folder = days.get(day)
+                    if folder is None:
+                        folder = days[day] = spool.processed_folder(entry.meta)
                     spool.move_pair(entry.item, folder)
                     touched.add(folder)
                     result.processed += 1

@@ -14,6 +14,19 @@ ever fire on a live but stuck ingester, nothing is lost or doubled: its later mo
 with ``FileNotFoundError`` (reported), and the returned files are stored by the next pass,
 where the store's dedup turns any already committed message into a duplicate.
 
+Why a claim holds both files of a pair (four renames per pair: two in, two out), not only the
+``.meta`` with the ``.eml`` left in ``inbox/`` until the final move (three): a claimed
+``.eml`` left in the inbox looks like an ``.eml`` without meta to every other scan, so (1) a
+non-UUID (legacy or requeued legacy) stem older than the grace period would be claimed a
+second time as a legacy file by another ingester, and (2) should the lease rule (b) fire on a
+live ingester, recovery would return the ``.meta`` while the old owner's final move still
+found the ``.eml`` in the inbox and took it, leaving a ready marker without its message. With
+both files inside, the claim folder alone says what a pass holds, and recovery is a plain
+move back. The per-pair cost is cut elsewhere: the claim's only ``stat`` is the ``lstat`` of
+the ``.eml`` (a regular file? its size bounds the batch), the final move's no-overwrite check
+is the rename itself (``RENAME_NOREPLACE``, see :mod:`.files`), and recovery takes the file
+types from its directory scan.
+
 Returning a claim: ``.eml`` files go back first, then each ``.meta`` (the ready marker last).
 A ``.meta`` whose ``.eml`` is already gone was caught between the two renames of a final
 move (the ``.eml`` always moves first): it is put beside its ``.eml`` in ``failed/``,
@@ -154,23 +167,29 @@ def recover_claim(spool: Spool, claim: Path) -> tuple[int, list[Problem]]:
     problems: list[Problem] = []
     returned = 0
     try:
-        names = sorted(os.listdir(claim))
+        with os.scandir(claim) as scan:
+            entries = sorted(scan, key=lambda e: e.name)
     except FileNotFoundError:
         return 0, problems
+    names = [entry.name for entry in entries]
+    regular = {entry.name for entry in entries if entry.is_file(follow_symlinks=False)}
     for name in names:  # temp files first: a half-written synthesised meta
         if name.endswith(".tmp"):
             with contextlib.suppress(OSError):
                 os.unlink(claim / name)
+    inbox = os.fspath(spool.inbox)
+    back: set[str] = set()  # .eml names this recovery put into the inbox
     for name in names:
-        if name.endswith(".eml") and is_regular(claim / name):
+        if name.endswith(".eml") and name in regular:
             with contextlib.suppress(FileNotFoundError):
-                rename_new(claim / name, spool.inbox / name)
+                rename_new(claim / name, f"{inbox}/{name}")
+                back.add(name)
     for name in names:
-        if not name.endswith(".meta") or not is_regular(claim / name):
+        if not name.endswith(".meta") or name not in regular:
             continue
         stem = name[: -len(".meta")]
         meta = claim / name
-        if is_regular(spool.inbox / f"{stem}.eml"):
+        if f"{stem}.eml" in back or is_regular(spool.inbox / f"{stem}.eml"):
             with contextlib.suppress(FileNotFoundError):
                 rename_new(meta, spool.inbox / name)
                 returned += 1

@@ -1,19 +1,57 @@
 """Safe file operations of the spool: read without following links, write then rename, fsync.
 
 Nothing in the spool is followed: files are opened with ``O_NOFOLLOW`` and examined with
-``lstat``; a move never overwrites (see :func:`rename_new` and :func:`free_stem`).
+``lstat``; a move never overwrites (see :func:`rename_noreplace`, :func:`rename_new` and
+:func:`free_stem`).
+
+No-overwrite renames use Linux's ``renameat2(RENAME_NOREPLACE)``: ONE system call that moves
+the file only if the destination name is free, atomically, where ``lstat`` + ``rename`` takes
+two and leaves a window for another writer in between. Where it is not available (not Linux,
+a C library without ``renameat2``, a file system that refuses the flag) the fallback is the
+``lstat`` check then ``rename``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import stat
+import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from mail_pipeline.errors import SpoolError
+
+StrPath = str | os.PathLike[str]
+
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+
+
+def _load_renameat2() -> Callable[[int, bytes, int, bytes, int], int] | None:
+    """Return libc's ``renameat2`` (Linux), or None when this platform has none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return None
+    function.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    function.restype = ctypes.c_int
+    renameat2: Callable[[int, bytes, int, bytes, int], int] = function
+    return renameat2
+
+
+_renameat2 = _load_renameat2()
 
 
 class FileTooLarge(Exception):
@@ -100,16 +138,44 @@ def write_new_file(path: Path, data: bytes, *, fsync: bool = False) -> None:
     os.rename(tmp, path)
 
 
-def rename_new(src: Path, dst: Path) -> None:
+def rename_noreplace(src: StrPath, dst: StrPath) -> None:
+    """Rename ``src`` to ``dst`` only if no entry is named ``dst`` (a dangling link counts).
+
+    One ``renameat2(RENAME_NOREPLACE)`` call where available (see the module docstring),
+    else ``lstat`` then ``rename``.
+
+    Raises:
+        FileExistsError: ``dst`` exists; nothing was moved.
+        FileNotFoundError: ``src`` is gone, or ``dst``'s directory does not exist.
+        OSError: any other failure of the rename.
+    """
+    global _renameat2
+    if _renameat2 is not None:
+        old, new = os.fsencode(src), os.fsencode(dst)
+        if _renameat2(_AT_FDCWD, old, _AT_FDCWD, new, _RENAME_NOREPLACE) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS):
+            raise OSError(code, os.strerror(code), os.fsdecode(old), None, os.fsdecode(new))
+        if code == errno.ENOSYS:  # the kernel has no renameat2: never again in this process
+            _renameat2 = None
+        # EINVAL: this file system refuses the flag; the fallback below does the same job.
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), os.fspath(dst))
+    os.rename(src, dst)
+
+
+def rename_new(src: StrPath, dst: StrPath) -> None:
     """Rename ``src`` to ``dst``, refusing to replace an existing ``dst``.
 
     Raises:
         SpoolError: ``dst`` exists (a file, a symlink, anything).
         FileNotFoundError: ``src`` is gone.
     """
-    if os.path.lexists(dst):
-        raise SpoolError(f"refusing to overwrite {dst}")
-    os.rename(src, dst)
+    try:
+        rename_noreplace(src, dst)
+    except FileExistsError:
+        raise SpoolError(f"refusing to overwrite {dst}") from None
 
 
 def free_stem(folder: Path, stem: str) -> str:

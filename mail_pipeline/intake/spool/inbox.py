@@ -47,7 +47,8 @@ def iter_claims(
     ``.eml`` is missing goes to ``failed/`` (``stats.orphans``).
     """
     now = time.time() if now is None else now
-    with os.scandir(spool.inbox) as entries:
+    inbox = os.fspath(spool.inbox)
+    with os.scandir(inbox) as entries:
         for entry in entries:
             name = entry.name
             if name.endswith(".meta"):
@@ -69,16 +70,26 @@ def iter_claims(
                 if legacy:
                     item = _claim_legacy(spool, entry, stem, claim, now)
                 else:
-                    item = _claim_pair(spool, stem, claim, stats)
+                    item = _claim_pair(spool, inbox, entry, stem, claim, stats)
             except FileNotFoundError:
                 continue  # taken by someone else meanwhile
             if item is not None:
                 yield item
 
 
-def _claim_pair(spool: Spool, stem: str, claim: Path, stats: ClaimStats) -> Item | None:
-    """Claim a ready pair (its ``.meta`` first); None if refused or an orphan."""
-    eml_src = spool.inbox / f"{stem}.eml"
+def _claim_pair(
+    spool: Spool, inbox: str, entry: os.DirEntry[str], stem: str, claim: Path, stats: ClaimStats
+) -> Item | None:
+    """Claim the ready pair of the ``.meta`` ``entry`` (the ``.meta`` first).
+
+    Three system calls: one ``lstat`` of the ``.eml`` (it must be a regular file, and its size
+    bounds the batch) and the two renames; the ``.meta``'s type comes from the scan.
+    Returns the claimed item, or None if the ``.eml`` is refused or missing (an orphan).
+
+    Raises:
+        FileNotFoundError: the ``.meta`` is gone (another ingester claimed it).
+    """
+    eml_src = f"{inbox}/{stem}.eml"
     try:
         eml_st: os.stat_result | None = os.lstat(eml_src)
     except FileNotFoundError:
@@ -87,7 +98,7 @@ def _claim_pair(spool: Spool, stem: str, claim: Path, stats: ClaimStats) -> Item
     if eml_mode is not None and not stat.S_ISREG(eml_mode):
         stats.refused.append(
             Problem(
-                str(eml_src),
+                eml_src,
                 "symlink" if stat.S_ISLNK(eml_mode) else "not_regular",
                 "the .eml is not a regular file",
             )
@@ -96,7 +107,7 @@ def _claim_pair(spool: Spool, stem: str, claim: Path, stats: ClaimStats) -> Item
     meta = claim / f"{stem}.meta"
     eml = claim / f"{stem}.eml"
     size = eml_st.st_size if eml_st is not None else 0
-    os.rename(spool.inbox / f"{stem}.meta", meta)  # THE claim; FileNotFoundError: not ours
+    os.rename(entry.path, meta)  # THE claim; FileNotFoundError: not ours
     try:
         os.rename(eml_src, eml)
     except FileNotFoundError:
@@ -120,7 +131,7 @@ def _claim_legacy(
     st = entry.stat(follow_symlinks=False)
     if now - st.st_mtime < spool.legacy_grace_seconds:
         return None
-    if os.path.lexists(spool.inbox / f"{stem}.meta"):
+    if os.path.lexists(f"{os.path.dirname(entry.path)}/{stem}.meta"):
         return None  # a ready pair: claimed through its .meta
     eml = claim / f"{stem}.eml"
     os.rename(entry.path, eml)  # the claim of a legacy file

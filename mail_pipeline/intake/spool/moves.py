@@ -3,7 +3,9 @@
 The ``.eml`` always moves first and its ``.meta`` (the ready marker) last, so a crash between
 the two renames leaves a lone ``.meta`` that claim recovery puts beside its ``.eml`` (see
 :mod:`.claims`). A move never overwrites: when the destination name is taken (a legacy name
-seen twice) the pair gets a ``~N`` suffix. ``failed/<id>.error.json`` says why a pair is
+seen twice) the pair gets a ``~N`` suffix; the check is the rename itself (one
+``renameat2(RENAME_NOREPLACE)`` per file, see :mod:`.files`), so a move out of a claim costs
+its two renames and no ``stat``. ``failed/<id>.error.json`` says why a pair is
 there: reason code, detail, time and the meta.
 """
 
@@ -19,6 +21,7 @@ from mail_pipeline.intake.spool.files import (
     free_stem,
     fsync_dir,
     is_regular,
+    rename_noreplace,
     utc_now,
     write_new_file,
 )
@@ -32,22 +35,36 @@ if TYPE_CHECKING:
 def move_pair(item: Item, folder: Path) -> Path:
     """Move ``item``'s ``.eml`` then its ``.meta`` into ``folder`` (created if missing).
 
-    Never overwrites: a taken name gets a ``~N`` suffix. Returns the new ``.eml`` path.
+    Never overwrites: a taken name gets a ``~N`` suffix. Each file moves with ONE
+    no-replace rename (:func:`rename_noreplace`), which is the free-name check itself, so the
+    usual move costs two renames and no ``lstat``. Returns the new ``.eml`` path.
 
     Raises:
         FileNotFoundError: the claim was taken over (the files are no longer ours).
     """
-    stem = free_stem(folder, item.stem)
-    try:
-        os.rename(item.eml, folder / f"{stem}.eml")
-    except FileNotFoundError:
-        if not folder.is_dir():
+    base = os.fspath(folder)
+    stem, n = item.stem, 0
+    while True:
+        try:
+            rename_noreplace(item.eml, f"{base}/{stem}.eml")
+            break
+        except FileExistsError:
+            n += 1
+            stem = f"{item.stem}~{n}"
+        except FileNotFoundError:
+            if folder.is_dir():
+                raise  # the .eml is gone: not ours any more
             folder.mkdir(parents=True, exist_ok=True)
-            os.rename(item.eml, folder / f"{stem}.eml")
-        else:
-            raise
-    os.rename(item.meta, folder / f"{stem}.meta")
-    return folder / f"{stem}.eml"
+    while True:
+        try:
+            rename_noreplace(item.meta, f"{base}/{stem}.meta")
+            return folder / f"{stem}.eml"
+        except FileExistsError:
+            # A lone .meta already has this name: carry the .eml on to a stem free for both.
+            free = free_stem(folder, item.stem)
+            with contextlib.suppress(FileExistsError):  # taken meanwhile: look again
+                rename_noreplace(f"{base}/{stem}.eml", f"{base}/{free}.eml")
+                stem = free
 
 
 def processed_folder(spool: Spool, meta: SpoolMeta | None) -> Path:

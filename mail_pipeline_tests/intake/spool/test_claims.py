@@ -88,3 +88,22 @@ def test_recover_lone_meta_rejoins_its_eml(spool: Spool) -> None:
     os.rename(spool.inbox / f"{sid2}.meta", claim / f"{sid2}.meta")
     assert spool.recover_claim(claim) == (1, [])
     assert sorted(os.listdir(spool.inbox)) == [f"{sid2}.eml", f"{sid2}.meta"]
+
+
+def test_recover_leaves_links_in_the_claim_and_returns_the_rest(
+    spool: Spool, tmp_path: Path
+) -> None:
+    sid = write_pair(spool.root, make_raw(1), ["a@example.org"])
+    claim = spool.new_claim()
+    (item,) = list(spool.iter_claims(claim, ClaimStats()))
+    target = tmp_path / "target"
+    target.write_bytes(b"not spool mail")
+    os.symlink(target, claim / "evil.eml")
+    os.symlink(target, claim / "evil.meta")
+    returned, problems = spool.recover_claim(claim)
+    assert returned == 1
+    assert [(p.path, p.reason) for p in problems] == [(str(claim), "claim_not_empty")]
+    assert sorted(os.listdir(spool.inbox)) == [f"{sid}.eml", f"{sid}.meta"]
+    assert sorted(os.listdir(claim)) == ["evil.eml", "evil.meta"]
+    assert target.read_bytes() == b"not spool mail"
+    assert (spool.inbox / f"{sid}.eml").read_bytes() == make_raw(1) and not item.eml.exists()

@@ -10,7 +10,8 @@ The IMAP fetcher and the spool ingest both call :func:`parse_message` and hand t
 * :mod:`~mail_pipeline.mime.flanker_adapter` — the only module that touches flanker;
 * :mod:`~mail_pipeline.mime.headers` — RFC 2047 encoded words and RFC 2231 parameters;
 * :mod:`~mail_pipeline.mime.charsets` — bytes to text with wrong labels worked around;
-* :mod:`~mail_pipeline.mime.transfer` — base64 and quoted-printable, leniently;
+* :mod:`~mail_pipeline.mime.transfer` — base64 and quoted-printable, leniently, in chunks;
+* :mod:`~mail_pipeline.mime.heap` — freed memory back to the system after a big message;
 * :mod:`~mail_pipeline.mime.addresses` — From/To/Cc/Bcc address lists;
 * :mod:`~mail_pipeline.mime.dates`, :mod:`~mail_pipeline.mime.message_id` — those two fields;
 * :mod:`~mail_pipeline.mime.bodies` — leaves sorted into text, HTML and attachments;
@@ -36,6 +37,17 @@ boundaries and builds the part tree) and parses the addresses that the fast path
   text to mojibake, and turns bad base64 into garbage silently.
 * When the flanker scanner raises, the stdlib :mod:`email` parser reads the structure
   instead, and a note says so. Dates are parsed with :func:`email.utils.parsedate_to_datetime`.
+
+Memory of a big message
+-----------------------
+A parse holds the raw bytes and at most one transient copy of them: only the header block is
+decoded unless the root is ``multipart/*`` or ``message/*`` (then the latin-1 text for the
+scanner, freed before the bodies are decoded, and never flanker's 4-bytes-per-character
+``StringIO`` of it); parts are ``memoryview`` slices of the raw bytes; an attachment stays
+encoded and is decoded a chunk at a time to be hashed (while parsing) and written (when
+saved, :meth:`ParsedAttachment.chunks`); the content hash reads the body in chunks; a long
+HTML body is converted in pieces. After a message of 4 MiB or more the freed heap pages go
+back to the operating system (:mod:`~mail_pipeline.mime.heap`).
 """
 
 from __future__ import annotations

@@ -7,16 +7,21 @@ parts, kept as their raw bytes) is an attachment.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from mail_pipeline.mime.charsets import decode_text
 from mail_pipeline.mime.headers import decode_words, parse_params
 from mail_pipeline.mime.results import ParsedAttachment
 from mail_pipeline.mime.structure import MAX_DEPTH, Part
-from mail_pipeline.mime.transfer import decode_transfer
+from mail_pipeline.mime.transfer import Transfer, decode_transfer, undo_transfer
 
 __all__ = ["Bodies", "collect", "first_charset"]
+
+#: An attachment whose encoded part is at most this big is decoded at once and kept decoded.
+SMALL_PART = 256 * 1024
 
 _CHARSET = re.compile(r"charset\s*=\s*\"?([A-Za-z0-9_.:+-]+)", re.I)
 
@@ -74,14 +79,21 @@ def collect(part: Part, hint: str | None, out: Bodies, notes: list[str]) -> None
     filename = disp_params.get("filename") or ctype_params.get("name") or None
     ctype = part.ctype
     label = f"part {filename!r}" if filename else f"{ctype} part"
-    content = decode_transfer(part.body, part.get("content-transfer-encoding"), label, notes)
+    cte = part.get("content-transfer-encoding")
     if ctype in ("text/plain", "text/html") and disposition != "attachment" and filename is None:
+        content = decode_transfer(part.body, cte, label, notes)
         where = "text part" if ctype == "text/plain" else "html part"
         text = decode_text(content, ctype_params.get("charset"), where, notes)
         if "\r" in text:
             text = text.replace("\r\n", "\n")
         (out.text if ctype == "text/plain" else out.html).append(text)
         return
+    if len(part.body) <= SMALL_PART:  # decoded once and kept: cheaper than decoding twice
+        decoded = decode_transfer(part.body, cte, label, notes)
+        source, size = Transfer(decoded, "identity"), len(decoded)
+        digest = hashlib.sha256(decoded).hexdigest()
+    else:  # kept encoded: decoded a chunk at a time, here to hash it and later to write it
+        source, (size, digest) = undo_transfer(part.body, cte, label, notes, _measure)
     content_id = part.get("content-id")
     if content_id is not None:
         content_id = content_id.strip().strip("<>").strip() or None
@@ -93,4 +105,16 @@ def collect(part: Part, hint: str | None, out: Bodies, notes: list[str]) -> None
         inline = False
     else:
         inline = content_id is not None
-    out.attachments.append(ParsedAttachment(filename, ctype, content, content_id, inline))
+    out.attachments.append(
+        ParsedAttachment(filename, ctype, content_id, inline, size, digest, source)
+    )
+
+
+def _measure(chunks: Iterator[bytes]) -> tuple[int, str]:
+    """Return the size and SHA-256 (lowercase hex) of the bytes of ``chunks``."""
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in chunks:
+        digest.update(chunk)
+        size += len(chunk)
+    return size, digest.hexdigest()

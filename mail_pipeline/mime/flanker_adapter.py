@@ -16,6 +16,11 @@ Private flanker names used here, and why (each is checked by
 * ``MimePart._container`` (a ``Stream`` with ``start``/``end`` offsets): flanker has no
   public way to say where a part lies in the scanned string; ``to_string()`` copies it and
   re-walks the subtree for every part.
+* ``scanner.TokensIterator``'s attributes (``position``, ``tokens``, ``string``, ``stream``,
+  ``opcount``): its constructor copies the whole message into an ``io.StringIO``, which holds
+  4 bytes per character (a 25 MB message took 100 MB there), only so that the scanner can find
+  the first empty line after a ``message/*`` part's start. :class:`_Tokens` sets the same
+  attributes with :class:`_LineStream`, which reads those lines from the string itself.
 
 flanker builds its address parsers with ply when it is first imported, and ply reports on
 them through flanker's parser and lexer loggers: "Generating LALR tables", a warning per
@@ -49,6 +54,8 @@ _RE_TOKENIZER: Any = flanker_scanner._RE_TOKENIZER
 _grab_newline: Any = flanker_scanner._grab_newline
 _EMPTY_LINE: Any = flanker_scanner._EMPTY_LINE
 _filter_false_tokens: Any = flanker_scanner._filter_false_tokens
+
+_TOKENS_ITERATOR: Any = flanker_scanner.TokensIterator
 
 _MAX_ADDRESS = 1024  # flanker's own limit for one address (it logs every longer one)
 _TOKEN_START = re.compile(r"\n(?=[-\r\nCc])")  # a lookahead: "\n\n--b" holds two line starts
@@ -108,6 +115,45 @@ def tokenize(s: str) -> list[Any]:
     return list(_filter_false_tokens(tokens))
 
 
+class _LineStream:
+    """The part of ``io.StringIO`` flanker's scanner uses (``seek``, ``tell``, line iteration,
+    lines split after ``\\n`` as ``StringIO`` does), reading the string in place."""
+
+    def __init__(self, string: str) -> None:
+        self._string = string
+        self._pos = 0
+
+    def seek(self, pos: int) -> int:
+        """Move to offset ``pos``; return it."""
+        self._pos = pos
+        return pos
+
+    def tell(self) -> int:
+        """Return the offset just past the last line read."""
+        return self._pos
+
+    def __iter__(self) -> Iterator[str]:
+        string = self._string
+        while self._pos < len(string):
+            end = string.find("\n", self._pos)
+            end = len(string) if end < 0 else end + 1
+            line = string[self._pos : end]
+            self._pos = end
+            yield line
+
+
+class _Tokens(_TOKENS_ITERATOR):  # type: ignore[misc]  # flanker is untyped
+    """flanker's ``TokensIterator`` without its copy of the message (see the module
+    docstring)."""
+
+    def __init__(self, tokens: list[Any], string: str) -> None:  # no super(): that copies
+        self.position = -1
+        self.tokens = tokens
+        self.string = string
+        self.stream = _LineStream(string)
+        self.opcount = 0
+
+
 def scan(s: str, max_depth: int) -> Span:
     """Return the part tree of message ``s`` (raw bytes as latin-1) as read by flanker.
 
@@ -116,9 +162,7 @@ def scan(s: str, max_depth: int) -> Span:
     boundary or more than 5,000 tokens; ``RecursionError``).
     """
     tokens = tokenize(s) or [flanker_scanner.default_content_type()]
-    root = flanker_scanner.traverse(
-        flanker_scanner.Start(), flanker_scanner.TokensIterator(tokens, s)
-    )
+    root = flanker_scanner.traverse(flanker_scanner.Start(), _Tokens(tokens, s))
     return _span(root, 0, max_depth)
 
 

@@ -10,6 +10,7 @@ lines to one blank line, ``<pre>`` keeps its white space.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 
 __all__ = ["html_to_text"]
@@ -155,16 +156,87 @@ def html_to_text(html: str) -> str:
     if not html:
         return ""
     parser = _Extractor()
+    pieces: list[str] = []
     try:
-        parser.feed(html)
+        for chunk in _chunks(html, _FEED_CHUNK):
+            parser.feed(chunk)
+            # one string per fed chunk, not one per text run and marker (≈50 bytes each)
+            pieces.append("".join(parser.out))
+            parser.out.clear()
         parser.close()
     except (AssertionError, ValueError):  # pragma: no cover - HTMLParser is tolerant
         pass
-    joined = "".join(parser.out)
+    pieces.append("".join(parser.out))
+    joined = "".join(pieces)
+    del pieces
     # Collapse ordinary white space first; the markers are NUL-prefixed and survive it.
-    joined = _SPACES.sub(" ", joined)
-    joined = _MARKS.sub(_breaks, joined)
-    lines = [line.strip(" ").replace(_PRE_SPACE, " ").rstrip() for line in joined.split("\n")]
+    joined = _sub_in_pieces(_SPACES, " ", joined)
+    joined = _sub_in_pieces(_MARKS, _breaks, joined)
+    lines = joined.split("\n")
+    del joined  # each step below holds at most two copies of the text
+    lines = [line.strip(" ").replace(_PRE_SPACE, " ").rstrip() for line in lines]
     text = "\n".join(lines)
+    del lines
     text = re.sub(r"\n{3,}", "\n\n", text)
     return text.strip("\n")
+
+
+#: HTML fed to the parser per step; a document up to twice this size is fed at once.
+_FEED_CHUNK = 1 << 18
+#: Text substituted per step by :func:`_sub_in_pieces` (likewise).
+_SUB_CHUNK = 1 << 20
+# A character no white-space run or marker run can hold (the character after a NUL can be).
+_PLAIN = re.compile(r"[^ \t\r\n\f\v\u00a0\u200b\x00]")
+
+
+def _sub_in_pieces(
+    pattern: re.Pattern[str], repl: str | Callable[[re.Match[str]], str], text: str
+) -> str:
+    """Return ``pattern.sub(repl, text)``, for :data:`_SPACES` or :data:`_MARKS`, made piece by
+    piece: ``re.sub`` keeps every piece of its result as a string object (≈50 bytes each)
+    until it joins them, 12x the text for a long document with a space every few characters.
+
+    A cut lies before a character that neither pattern can match, after a character that is
+    not a NUL: no match spans it, so the pieces give what the whole text gives.
+    """
+    if len(text) <= 2 * _SUB_CHUNK:
+        return pattern.sub(repl, text)
+    out: list[str] = []
+    pos = 0
+    while pos < len(text):
+        cut = _plain_at_or_after(text, pos + _SUB_CHUNK)
+        out.append(pattern.sub(repl, text[pos:cut]))
+        pos = cut
+    return "".join(out)
+
+
+def _plain_at_or_after(text: str, start: int) -> int:
+    """Return the first offset >= ``start`` where a cut is safe (see :func:`_sub_in_pieces`),
+    ``len(text)`` when there is none."""
+    found = _PLAIN.search(text, start)
+    while found is not None and text[found.start() - 1] == "\x00":
+        found = _PLAIN.search(text, found.start() + 1)
+    return found.start() if found is not None else len(text)
+
+
+def _chunks(html: str, size: int) -> list[str] | Iterator[str]:
+    """Return ``html`` in pieces of about ``size`` characters, each cut just before a ``<``.
+
+    A run of text then never spans two pieces (it ends at a ``<``), so the parser sees every
+    text run whole, as if fed the document at once; a tag cut in two (a ``<`` inside an
+    attribute value) is held back by the parser until the rest arrives.
+    """
+    if len(html) <= 2 * size:
+        return [html]
+    return _cut_before_tags(html, size)
+
+
+def _cut_before_tags(html: str, size: int) -> Iterator[str]:
+    pos = 0
+    while pos < len(html):
+        cut = html.find("<", pos + size)
+        if cut < 0:
+            yield html[pos:]
+            return
+        yield html[pos:cut]
+        pos = cut

@@ -36,12 +36,17 @@ from mail_pipeline.mime.content_hash import content_hash
 from mail_pipeline.mime.dates import parse_date
 from mail_pipeline.mime.header_block import Fields, read_header_block
 from mail_pipeline.mime.headers import decode_words
+from mail_pipeline.mime.heap import release_free_memory
 from mail_pipeline.mime.html_text import html_to_text
 from mail_pipeline.mime.message_id import message_id
 from mail_pipeline.mime.results import ParsedMessage
-from mail_pipeline.mime.structure import read_structure
+from mail_pipeline.mime.structure import needs_scan, read_structure
 
 __all__ = ["parse_message"]
+
+#: After parsing a message of at least this many bytes, free heap pages are given back to the
+#: operating system (:mod:`~mail_pipeline.mime.heap`).
+RELEASE_ABOVE = 4 * 1024 * 1024
 
 # A header block must hold at least one of these to be a message's header block.
 _MESSAGE_FIELDS = frozenset(
@@ -117,23 +122,31 @@ def parse_message(
         raise MessageParseError(
             "malformed_mime", f"unexpected {type(error).__name__}: {error}"
         ) from error
+    finally:
+        if len(raw) >= RELEASE_ABOVE:
+            release_free_memory()  # the transient copies of a big message go back to the OS
 
 
 def _build(raw: bytes, max_size: int | None) -> ParsedMessage:
     """Return the parsed message; raises as :func:`parse_message` says (and on bugs)."""
     if max_size is not None and len(raw) > max_size:
         raise MessageTooLargeError(len(raw), max_size)
-    if not raw.strip():
+    if not raw or raw.isspace():  # not raw.strip(): that copies the message
         raise MessageParseError("empty", "the message has no content")
-    s = raw.decode("latin-1")  # one character per byte: string offsets are byte offsets
+    # One character per byte: string offsets are byte offsets. Only the header block is
+    # decoded unless the structure must be scanned.
+    s = _header_text(raw)
     notes: list[str] = []
     headers, body_start = read_header_block(s, 0, len(s))
     if not headers or not any(name in _MESSAGE_FIELDS for name, _ in headers):
         raise MessageParseError("not_a_message", "the input does not start with a header block")
     if "\x00" in s[:body_start]:
         raise MessageParseError("not_a_message", "the header block holds NUL bytes (binary data)")
+    if len(s) < len(raw) and needs_scan(headers):
+        s = raw.decode("latin-1")
 
     tree = read_structure(raw, s, headers, body_start, notes)
+    del s  # the parts are views into raw: the latin-1 copy can go before the bodies are decoded
     hint = first_charset(tree)
     fields = _Fields(headers, notes)
 
@@ -173,6 +186,21 @@ def _build(raw: bytes, max_size: int | None) -> ParsedMessage:
         raw=raw,
         notes=tuple(dict.fromkeys(notes)),
     )
+
+
+def _header_text(raw: bytes) -> str:
+    """Return the latin-1 text of ``raw`` up to and including its first empty line (all of it
+    when it has none): the top-level header block read there is the one the whole text gives,
+    since that block ends at an empty line at the latest."""
+    crlf = raw.find(b"\n\r\n")
+    lf = raw.find(b"\n\n", 0, crlf + 2 if crlf >= 0 else len(raw))  # only an earlier one
+    if lf >= 0:
+        end = lf + 2
+    elif crlf >= 0:
+        end = crlf + 3
+    else:
+        return raw.decode("latin-1")
+    return raw[:end].decode("latin-1")
 
 
 class _Fields:

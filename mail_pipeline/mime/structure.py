@@ -21,7 +21,7 @@ from mail_pipeline.errors import MessageParseError
 from mail_pipeline.mime import flanker_adapter
 from mail_pipeline.mime.header_block import Fields, read_header_block
 
-__all__ = ["MAX_DEPTH", "Part", "read_structure"]
+__all__ = ["MAX_DEPTH", "Part", "needs_scan", "read_structure"]
 
 #: Multipart nesting deeper than this is not descended into: the deeper subtree is kept as one
 #: attachment (its raw bytes) with a note.
@@ -37,7 +37,9 @@ class Part:
 
     headers: Fields  # (lowercased name, unfolded value as a latin-1 string)
     ctype: str  # lowercased "type/subtype"
-    body: bytes  # raw body bytes (leaf or message/*), transfer encoding not yet decoded
+    # raw body bytes (leaf or message/*), transfer encoding not yet decoded: a view into the
+    # message's bytes (no copy), or bytes made by the stdlib fallback
+    body: bytes | memoryview
     children: list[Part]
     is_multipart: bool
 
@@ -49,23 +51,38 @@ class Part:
         return None
 
 
+def _root_type(headers: Fields) -> str:
+    """Return the lowercased media type of the root's first Content-Type ("" without one)."""
+    root_ctype = next((v for k, v in headers if k == "content-type"), "")
+    return root_ctype.split(";", 1)[0].strip().lower()
+
+
+def needs_scan(headers: Fields) -> bool:
+    """Whether a message with top-level fields ``headers`` has a structure to scan (its root
+    is ``multipart/*`` or ``message/*``); otherwise :func:`read_structure` needs only the
+    header block's text."""
+    return _root_type(headers).startswith(("multipart/", "message/"))
+
+
 def read_structure(raw: bytes, s: str, headers: Fields, body_start: int, notes: list[str]) -> Part:
-    """Return the part tree of message ``raw`` (``s`` is its latin-1 view).
+    """Return the part tree of message ``raw`` (``s`` is its latin-1 view; only its header
+    block is needed when the root is neither ``multipart/*`` nor ``message/*``).
+
+    Part bodies are views into ``raw``, not copies.
 
     ``headers`` and ``body_start`` are the root's fields and body offset, already read; they
     become the root part's. Fallbacks and cut-off nesting are noted in ``notes``. Raises
     :class:`MessageParseError` (``malformed_mime``) when neither flanker nor the stdlib parser
     can read the structure (in practice: pathological nesting).
     """
-    root_ctype = next((v for k, v in headers if k == "content-type"), "")
-    root_type = root_ctype.split(";", 1)[0].strip().lower()
-    if not root_type.startswith(("multipart/", "message/")):
+    root_type = _root_type(headers)
+    if not root_type.startswith(("multipart/", "message/")):  # see needs_scan
         # A single part: the scanner would find just headers and body, which we have.
         main = root_type if _MEDIA_TYPE.fullmatch(root_type) else "text/plain"
-        return Part(headers, main, raw[body_start:], [], False)
+        return Part(headers, main, memoryview(raw)[body_start:], [], False)
     tree: Part
     try:
-        tree = _from_spans(flanker_adapter.scan(s, MAX_DEPTH), s, raw, 0, notes)
+        tree = _from_spans(flanker_adapter.scan(s, MAX_DEPTH), s, memoryview(raw), 0, notes)
     except Exception as flanker_error:  # DecodingError, RecursionError, flanker bugs
         try:
             tree = _convert_stdlib(_STDLIB_PARSER.parsebytes(raw), 0, notes)
@@ -80,7 +97,7 @@ def read_structure(raw: bytes, s: str, headers: Fields, body_start: int, notes: 
 
 
 def _from_spans(
-    span: flanker_adapter.Span, s: str, raw: bytes, depth: int, notes: list[str]
+    span: flanker_adapter.Span, s: str, raw: memoryview, depth: int, notes: list[str]
 ) -> Part:
     """Return the part at ``span``, with its header block read from ``s``."""
     headers, body_start = read_header_block(s, span.start, span.end)

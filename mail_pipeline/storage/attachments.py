@@ -190,10 +190,19 @@ class AttachmentStorage:
         except OSError as exc:
             raise storage_error(f"cannot create attachment root {self.root}", exc) from exc
 
-    def write(self, user_id: int, filename: str, content: bytes, *, sync: bool = True) -> str:
+    def write(
+        self,
+        user_id: int,
+        filename: str,
+        content: bytes | Iterable[bytes],
+        *,
+        sync: bool = True,
+    ) -> str:
         """Write ``content`` under a new unique path for ``user_id`` and return that path.
 
-        ``filename`` must already be safe (see :func:`safe_filename`). The returned path is
+        ``content`` is the bytes, or an iterable of chunks written one after the other (a big
+        attachment is never whole in memory). ``filename`` must already be safe (see
+        :func:`safe_filename`). The returned path is
         relative to the root, ``/``-separated: it is what the store records. ``sync=False``
         leaves durability to a later :meth:`sync` of the whole batch.
 
@@ -218,13 +227,20 @@ class AttachmentStorage:
                 raise storage_error(f"cannot write attachment {relative}", exc) from exc
             try:
                 with os.fdopen(fd, "wb") as handle:
-                    handle.write(content)
+                    if isinstance(content, bytes | bytearray | memoryview):
+                        handle.write(content)
+                    else:
+                        for chunk in content:
+                            handle.write(chunk)
                     if self.fsync and sync:
                         handle.flush()
                         os.fsync(handle.fileno())
             except OSError as exc:
                 self.remove([relative])
                 raise storage_error(f"cannot write attachment {relative}", exc) from exc
+            except BaseException:  # the chunks' producer failed: no partial file stays
+                self.remove([relative])
+                raise
             return relative
         raise SaveError("could not find a free attachment path after 5 tries")
 

@@ -206,7 +206,8 @@ class EmailSaveService:
         try:
             for att in parsed.attachments:
                 safe = safe_filename(att.filename, att.content_type)
-                path = self.attachments.write(delivery.user_id, safe, att.content, sync=False)
+                # decoded a chunk at a time into the file: never whole in memory
+                path = self.attachments.write(delivery.user_id, safe, att.chunks(), sync=False)
                 paths.append(path)
                 attachments.append(
                     NewAttachment(

@@ -4,9 +4,14 @@ everything else does."""
 from __future__ import annotations
 
 import hashlib
+from unittest import mock
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import mail_pipeline.mime.content_hash as content_hash_module
 from mail_pipeline.mime import parse_message
-from mail_pipeline.mime.content_hash import content_hash
+from mail_pipeline.mime.content_hash import TRACE_HEADERS, content_hash
 from mail_pipeline_tests.data.corpus_tools import load_case
 
 
@@ -45,3 +50,43 @@ def test_content_hash_of_bytes_directly() -> None:
     body_start = raw.index(b"\r\n\r\n") + 4
     expected = hashlib.sha256(b"Subject: s\n\nbody\n").hexdigest()
     assert content_hash(raw, body_start) == expected
+
+
+def _hash_at_once(raw: bytes, body_start: int) -> str:
+    """The content hash with the body normalised in one piece (what the chunks must match)."""
+    digest = hashlib.sha256()
+    kept = []
+    keep = True
+    for line in raw[:body_start].splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t"):
+            if keep:
+                kept.append(line)
+            continue
+        if line.startswith(b"From "):
+            keep = False
+            continue
+        keep = line.split(b":", 1)[0].strip().lower().decode("latin-1") not in TRACE_HEADERS
+        if keep:
+            kept.append(line)
+
+    def lf(data: bytes) -> bytes:
+        return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+    digest.update(lf(b"".join(kept)))
+    digest.update(lf(raw[body_start:]).rstrip(b"\n"))
+    digest.update(b"\n")
+    return digest.hexdigest()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from([b"a", b"\r", b"\n", b"\r\n", b" ", b"xyz"]), max_size=40),
+    st.integers(1, 7),
+)
+def test_the_body_hashed_in_chunks_matches_the_body_at_once(
+    pieces: list[bytes], chunk: int
+) -> None:
+    raw = b"Received: r\r\nSubject: s\r\n\r\n" + b"".join(pieces)
+    body_start = raw.index(b"\r\n\r\n") + 4
+    with mock.patch.object(content_hash_module, "_CHUNK", chunk):
+        assert content_hash(raw, body_start) == _hash_at_once(raw, body_start)

@@ -6,8 +6,11 @@ The last group fails loudly when a flanker upgrade renames or changes what the a
 
 from __future__ import annotations
 
+import io
 import re
+from unittest import mock
 
+import pytest
 from flanker.mime.message import scanner as flanker_scanner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -102,3 +105,49 @@ def test_private_part_container_holds_the_offsets() -> None:
     part = flanker_scanner.scan(s)
     container = part._container
     assert (container.start, container.end) == (0, len(s) - 1)  # end is inclusive
+
+
+# --- the scanner reads the message in place, not from flanker's StringIO copy ----------------
+
+
+def _scan_both(raw: bytes) -> None:
+    text = raw.decode("latin-1")
+    try:
+        with mock.patch.object(flanker_adapter, "_Tokens", flanker_scanner.TokensIterator):
+            expected: object = scan(text, 8)
+    except Exception as error:  # flanker's own iterator raises: ours must raise the same
+        expected = type(error)
+    try:
+        found: object = scan(text, 8)
+    except Exception as error:
+        found = type(error)
+    assert found == expected
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(mutated(), st.sampled_from(SAMPLES)))
+def test_scan_gives_the_spans_flankers_own_iterator_gives(raw: bytes) -> None:
+    _scan_both(raw)
+
+
+def test_every_corpus_message_scans_like_with_flankers_iterator() -> None:
+    for raw in SAMPLES:
+        _scan_both(raw)
+    forwarded = next(raw for raw in SAMPLES if b"message/rfc822" in raw)
+    assert scan(forwarded.decode("latin-1"), 8).children  # the enclosed message is found
+
+
+@pytest.mark.parametrize("text", ["a\r\nb\n\nc", "", "no newline", "\n\n", "x\ny\n"])
+def test_line_stream_reads_lines_as_stringio_does(text: str) -> None:
+    for start in range(len(text) + 1):
+        ours, theirs = flanker_adapter._LineStream(text), io.StringIO(text)
+        ours.seek(start)
+        theirs.seek(start)
+        got = [(line, ours.tell()) for line in ours]
+        want = [(line, theirs.tell()) for line in theirs]
+        assert got == want
+
+
+def test_private_tokens_iterator_attributes_are_the_ones_set() -> None:
+    iterator = flanker_scanner.TokensIterator([], "s")
+    assert set(vars(iterator)) == set(vars(flanker_adapter._Tokens([], "s")))

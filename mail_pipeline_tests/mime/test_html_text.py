@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from unittest import mock
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import mail_pipeline.mime.html_text as html_text
 from mail_pipeline.mime.html_text import html_to_text
 
 
@@ -28,3 +33,65 @@ from mail_pipeline.mime.html_text import html_to_text
 )
 def test_html_to_text(html: str, text: str) -> None:
     assert html_to_text(html) == text
+
+
+def _document(rows: int) -> str:
+    row = (
+        '<tr><td class="a&lt;b">caf&eacute; &amp;  x</td>\n<td>y&#233;</td></tr>'
+        "<!-- a < comment --><pre>p  q\n r</pre><br/><script>if (a < b) {}</script>"
+        '<p title="x<y">  t\u00a0 u </p>\n\n\n<li>i</li>'
+    )
+    return f"<html><body><table>{row * rows}</table></body></html>"
+
+
+@pytest.mark.parametrize(("feed", "sub"), [(7, 5), (50, 64), (1, 1)])
+def test_a_long_document_converted_in_pieces_reads_as_converted_at_once(
+    monkeypatch: pytest.MonkeyPatch, feed: int, sub: int
+) -> None:
+    html = _document(60)
+    at_once = html_to_text(html)
+    assert "café & x" in at_once and "p  q" in at_once
+    monkeypatch.setattr(html_text, "_FEED_CHUNK", feed)
+    monkeypatch.setattr(html_text, "_SUB_CHUNK", sub)
+    assert html_to_text(html) == at_once
+
+
+_FRAGMENTS = [
+    "<p>",
+    "</p>",
+    "<br>",
+    "<li>",
+    "<pre>",
+    "</pre>",
+    "<td>",
+    "<script>",
+    "</script>",
+    "<!--",
+    "-->",
+    "<a href='x<y'>",
+    "&amp;",
+    "&eacute",
+    "&#23",
+    "text",
+    " ",
+    "\n",
+    "\u00a0",
+    "<",
+    ">",
+    "\x00",
+    "N",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(_FRAGMENTS), max_size=60), st.integers(1, 9))
+def test_any_markup_converted_in_pieces_reads_as_converted_at_once(
+    fragments: list[str], size: int
+) -> None:
+    html = "".join(fragments)
+    at_once = html_to_text(html)
+    with (
+        mock.patch.object(html_text, "_FEED_CHUNK", size),
+        mock.patch.object(html_text, "_SUB_CHUNK", size),
+    ):
+        assert html_to_text(html) == at_once

@@ -23,10 +23,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import mail_pipeline.mime.parse as parse_module
 from mail_pipeline.errors import MessageParseError, MessageTooLargeError
 from mail_pipeline.mime import ParsedMessage, parse_message
+from mail_pipeline.mime.header_block import read_header_block
+from mail_pipeline.mime.parse import _header_text
 from mail_pipeline_tests.data import corpus_tools
-from mail_pipeline_tests.data.corpus_tools import CORPUS, load_case
+from mail_pipeline_tests.data.corpus_tools import CORPUS, big_attachment_message, load_case
 from mail_pipeline_tests.mime.mutations import mutated
 
 CASES = sorted(p.name[: -len(".eml")] for p in CORPUS.glob("*.eml"))
@@ -170,6 +173,9 @@ def _check(raw: bytes) -> ParsedMessage | None:
     assert re.fullmatch(r"[0-9a-f]{64}", result.content_hash)
     for attachment in result.attachments:
         assert isinstance(attachment.content, bytes)
+        assert attachment.size == len(attachment.content)
+        assert attachment.sha256 == hashlib.sha256(attachment.content).hexdigest()
+        assert b"".join(attachment.chunks()) == attachment.content
         assert "/" in attachment.content_type
     if result.message_id is not None:
         assert result.message_id and not any(c.isspace() for c in result.message_id)
@@ -193,3 +199,22 @@ def test_arbitrary_bytes_after_a_header(raw: bytes) -> None:
 @given(mutated())
 def test_mutated_corpus_messages(raw: bytes) -> None:
     _check(raw)
+
+
+@COMMON
+@given(st.one_of(mutated(), st.binary(max_size=512)))
+def test_the_header_block_is_read_from_the_header_text_alone(raw: bytes) -> None:
+    whole = raw.decode("latin-1")
+    head = _header_text(raw)
+    assert whole.startswith(head)
+    assert read_header_block(head, 0, len(head)) == read_header_block(whole, 0, len(whole))
+
+
+def test_a_big_message_gives_its_freed_memory_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    released: list[bool] = []
+    monkeypatch.setattr(parse_module, "release_free_memory", lambda: released.append(True))
+    raw, content = big_attachment_message(parse_module.RELEASE_ABOVE)
+    assert parse_message(raw).attachments[0].content == content
+    assert released == [True]
+    parse_message(big_attachment_message(1000)[0])
+    assert released == [True]  # not after a small one

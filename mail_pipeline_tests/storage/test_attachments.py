@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,25 @@ def test_same_name_never_overwrites(attachment_root: Path) -> None:
     assert storage.path_of(first).read_bytes() == b"first"
     assert storage.path_of(second).read_bytes() == b"second"
     assert sorted(storage.iter_files()) == sorted([first, second])
+
+
+def test_content_written_in_chunks(attachment_root: Path) -> None:
+    storage = AttachmentStorage(attachment_root, fsync=False)
+    chunks = (bytes([i]) * 1000 for i in range(5))
+    path = storage.write(1, "big.bin", chunks)
+    assert storage.path_of(path).read_bytes() == b"".join(bytes([i]) * 1000 for i in range(5))
+    assert storage.path_of(storage.write(1, "empty.bin", iter(()))).read_bytes() == b""
+
+
+def test_chunks_that_fail_midway_leave_no_file(attachment_root: Path) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b"first part"
+        raise RuntimeError("the decoder broke")
+
+    storage = AttachmentStorage(attachment_root, fsync=False)
+    with pytest.raises(RuntimeError, match="decoder broke"):
+        storage.write(1, "big.bin", chunks())
+    assert list(storage.iter_files()) == []
 
 
 def test_unsafe_names_and_paths_are_refused(attachment_root: Path) -> None:

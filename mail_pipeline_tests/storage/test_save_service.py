@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -138,7 +138,14 @@ def test_a_failing_attachment_fails_only_its_message(
     store: MailStore, attachment_root: Path, alice: int
 ) -> None:
     class FailsOnBad(AttachmentStorage):
-        def write(self, user_id: int, filename: str, content: bytes, *, sync: bool = True) -> str:
+        def write(
+            self,
+            user_id: int,
+            filename: str,
+            content: bytes | Iterable[bytes],
+            *,
+            sync: bool = True,
+        ) -> str:
             if filename == "bad.txt":
                 raise SaveError("disk full")
             return super().write(user_id, filename, content, sync=sync)
@@ -311,7 +318,14 @@ def test_any_error_saving_one_message_fails_only_that_message(
     """Not only SQLAlchemy errors: a TypeError of a writer, a driver's ValueError at insert."""
 
     class TypeErrorOnBad(AttachmentStorage):
-        def write(self, user_id: int, filename: str, content: bytes, *, sync: bool = True) -> str:
+        def write(
+            self,
+            user_id: int,
+            filename: str,
+            content: bytes | Iterable[bytes],
+            *,
+            sync: bool = True,
+        ) -> str:
             if filename == "bad.txt":
                 raise TypeError("a writer that cannot take this name")
             return super().write(user_id, filename, content, sync=sync)

@@ -130,6 +130,11 @@ def connect(account: ImapAccount) -> imapclient.IMAPClient:
             ssl_context=context,
             timeout=timeout,
         )
+    # imapclient sets imaplib's debug level to 5, at which imaplib formats the repr of every
+    # literal it receives (a 25 MB message: 80 MB of text, and its CPU time) into a log line
+    # that is dropped unless the "imapclient.imaplib" logger shows DEBUG.
+    if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
+        client._imap.debug = 0
 
     try:
         if account.security is ImapSecurity.STARTTLS:

@@ -5,7 +5,7 @@ fault of the environment keeps the cursor, so the next run stores everything.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -131,7 +131,14 @@ def test_an_unexpected_error_saving_one_message_records_its_uid(
     """Any error class harms only its message: recorded in failed_uids, the cursor moves on."""
 
     class TypeErrorOnBad(AttachmentStorage):
-        def write(self, user_id: int, filename: str, content: bytes, *, sync: bool = True) -> str:
+        def write(
+            self,
+            user_id: int,
+            filename: str,
+            content: bytes | Iterable[bytes],
+            *,
+            sync: bool = True,
+        ) -> str:
             if filename == "bad.txt":
                 raise TypeError("cannot take this one")
             return super().write(user_id, filename, content, sync=sync)

@@ -10,6 +10,7 @@ errors of later commands in ``test_translate.py``.
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import threading
@@ -116,6 +117,24 @@ def test_imaps_login_with_test_ca(dovecot: DovecotServer) -> None:
         assert isinstance(client.socket(), ssl.SSLSocket)
         assert client.select_folder("INBOX", readonly=True)[b"EXISTS"] == 0
     assert f"user={user.username}" in dovecot.log_text().replace("<", "").replace(">", "")
+
+
+def test_imaplib_does_not_format_every_literal_for_a_silent_log(
+    dovecot: DovecotServer,
+) -> None:
+    # imapclient sets imaplib's debug level 5: the repr of every fetched message, formatted
+    # for a log line nobody sees (80 MB of text for a 25 MB message). Unless DEBUG is on.
+    user = dovecot.new_user()
+    logger = logging.getLogger("imapclient.imaplib")
+    with imap_session(account_for(dovecot, user)) as client:
+        assert client._imap.debug == 0
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        with imap_session(account_for(dovecot, user)) as client:
+            assert client._imap.debug == 5
+    finally:
+        logger.setLevel(level)
 
 
 def test_starttls_login_with_test_ca(dovecot: DovecotServer) -> None:

@@ -1,25 +1,37 @@
-"""Benchmark of the IMAP ingest path against a private Dovecot, in one run.
+"""Benchmark of the IMAP ingest path against mbsync and its floor, in one run (issue 13).
 
-Measures, over the same N messages (~20 KB each; a third with one attachment, a fifth with an
-8-bit iso-8859-1 text part), appended with MULTIAPPEND to a fresh Dovecot mailbox:
+Over the same N messages (~20 KB each; a third with one attachment, a fifth with an 8-bit
+iso-8859-1 text part), appended with MULTIAPPEND to a private Dovecot's INBOX, measures in
+interleaved rounds (median of ``--repeat``):
 
-(a) mbsync (isync) pulling the mailbox into a Maildir over IMAPS: the reference for raw
-    transfer speed;
-(b) parse-only throughput of :func:`mail_pipeline.mime.parse_message`;
-(c) the full ingest (:meth:`MailboxFetcher.fetch_user`: fetch + parse + save, attachments
-    fsynced as in production) on SQLite and on PostgreSQL, each in a child process;
-(d) the peak RSS of a full ingest (SQLite) of 1,000 and of 10,000 messages, each in a child
-    process (``VmHWM``; ``ru_maxrss`` is recorded too, see :func:`peak_rss_kb`).
+- ``mbsync`` (isync) pulling the mailbox into a fresh Maildir over IMAPS, with its default
+  ``FSync yes`` and with ``FSync no``: the reference for raw transfer;
+- ``floor``: the same fetch and storing work with no layers (:mod:`floor`: a plain imapclient
+  loop of ``UID FETCH (BODY.PEEK[] INTERNALDATE)`` batches, ``parse_message``, attachment files
+  with one ``syncfs`` per batch, bare ``sqlite3`` / ``psycopg2`` inserts of the same columns
+  and the folder's cursor into the project's schema);
+- ``floor-2proc``: the floor with the parsing in a second process, one batch ahead;
+- ``project``: :meth:`MailboxFetcher.fetch_user` (sizes, batches, fetch ahead, parse, save
+  with the cursor in one transaction; attachments fsynced as in production);
 
-Targets: full ingest ≥ 0.5 × mbsync msgs/s and ≥ 70 % of parse-only msgs/s;
-RSS(10k) ≤ 1.3 × RSS(1k).
+the stores on SQLite and on a throw-away PostgreSQL (``mail_pipeline_tests.fixtures``; it runs
+with ``fsync=off``). Every floor and project run is a fresh child process (imports and set-up
+outside the timer) on a fresh copy of a migrated store; the rows of the first floor and
+project runs of each store are compared (they must be the same). Also reported, not a target:
+parse-only throughput. Peak RSS (``VmHWM``) of a project ingest (SQLite) of each
+``--rss-sizes`` mailbox, each in a child process.
+
+Targets: project >= 1.0 x mbsync ``FSync no`` on SQLite, >= 0.8 x on PostgreSQL;
+RSS(largest) <= 1.3 x RSS(smallest). ``--profile`` adds one project ingest under cProfile
+(its fetch thread too), split by area (SQL/ORM, parse, file IO, IMAP, renames).
 
 Run from the repository root::
 
-    .venv/bin/python bench/imap_ingest.py             # N = 1,000, RSS at 1k and 10k
-    .venv/bin/python bench/imap_ingest.py --n 300 --rss-sizes 300,1000   # a quick run
+    .venv/bin/python bench/imap_ingest.py             # N = 1,000, 3 rounds, RSS at 1k and 10k
+    .venv/bin/python bench/imap_ingest.py --n 300 --repeat 1 --rss-sizes ""   # a quick run
 
-Results go to ``--json`` (default ``bench/results/imap_ingest.json``, git-ignored).
+Load averages at start and end are printed; results go to ``--json`` (default
+``bench/results/imap_ingest.json``, git-ignored).
 """
 
 from __future__ import annotations
@@ -37,16 +49,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rss import peak_rss_kb  # bench/rss.py, beside this script
+from floor import ImapLogin, imap_floor, stored_rows  # bench/, beside this script
+from profile_split import print_split, profiled
+from rounds import interleave, load_average, print_targets, target_line
+from rss import peak_rss_kb
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 SECRET = "a passphrase for the imap ingest benchmark"
-TARGET_VS_MBSYNC = 0.5
-TARGET_VS_PARSE = 0.7
+TARGET_VS_MBSYNC_NO_FSYNC = {"sqlite": 1.0, "postgresql": 0.8}
 TARGET_RSS_RATIO = 1.3
+STORE_VARIANTS = ("floor", "floor-2proc", "project")
 
 _TEXT = (
     "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut "
@@ -129,17 +144,24 @@ def fill_mailbox(server: Any, username: str, messages: list[bytes]) -> float:
     return time.perf_counter() - started
 
 
-# --- (a) mbsync ------------------------------------------------------------------------------
+# --- mbsync ----------------------------------------------------------------------------------
 
 
-def run_mbsync(server: Any, username: str, password: str, work: Path) -> float:
-    """Pull INBOX of ``username`` into a fresh Maildir with mbsync over IMAPS; return seconds."""
+def run_mbsync(server: Any, username: str, password: str, work: Path, *, fsync: bool) -> float:
+    """Pull INBOX of ``username`` into a fresh Maildir with mbsync over IMAPS; return seconds.
+
+    ``fsync=False`` adds the global ``FSync no`` (mbsync then never flushes its files).
+
+    Raises:
+        RuntimeError: mbsync failed, or did not pull every message.
+    """
     maildir = work / "maildir"
     shutil.rmtree(maildir, ignore_errors=True)
     maildir.mkdir(parents=True)
     rc = work / "mbsyncrc"
     rc.write_text(
-        f"IMAPAccount bench\nHost localhost\nPort {server.imaps_port}\nUser {username}\n"
+        ("" if fsync else "FSync no\n\n")
+        + f"IMAPAccount bench\nHost localhost\nPort {server.imaps_port}\nUser {username}\n"
         f"Pass {password}\nSSLType IMAPS\nCertificateFile {server.ca_cert_path}\n"
         "AuthMechs LOGIN\n\n"
         "IMAPStore remote\nAccount bench\n\n"
@@ -162,10 +184,11 @@ def run_mbsync(server: Any, username: str, password: str, work: Path) -> float:
 
 
 def count_maildir(work: Path) -> int:
+    """How many messages the last mbsync run left in its Maildir."""
     return sum(len(os.listdir(work / "maildir" / "INBOX" / sub)) for sub in ("cur", "new"))
 
 
-# --- (b) parse-only --------------------------------------------------------------------------
+# --- parse-only ------------------------------------------------------------------------------
 
 
 def parse_only(messages: list[bytes]) -> float:
@@ -181,11 +204,15 @@ def parse_only(messages: list[bytes]) -> float:
     return best
 
 
-# --- (c, d) one ingest in a child process ----------------------------------------------------
+# --- one floor or project run, in a child process --------------------------------------------
 
 
-def child_ingest(url: str, username: str, attachments: str, batch_size: int) -> dict[str, Any]:
-    """Run one full ingest in this process (the child); return timing, counters and RSS."""
+def run_project(url: str, username: str, attachments: str, batch_size: int) -> dict[str, Any]:
+    """One :meth:`MailboxFetcher.fetch_user` of ``username``; return timing and counters.
+
+    Raises:
+        RuntimeError: the fetch reported an error.
+    """
     from mail_pipeline.intake.imap.config import EmailConfigManager
     from mail_pipeline.intake.imap.fetcher import MailboxFetcher
     from mail_pipeline.storage.attachments import AttachmentStorage
@@ -199,7 +226,6 @@ def child_ingest(url: str, username: str, attachments: str, batch_size: int) -> 
         EmailConfigManager(store, SECRET),
         batch_size=batch_size,
     )
-    rss_before = peak_rss_kb()
     started = time.perf_counter()
     result = fetcher.fetch_user(username)
     seconds = time.perf_counter() - started
@@ -208,39 +234,87 @@ def child_ingest(url: str, username: str, attachments: str, batch_size: int) -> 
         raise RuntimeError(result.error)
     c = result.counters
     return {
-        "seconds": seconds,
-        "fetched": c.fetched,
-        "saved": c.saved,
+        "messages": c.fetched,
+        "deliveries": c.saved,
         "failed": c.failed,
         "duplicates": c.duplicate,
-        "rss_before_kb": rss_before,
-        "max_rss_kb": peak_rss_kb(),
-        "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "seconds": seconds,
+        "msgs_per_s": c.fetched / seconds if seconds > 0 else 0.0,
     }
 
 
-def ingest_in_child(
-    url: str, username: str, work: Path, batch_size: int, profile: bool = False
+def warm_up(kind: str) -> None:
+    """Import what ``kind`` uses and parse two messages, before the timer (the parser's first
+    call compiles and imports lazily: the same cost for every kind)."""
+    from mail_pipeline.mime import parse_message
+
+    if kind == "project":
+        import mail_pipeline.intake.imap.fetcher  # noqa: F401
+    else:
+        import imapclient  # noqa: F401
+    rng = random.Random(99)
+    parse_message(make_message(0, rng))
+    parse_message(make_message(1, rng))
+
+
+def child(args: argparse.Namespace) -> None:
+    """``--child KIND``: one run, then print its figures and this process's peak RSS."""
+    warm_up(args.child)
+    rss_before = peak_rss_kb()
+
+    def once() -> dict[str, Any]:
+        if args.child == "project":
+            return run_project(args.url, args.username, args.attachments, args.batch_size)
+        login = ImapLogin(**json.loads(args.login))
+        two = args.child == "floor-2proc"
+        return imap_floor(
+            args.url, login, Path(args.attachments), args.batch_size, parse_in_worker=two
+        ).as_dict()
+
+    if args.profile_out:
+        figures, split = profiled(once, Path(args.profile_out))
+        figures["profile"] = split
+    else:
+        figures = once()
+    figures["rss_before_kb"] = rss_before
+    figures["max_rss_kb"] = peak_rss_kb()  # VmHWM: ru_maxrss carries the parent's over exec
+    figures["ru_maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps(figures))
+
+
+def in_child(
+    kind: str,
+    url: str,
+    username: str,
+    login: ImapLogin,
+    work: Path,
+    batch_size: int,
+    profile_out: Path | None = None,
 ) -> dict[str, Any]:
-    """Run :func:`child_ingest` in a fresh Python process and return its figures."""
+    """Run one ``kind`` run in a fresh Python process and return its figures.
+
+    Raises:
+        RuntimeError: the child failed (its stderr's tail is in the message).
+    """
     attachments = tempfile.mkdtemp(prefix="att-", dir=work)
-    argv = [sys.executable]
-    if profile:
-        argv += ["-m", "cProfile", "-s", "cumulative"]
-    argv += [str(Path(__file__).resolve()), "--child", url, username, attachments, str(batch_size)]
+    argv = [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--url", url]
+    argv += ["--username", username, "--attachments", attachments]
+    argv += ["--batch-size", str(batch_size), "--login", json.dumps(login.__dict__)]
+    if profile_out is not None:
+        argv += ["--profile-out", str(profile_out)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=3600, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"ingest child failed: {done.stderr.strip()[-2000:]}")
-    if profile:
-        print(done.stdout[:8000])
-    line = next(x for x in done.stdout.splitlines() if x.startswith("{"))
-    figures: dict[str, Any] = json.loads(line)
     shutil.rmtree(attachments, ignore_errors=True)
-    return figures
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind} child failed: {done.stderr.strip()[-3000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def new_store(url: str, server: Any, username: str, password: str) -> None:
-    """Migrate the store at ``url`` and give it a user with an IMAPS config for ``username``."""
+# --- stores ----------------------------------------------------------------------------------
+
+
+def new_store(url: str, server: Any, username: str, password: str) -> int:
+    """Migrate the store at ``url``, give it a user with an IMAPS config for ``username``;
+    return the user's id."""
     from mail_pipeline.intake.imap.config import EmailConfigManager
     from mail_pipeline.storage.store import MailStore
 
@@ -262,6 +336,40 @@ def new_store(url: str, server: Any, username: str, password: str) -> None:
         },
     )
     store.dispose()
+    return int(user.id)
+
+
+class Stores:
+    """A migrated template store per kind (the benchmark user and its IMAP config), and
+    fresh copies of it for each run."""
+
+    def __init__(self, work: Path, pg: Any, server: Any, username: str, password: str) -> None:
+        self.work, self.pg, self.server = work, pg, server
+        self.username, self.password = username, password
+        self.templates: dict[str, str] = {}
+        self.user_ids: dict[str, int] = {}
+        self._count = 0
+
+    def add(self, kind: str) -> None:
+        """Make the template of ``kind`` ("sqlite" or "postgresql")."""
+        if kind == "sqlite":
+            path = self.work / "template.db"
+            url = f"sqlite:///{path}"
+            self.templates[kind] = str(path)
+        else:
+            name = self.pg.create_database()
+            url = self.pg.url(name)
+            self.templates[kind] = name
+        self.user_ids[kind] = new_store(url, self.server, self.username, self.password)
+
+    def fresh(self, kind: str) -> str:
+        """Return the URL of a new copy of the template of ``kind``."""
+        self._count += 1
+        if kind == "sqlite":
+            path = self.work / f"run-{self._count}.db"
+            shutil.copyfile(self.templates[kind], path)
+            return f"sqlite:///{path}"
+        return str(self.pg.url(self.pg.create_database(template=self.templates[kind])))
 
 
 # --- main ------------------------------------------------------------------------------------
@@ -271,23 +379,48 @@ def rate(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else float("inf")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=1000, help="messages for (a)-(c)")
+    parser.add_argument("--n", type=int, default=1000, help="messages of the throughput runs")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (median)")
     parser.add_argument(
         "--rss-sizes",
         default="1000,10000",
-        help="two mailbox sizes for the RSS comparison (default 1000,10000)",
+        help="mailbox sizes for the RSS comparison (default 1000,10000; '' for none)",
     )
     parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--stores", default="sqlite,postgresql")
     parser.add_argument(
         "--json", type=Path, default=ROOT / "bench" / "results" / "imap_ingest.json"
     )
     parser.add_argument(
-        "--profile", action="store_true", help="print a cProfile of the SQLite ingest child"
+        "--profile",
+        nargs="?",
+        const="sqlite",
+        choices=("sqlite", "postgresql"),
+        help="add one project ingest under cProfile (default store: sqlite)",
     )
+    parser.add_argument("--child", choices=STORE_VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--username", help=argparse.SUPPRESS)
+    parser.add_argument("--attachments", help=argparse.SUPPRESS)
+    parser.add_argument("--login", help=argparse.SUPPRESS)
+    parser.add_argument("--profile-out", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
-    small, large = (int(x) for x in args.rss_sizes.split(","))
+    if args.child:
+        child(args)
+        return 0
+    if args.n <= 0 or args.batch_size <= 0 or args.repeat <= 0:
+        parser.error("--n, --batch-size and --repeat must be positive")
+    kinds = [k.strip() for k in args.stores.split(",") if k.strip()]
+    if not kinds or any(k not in TARGET_VS_MBSYNC_NO_FSYNC for k in kinds):
+        parser.error("--stores takes sqlite and/or postgresql")
+    rss_sizes = sorted(int(x) for x in args.rss_sizes.split(",") if x.strip())
 
     from mail_pipeline_tests.fixtures.dovecot import DovecotServer
     from mail_pipeline_tests.fixtures.postgres import PostgresServer
@@ -296,96 +429,166 @@ def main(argv: list[str] | None = None) -> int:
     os.chmod(work, 0o755)
     dovecot = DovecotServer()
     postgres = PostgresServer(work / "pg")
-    report: dict[str, Any] = {"n": args.n, "batch_size": args.batch_size}
+    report: dict[str, Any] = {
+        "n": args.n,
+        "batch_size": args.batch_size,
+        "repeat": args.repeat,
+        "load_avg_start": load_average(),
+    }
+    print(f"load average at start: {report['load_avg_start']}", flush=True)
     try:
         dovecot.start()
-        postgres.start()
-        messages = make_messages(max(args.n, large))
+        if "postgresql" in kinds:
+            postgres.start()
+        messages = make_messages(max([args.n, *rss_sizes]))
         corpus = messages[: args.n]
         report["avg_message_bytes"] = sum(map(len, corpus)) // len(corpus)
 
         user = dovecot.new_user()
         report["append_seconds"] = fill_mailbox(dovecot, user.username, corpus)
+        stores = Stores(work, postgres, dovecot, user.username, user.password)
+        for kind in kinds:
+            stores.add(kind)
 
-        mbsync_s = run_mbsync(dovecot, user.username, user.password, work)
-        assert count_maildir(work) == args.n, "mbsync did not pull every message"
-        report["mbsync"] = {"seconds": mbsync_s, "msgs_per_s": rate(args.n, mbsync_s)}
+        def login_for(kind: str) -> ImapLogin:
+            return ImapLogin(
+                dovecot.host,
+                dovecot.imaps_port,
+                user.username,
+                user.password,
+                str(dovecot.ca_cert_path),
+                stores.user_ids.get(kind, 0),
+            )
+
+        def run(name: str, index: int) -> dict[str, Any]:
+            if name.startswith("mbsync"):
+                seconds = run_mbsync(
+                    dovecot, user.username, user.password, work, fsync=name == "mbsync"
+                )
+                if count_maildir(work) != args.n:
+                    raise RuntimeError(f"{name} did not pull every message")
+                return {"messages": args.n, "seconds": seconds, "msgs_per_s": rate(args.n, seconds)}
+            kind, variant = name.split("/")
+            url = stores.fresh(kind)
+            figures = in_child(variant, url, user.username, login_for(kind), work, args.batch_size)
+            if figures["messages"] != args.n or figures["deliveries"] != args.n:
+                raise RuntimeError(f"{name}: stored {figures} instead of {args.n} messages")
+            figures["url"] = url
+            return figures
+
+        names = ["mbsync", "mbsync-fsync-no"]
+        names += [f"{kind}/{variant}" for kind in kinds for variant in STORE_VARIANTS]
+        print(f"{args.repeat} interleaved rounds of {', '.join(names)}", flush=True)
+        summary = interleave(names, args.repeat, run, lambda line: print(line, flush=True))
+        report["runs"] = summary
+
+        same: dict[str, bool] = {}
+        for kind in kinds:
+            floor_rows = stored_rows(summary[f"{kind}/floor"]["runs"][0]["url"])
+            project_rows = stored_rows(summary[f"{kind}/project"]["runs"][0]["url"])
+            same[kind] = floor_rows == project_rows and len(floor_rows) == args.n
+            print(f"{kind}: floor and project stored the same {len(floor_rows)} rows: {same[kind]}")
+        report["same_rows"] = same
 
         parse_s = parse_only(corpus)
         report["parse_only"] = {"seconds": parse_s, "msgs_per_s": rate(args.n, parse_s)}
 
-        sqlite_url = f"sqlite:///{work / 'ingest.db'}"
-        new_store(sqlite_url, dovecot, user.username, user.password)
-        sq = ingest_in_child(sqlite_url, user.username, work, args.batch_size, args.profile)
-        assert sq["saved"] == args.n, sq
-        sq["msgs_per_s"] = rate(args.n, sq["seconds"])
-        report["full_sqlite"] = sq
-
-        pg_url = postgres.url(postgres.create_database())
-        new_store(pg_url, dovecot, user.username, user.password)
-        pg = ingest_in_child(pg_url, user.username, work, args.batch_size)
-        assert pg["saved"] == args.n, pg
-        pg["msgs_per_s"] = rate(args.n, pg["seconds"])
-        report["full_postgresql"] = pg
+        if args.profile:
+            figures = in_child(
+                "project",
+                stores.fresh(args.profile),
+                user.username,
+                login_for(args.profile),
+                work,
+                args.batch_size,
+                profile_out=ROOT / "bench" / "results" / f"imap_ingest_{args.profile}.prof",
+            )
+            report["profile"] = {"store": args.profile, **figures}
 
         rss: dict[str, Any] = {}
-        for size in (small, large):
+        for size in rss_sizes:
             rss_user = dovecot.new_user()
             fill_mailbox(dovecot, rss_user.username, messages[:size])
             url = f"sqlite:///{work / f'rss-{size}.db'}"
             new_store(url, dovecot, rss_user.username, rss_user.password)
-            figures = ingest_in_child(url, rss_user.username, work, args.batch_size)
-            assert figures["saved"] == size, figures
-            figures["msgs_per_s"] = rate(size, figures["seconds"])
+            figures = in_child(
+                "project", url, rss_user.username, login_for("sqlite"), work, args.batch_size
+            )
+            if figures["deliveries"] != size:
+                raise RuntimeError(f"RSS run of {size}: {figures}")
             rss[str(size)] = figures
+            print(
+                f"RSS n={size:<6} peak {figures['max_rss_kb'] / 1024:7.1f} MiB "
+                f"(before fetch {figures['rss_before_kb'] / 1024:.1f} MiB, "
+                f"{figures['msgs_per_s']:.1f} msg/s)",
+                flush=True,
+            )
         report["rss"] = rss
-
-        slowest = min(sq["msgs_per_s"], pg["msgs_per_s"])
-        ratios = {
-            "full_sqlite_vs_mbsync": sq["msgs_per_s"] / report["mbsync"]["msgs_per_s"],
-            "full_postgresql_vs_mbsync": pg["msgs_per_s"] / report["mbsync"]["msgs_per_s"],
-            "full_sqlite_vs_parse": sq["msgs_per_s"] / report["parse_only"]["msgs_per_s"],
-            "full_postgresql_vs_parse": pg["msgs_per_s"] / report["parse_only"]["msgs_per_s"],
-            "rss_large_vs_small": rss[str(large)]["max_rss_kb"] / rss[str(small)]["max_rss_kb"],
-        }
-        report["ratios"] = ratios
-        report["targets_met"] = {
-            "vs_mbsync": slowest / report["mbsync"]["msgs_per_s"] >= TARGET_VS_MBSYNC,
-            "vs_parse": slowest / report["parse_only"]["msgs_per_s"] >= TARGET_VS_PARSE,
-            "rss": ratios["rss_large_vs_small"] <= TARGET_RSS_RATIO,
-        }
     finally:
         dovecot.close()
         try:
             postgres.stop()
         finally:
             shutil.rmtree(work, ignore_errors=True)
+    report["load_avg_end"] = load_average()
 
+    mbsync = summary["mbsync"]["median"]
+    no_fsync = summary["mbsync-fsync-no"]["median"]
     print(
-        f"messages: {args.n} x ~{report['avg_message_bytes']} bytes "
-        f"(appended in {report['append_seconds']:.2f} s)"
+        f"\nIMAP ingest, {args.n} x ~{report['avg_message_bytes']} bytes, batch "
+        f"{args.batch_size}, median of {args.repeat} (min-max), msg/s; x mbsync (FSync yes / no)"
     )
-    for name in ("mbsync", "parse_only", "full_sqlite", "full_postgresql"):
-        figures = report[name]
-        print(f"  {name:16} {figures['seconds']:8.3f} s  {figures['msgs_per_s']:9.1f} msgs/s")
-    for size, figures in report["rss"].items():
+    for name in names:
+        s = summary[name]
         print(
-            f"  rss {size:>6} msgs   peak {figures['max_rss_kb'] / 1024:7.1f} MiB "
-            f"(before fetch {figures['rss_before_kb'] / 1024:.1f} MiB, "
-            f"{figures['msgs_per_s']:.1f} msgs/s)"
+            f"  {name:24} {s['median']:8.1f}  ({s['min']:.1f}-{s['max']:.1f})"
+            f"  {s['median'] / mbsync:5.2f} / {s['median'] / no_fsync:5.2f}"
         )
-    for name, value in report["ratios"].items():
-        print(f"  {name:28} {value:6.2f}")
-    for name, met in report["targets_met"].items():
-        print(f"  target {name:10} {'met' if met else 'NOT met'}")
+    print(f"  parse-only (reported, no target): {report['parse_only']['msgs_per_s']:8.1f}")
+    ratios: dict[str, float] = {"mbsync_fsync_no_vs_fsync": no_fsync / mbsync}
+    targets: list[dict[str, Any]] = []
+    for kind in kinds:
+        project = summary[f"{kind}/project"]["median"]
+        ratios[f"{kind}_project_vs_mbsync"] = project / mbsync
+        ratios[f"{kind}_project_vs_mbsync_fsync_no"] = project / no_fsync
+        ratios[f"{kind}_project_vs_floor"] = project / summary[f"{kind}/floor"]["median"]
+        ratios[f"{kind}_project_vs_floor_2proc"] = (
+            project / summary[f"{kind}/floor-2proc"]["median"]
+        )
+        ratios[f"{kind}_project_vs_parse_only"] = project / report["parse_only"]["msgs_per_s"]
+        targets.append(
+            target_line(
+                f"{kind}: project / mbsync FSync no",
+                project / no_fsync,
+                TARGET_VS_MBSYNC_NO_FSYNC[kind],
+            )
+        )
+    if len(rss_sizes) >= 2:
+        small, large = str(rss_sizes[0]), str(rss_sizes[-1])
+        ratio = rss[large]["max_rss_kb"] / rss[small]["max_rss_kb"]
+        ratios["rss_large_vs_small"] = ratio
+        targets.append(
+            target_line(f"peak RSS n={large} / n={small}", ratio, TARGET_RSS_RATIO, at_most=True)
+        )
+    for kind, ok in report["same_rows"].items():
+        targets.append(target_line(f"{kind}: floor rows == project rows", float(ok), 1.0))
+    for name, value in ratios.items():
+        print(f"  {name:36} {value:6.2f}")
+    report["ratios"] = ratios
+    report["targets"] = targets
+    print_targets(targets)
+    if "profile" in report:
+        print_split(
+            f"profile of one project ingest ({report['profile']['store']}, "
+            f"{report['profile']['msgs_per_s']:.0f} msg/s under cProfile)",
+            report["profile"]["profile"],
+        )
+    print(f"\nload average: start {report['load_avg_start']}, end {report['load_avg_end']}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"written {args.json}")
-    return 0 if all(report["targets_met"].values()) else 1
+    return 0 if all(t["met"] for t in targets) else 1
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 6 and sys.argv[1] == "--child":
-        print(json.dumps(child_ingest(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))))
-        sys.exit(0)
     sys.exit(main())

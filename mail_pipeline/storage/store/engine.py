@@ -61,7 +61,10 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> Engine:
         engine = create_engine(
             url,
             echo=echo,
-            connect_args={"timeout": 30, "check_same_thread": False},
+            # No statement cache: a cached statement keeps its last bound values, and every
+            # batch size is a new multi-row INSERT text, so 128 cached batches of raw mail
+            # grew the peak RSS of a 10,000-file ingest to 2.5x that of 1,000 files.
+            connect_args={"timeout": 30, "check_same_thread": False, "cached_statements": 0},
             poolclass=QueuePool,
             pool_size=pool_size,
             max_overflow=-1,  # never wait for a connection; extra ones close after use

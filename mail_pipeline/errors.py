@@ -131,6 +131,22 @@ class ImapProtocolError(ImapError):
     """The server answered something the fetcher cannot work with."""
 
 
+class OAuth2NotAuthorizedError(ImapAuthError):
+    """An account with an OAuth2 client has no stored grant: ``mail-pipeline imap authorize``
+    has not been run for it (or its grant was removed)."""
+
+
+class OAuth2GrantError(ImapAuthError):
+    """The token endpoint refused the stored grant or the client (``invalid_grant``: revoked or
+    expired refresh token; ``invalid_client``: wrong client id or secret). The user must
+    re-authorize; counts toward the circuit breaker like a refused login."""
+
+
+class OAuth2EndpointError(ImapConnectError):
+    """The token endpoint could not be used right now: unreachable, too slow, HTTP 5xx or 429,
+    or another process kept the account's refresh lock too long (transient: retried)."""
+
+
 # --- spool ---------------------------------------------------------------------------------
 
 

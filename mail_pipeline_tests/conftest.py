@@ -23,6 +23,7 @@ pytest_plugins = [
     "mail_pipeline_tests.fixtures.postgres",
     "mail_pipeline_tests.fixtures.haraka",
     "mail_pipeline_tests.fixtures.dovecot",
+    "mail_pipeline_tests.fixtures.oauth2_server",
     "mail_pipeline_tests.fixtures.faults",
     "mail_pipeline_tests.fixtures.redis",
 ]

@@ -18,26 +18,47 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from mail_pipeline.errors import ConfigError
 from mail_pipeline.intake.limits import DEFAULT_MAX_MESSAGE_BYTES
 
 __all__ = [
+    "PROVIDERS",
+    "AccessTokenSource",
     "ImapAccount",
     "ImapSecurity",
     "PostAction",
+    "SaslMechanism",
     "account_fields",
     "account_problems",
     "canonical_imap",
+    "endpoint_problem",
     "imap_config_problems",
     "max_message_bytes_of",
     "split_token_command",
     "token_problem",
 ]
 
-#: The credentials an account may have; exactly one must be given.
+#: The single-field credentials an account may have; exactly one of them, or an OAuth2 client
+#: (``oauth2_client_id`` + ``oauth2_token_endpoint``), must be given.
 CREDENTIALS = ("password", "oauth2_token", "oauth2_token_command")
+
+#: The OAuth2 client fields of ``imap_config`` (copied to :class:`ImapAccount` as they are,
+#: ``oauth2_scopes`` as a tuple).
+OAUTH2_CLIENT_FIELDS = (
+    "oauth2_client_id",
+    "oauth2_client_secret",
+    "oauth2_token_endpoint",
+    "oauth2_device_endpoint",
+    "oauth2_authorize_endpoint",
+)
+
+#: The values of ``provider`` (informational: set by the provider presets).
+PROVIDERS = ("gmail", "microsoft365", "custom")
+
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 class ImapSecurity(StrEnum):
@@ -57,13 +78,42 @@ class PostAction(StrEnum):
     DELETE = "delete"
 
 
+class SaslMechanism(StrEnum):
+    """The SASL mechanism an OAuth2 login uses."""
+
+    XOAUTH2 = "xoauth2"  #: Google's and Microsoft's mechanism (the default)
+    OAUTHBEARER = "oauthbearer"  #: RFC 7628 (Gmail offers it too)
+
+
+class AccessTokenSource(Protocol):
+    """Where an account with an OAuth2 client gets its access token at login (set by
+    :meth:`~mail_pipeline.intake.imap.config.EmailConfigManager.imap_fetch_config`)."""
+
+    def access_token(self) -> tuple[str, bool]:
+        """Return ``(access token, came from the cache)``.
+
+        Raises:
+            ImapAuthError: not authorized, or the grant was refused (re-authorize).
+            ImapConnectError: the token endpoint cannot be used right now (transient).
+        """
+        ...
+
+    def reject(self, access_token: str) -> None:
+        """Forget ``access_token``: the IMAP server refused it although it looked valid."""
+        ...
+
+
 @dataclass(frozen=True)
 class ImapAccount:
     """The connection settings of one IMAP mailbox.
 
     Exactly one kind of credential must be given: ``password``, or OAuth2 as either
-    ``oauth2_token`` (an access token) or ``oauth2_token_command`` (a command whose standard
-    output is an access token; split with :func:`shlex.split`, run without a shell).
+    ``oauth2_token`` (an access token), ``oauth2_token_command`` (a command whose standard
+    output is an access token; split with :func:`shlex.split`, run without a shell) or an
+    OAuth2 client (``oauth2_client_id`` and ``oauth2_token_endpoint``, with
+    ``oauth2_client_secret`` when the provider needs one, and ``oauth2_scopes``): its refresh
+    token is in the store, and ``token_source`` gives the access token at login.
+    ``sasl_mechanism`` is the login mechanism of every OAuth2 kind.
 
     ``ca_file`` adds a CA bundle to the system's trusted CAs (for servers with a private CA);
     ``verify_tls=False`` turns certificate and host name checks off entirely.
@@ -86,17 +136,34 @@ class ImapAccount:
     ca_file: str | None = None
     connect_timeout: float = 15.0
     read_timeout: float = 60.0
+    oauth2_client_id: str | None = None
+    oauth2_client_secret: str | None = field(default=None, repr=False)
+    oauth2_token_endpoint: str | None = None
+    oauth2_scopes: tuple[str, ...] = ()
+    oauth2_device_endpoint: str | None = None
+    oauth2_authorize_endpoint: str | None = None
+    sasl_mechanism: SaslMechanism = SaslMechanism.XOAUTH2
+    provider: str | None = None
+    token_source: AccessTokenSource | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         problems = account_problems({f.name: getattr(self, f.name) for f in fields(self)})
         if problems:
             raise ConfigError("; ".join(problems))
         object.__setattr__(self, "security", ImapSecurity(str(self.security).lower()))
+        object.__setattr__(self, "sasl_mechanism", SaslMechanism(str(self.sasl_mechanism).lower()))
+        object.__setattr__(self, "oauth2_scopes", tuple(self.oauth2_scopes))
 
     @property
     def uses_oauth2(self) -> bool:
-        """True when the account logs in with XOAUTH2, False for a password LOGIN."""
+        """True when the account logs in with OAuth2 (XOAUTH2/OAUTHBEARER), False for a
+        password LOGIN."""
         return self.password is None
+
+    @property
+    def uses_oauth2_client(self) -> bool:
+        """True when the account's access token comes from an OAuth2 client's refresh token."""
+        return self.oauth2_client_id is not None
 
     @property
     def endpoint(self) -> str:
@@ -136,6 +203,55 @@ def split_token_command(command: object) -> list[str]:
     return argv
 
 
+def endpoint_problem(name: str, url: object) -> str | None:
+    """Return why ``url`` cannot be the OAuth2 endpoint ``name``, or None when it can: an
+    https URL with a host, or http only for 127.0.0.1, localhost or ::1."""
+    if not isinstance(url, str) or not url or url != url.strip():
+        return f"{name} must be a URL (https://...)"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return f"{name} {url!r} is not a valid URL"
+    if not host or parts.scheme not in ("https", "http"):
+        return f"{name} {url!r} must be an https:// URL"
+    if parts.scheme == "http" and host not in _LOOPBACK_HOSTS:
+        return f"{name} {url!r} must use https (http only for 127.0.0.1 or localhost)"
+    return None
+
+
+def _client_problems(values: Mapping[str, Any], who: str) -> list[str]:
+    """The problems of an account's OAuth2 client fields (none given: [])."""
+    problems: list[str] = []
+    client_id, endpoint = values.get("oauth2_client_id"), values.get("oauth2_token_endpoint")
+    secret = values.get("oauth2_client_secret")
+    if client_id is None and endpoint is None:
+        if secret is not None:
+            problems.append(f"{who}: oauth2_client_secret needs oauth2_client_id")
+        return problems
+    if client_id is None:
+        problems.append(f"{who}: oauth2_token_endpoint needs oauth2_client_id")
+    elif not isinstance(client_id, str) or not client_id.strip() or client_id != client_id.strip():
+        problems.append(f"{who}: oauth2_client_id must be a non-empty string")
+    if endpoint is None:
+        problems.append(f"{who}: oauth2_client_id needs oauth2_token_endpoint (a URL)")
+    elif (problem := endpoint_problem("oauth2_token_endpoint", endpoint)) is not None:
+        problems.append(problem)
+    if secret is not None and (not isinstance(secret, str) or not secret):
+        problems.append(f"{who}: oauth2_client_secret must be a non-empty string when given")
+    for name in ("oauth2_device_endpoint", "oauth2_authorize_endpoint"):
+        url = values.get(name)
+        if url is not None and (problem := endpoint_problem(name, url)) is not None:
+            problems.append(problem)
+    scopes = values.get("oauth2_scopes", ())
+    if not isinstance(scopes, list | tuple) or not all(
+        isinstance(scope, str) and scope and not any(ch.isspace() for ch in scope)
+        for scope in scopes
+    ):
+        problems.append(f"{who}: oauth2_scopes must be a list of scopes without spaces")
+    return problems
+
+
 def account_problems(values: Mapping[str, Any]) -> list[str]:
     """Check an account's fields, keyed by :class:`ImapAccount`'s field names.
 
@@ -162,16 +278,37 @@ def account_problems(values: Mapping[str, Any]) -> list[str]:
 
     password, token = values.get("password"), values.get("oauth2_token")
     command = values.get("oauth2_token_command")
+    client = values.get("oauth2_client_id") is not None or (
+        values.get("oauth2_token_endpoint") is not None
+    )
     who = f"IMAP account {username!r}"
-    if password is None and token is None and command is None:
+    oauth2_kinds = [
+        name
+        for name, given in (
+            ("oauth2_token", token is not None),
+            ("oauth2_token_command", command is not None),
+            ("an OAuth2 client", client),
+        )
+        if given
+    ]
+    if password is None and not oauth2_kinds:
         problems.append(
             f"{who}: a credential is needed: give a password or an OAuth2 token "
-            "(oauth2_token or oauth2_token_command)"
+            "(oauth2_token or oauth2_token_command) or an OAuth2 client (oauth2_client_id "
+            "and oauth2_token_endpoint)"
         )
-    elif password is not None and (token is not None or command is not None):
+    elif password is not None and oauth2_kinds:
         problems.append(f"{who}: give either a password or OAuth2, not both")
-    if token is not None and command is not None:
-        problems.append(f"{who}: give either oauth2_token or oauth2_token_command, not both")
+    if len(oauth2_kinds) > 1:
+        problems.append(f"{who}: give only one of {' or '.join(oauth2_kinds)}, not both")
+    problems.extend(_client_problems(values, who))
+    mechanism = values.get("sasl_mechanism", SaslMechanism.XOAUTH2)
+    if str(mechanism).lower() not in {m.value for m in SaslMechanism}:
+        allowed = ", ".join(m.value for m in SaslMechanism)
+        problems.append(f"sasl_mechanism {mechanism!r} is not one of: {allowed}")
+    provider = values.get("provider")
+    if provider is not None and provider not in PROVIDERS:
+        problems.append(f"provider {provider!r} is not one of: {', '.join(PROVIDERS)}")
     if password is not None and (not isinstance(password, str) or password == ""):
         problems.append(f"{who}: the password is empty")
     if token is not None and (problem := token_problem(token, username)) is not None:
@@ -244,8 +381,12 @@ def account_fields(imap: Mapping[str, Any]) -> dict[str, Any]:
         "verify_tls": bool(imap.get("verify_tls", True)),
         "ca_file": imap.get("ca_file"),
     }
-    for name in CREDENTIALS:
+    for name in (*CREDENTIALS, *OAUTH2_CLIENT_FIELDS):
         values[name] = imap.get(name) or None
+    scopes = imap.get("oauth2_scopes")
+    values["oauth2_scopes"] = tuple(scopes) if isinstance(scopes, list | tuple) else scopes or ()
+    values["sasl_mechanism"] = imap.get("sasl_mechanism") or SaslMechanism.XOAUTH2.value
+    values["provider"] = imap.get("provider") or None
     return values
 
 

@@ -12,6 +12,12 @@ The stored shape follows the seed system (``settings`` row, key ``email_config``
         "use_ssl": true,                  # or "security": "ssl" | "starttls" | "plain"
         "verify_tls": true, "ca_file": null,
         "oauth2_token": null, "oauth2_token_command": null,
+        "oauth2_client_id": null,         # or an OAuth2 client: its refresh token is in the
+        "oauth2_client_secret": null,     #   store (oauth2_grants); the secret is sealed too
+        "oauth2_token_endpoint": null, "oauth2_scopes": [],
+        "oauth2_device_endpoint": null, "oauth2_authorize_endpoint": null,
+        "sasl_mechanism": "xoauth2",      # or "oauthbearer"
+        "provider": null,                 # "gmail" | "microsoft365" | "custom" (informational)
         "post_action": "none",            # "mark_seen" | "move" | "delete"
         "move_to": null, "delete_after_fetch": false,
         "max_message_bytes": 26214400     # optional; larger messages stay on the server
@@ -29,13 +35,16 @@ The ``imap_config`` block is checked and turned into an
 (:mod:`mail_pipeline.intake.imap.account`), the one definition of its fields that both
 ``mail-pipeline imap set`` (through :meth:`EmailConfigManager.update_fetch_config`) and the loader
 (:meth:`EmailConfigManager.imap_fetch_config`) go through; the ``filter_config`` block is checked
-here.
+here. An account with an OAuth2 client gets a
+:class:`~mail_pipeline.oauth2.tokens.StoredTokenSource` as its ``token_source``: its login asks
+it for the access token (cached or refreshed from the grant in the store).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -50,6 +59,7 @@ from mail_pipeline.intake.imap.account import (
     max_message_bytes_of,
 )
 from mail_pipeline.intake.limits import DEFAULT_MAX_MESSAGE_BYTES
+from mail_pipeline.oauth2.tokens import ClientSettings, RefreshPolicy, StoredTokenSource
 from mail_pipeline.platform.secret_box import SecretBox, is_encrypted, mask
 from mail_pipeline.storage.store import EmailSource, MailStore
 
@@ -68,7 +78,7 @@ class ImapTarget:
 log = logging.getLogger(__name__)
 
 SETTING_KEY = "email_config"
-SECRET_FIELDS = ("password", "oauth2_token")
+SECRET_FIELDS = ("password", "oauth2_token", "oauth2_client_secret")
 DEFAULT_MAX_AGE_DAYS = 7
 
 
@@ -158,11 +168,22 @@ def _problems(config: dict[str, Any]) -> list[str]:
 class EmailConfigManager:
     """Reads, validates and updates users' ``email_config`` settings (the seed's methods)."""
 
-    def __init__(self, store: MailStore, secret_key: str | None) -> None:
-        """``secret_key`` may be None until a password has to be sealed or opened."""
+    def __init__(
+        self,
+        store: MailStore,
+        secret_key: str | None,
+        *,
+        oauth2_policy: RefreshPolicy | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        """``secret_key`` may be None until a password has to be sealed or opened.
+        ``oauth2_policy`` is how OAuth2 access tokens are cached and refreshed, ``clock`` the
+        time their expiry is compared with (default: now, UTC)."""
         self.store = store
         self._secret_key = secret_key
         self._box: SecretBox | None = None
+        self.oauth2_policy = oauth2_policy or RefreshPolicy()
+        self._clock = clock or (lambda: datetime.now(UTC))
 
     @property
     def box(self) -> SecretBox:
@@ -277,6 +298,10 @@ class EmailConfigManager:
     ) -> ImapFetchConfig:
         """Return the decrypted fetch settings of ``user``.
 
+        An account with an OAuth2 client gets a token source over the user's grant; a missing
+        grant is reported at login (:class:`~mail_pipeline.errors.OAuth2NotAuthorizedError`),
+        not here.
+
         Raises:
             ConfigError: no or invalid IMAP config; SecretKeyError: secrets cannot be opened.
             NotFoundError: no such user.
@@ -291,6 +316,22 @@ class EmailConfigManager:
             value = values[name]
             if value is not None:
                 values[name] = self.box.open(value) if is_encrypted(value) else str(value)
+        if values["oauth2_client_id"] is not None:
+            record = self.store.users.get(user)
+            values["token_source"] = StoredTokenSource(
+                self.store,
+                self.box,
+                record.id,
+                record.username,
+                ClientSettings(
+                    values["oauth2_client_id"],
+                    values["oauth2_token_endpoint"],
+                    values["oauth2_client_secret"],
+                    tuple(values["oauth2_scopes"]),
+                ),
+                policy=self.oauth2_policy,
+                clock=self._clock,
+            )
         account = ImapAccount(**values, connect_timeout=connect_timeout, read_timeout=read_timeout)
         filters = config.get("filter_config") or {}
         items = filters.get("filters") or []

@@ -4,8 +4,9 @@ This is the connection layer under the mailbox fetcher. It knows nothing about D
 
 - :func:`connect` opens the connection to an :class:`~mail_pipeline.intake.imap.account.ImapAccount`
   (IMAPS, STARTTLS or, only when configured, plain), verifies the server certificate and host
-  name by default, logs in with a password or with OAuth2 (XOAUTH2, token from
-  :mod:`mail_pipeline.intake.imap.oauth2`) and returns a logged-in :class:`imapclient.IMAPClient`.
+  name by default, logs in with a password or with OAuth2 (XOAUTH2 or OAUTHBEARER as the
+  account's ``sasl_mechanism`` says, token from :mod:`mail_pipeline.intake.imap.oauth2`) and
+  returns a logged-in :class:`imapclient.IMAPClient`.
 - :func:`imap_session` does the same as a context manager that always logs out and closes.
 
 Failures come as the typed errors of :mod:`mail_pipeline.intake.imap.translate` (every one an
@@ -26,9 +27,9 @@ from contextlib import contextmanager
 
 import imapclient
 
-from mail_pipeline.errors import ConfigError
-from mail_pipeline.intake.imap.account import ImapAccount, ImapSecurity
-from mail_pipeline.intake.imap.oauth2 import resolve_oauth2_token
+from mail_pipeline.errors import ConfigError, ImapAuthError
+from mail_pipeline.intake.imap.account import ImapAccount, ImapSecurity, SaslMechanism
+from mail_pipeline.intake.imap.oauth2 import oauth2_credential
 from mail_pipeline.intake.imap.translate import translating
 
 __all__ = ["build_ssl_context", "connect", "imap_session"]
@@ -101,7 +102,9 @@ def connect(account: ImapAccount) -> imapclient.IMAPClient:
 
     IMAPS or STARTTLS verify the certificate and host name unless ``verify_tls`` is off; the
     connection and TLS handshake are limited by ``connect_timeout``, every later socket read by
-    ``read_timeout``. A password logs in with LOGIN, OAuth2 with AUTHENTICATE XOAUTH2.
+    ``read_timeout``. A password logs in with LOGIN, OAuth2 with AUTHENTICATE XOAUTH2 (or
+    OAUTHBEARER). An access token from an OAuth2 client's cache that the server refuses is
+    forgotten and the login is tried once more with a refreshed one.
 
     Returns:
         A connected, logged-in :class:`imapclient.IMAPClient` (``use_uid`` is on: commands take
@@ -109,6 +112,10 @@ def connect(account: ImapAccount) -> imapclient.IMAPClient:
 
     Raises:
         ConfigError: ``ca_file`` is unusable, or the OAuth2 token command cannot be run.
+        OAuth2NotAuthorizedError, OAuth2GrantError: (ImapAuthError) the OAuth2 client has no
+            grant, or the token endpoint refused it: the message names
+            ``mail-pipeline imap authorize``.
+        OAuth2EndpointError: (ImapConnectError) the token endpoint stayed unusable.
         ImapTLSError: TLS handshake or certificate verification failed, or STARTTLS is not
             offered.
         ImapConnectError: the server is unreachable, refused the connection, timed out or
@@ -117,8 +124,8 @@ def connect(account: ImapAccount) -> imapclient.IMAPClient:
         ImapProtocolError: the server answered something unusable before login finished.
     """
     context = build_ssl_context(account) if account.security is not ImapSecurity.PLAIN else None
-    token = resolve_oauth2_token(account) if account.uses_oauth2 else None
-    secrets = (account.password, token)
+    token, stale = oauth2_credential(account) if account.uses_oauth2 else (None, False)
+    secrets = [account.password, token, account.oauth2_client_secret]
     where = f"IMAP {account.host}:{account.port}"
     timeout = imapclient.SocketTimeout(connect=account.connect_timeout, read=account.read_timeout)
 
@@ -141,17 +148,36 @@ def connect(account: ImapAccount) -> imapclient.IMAPClient:
             with translating(f"STARTTLS with {where}", "connect", secrets):
                 client.starttls(context)
             client.socket().settimeout(account.read_timeout)
-        with translating(f"login to {where} as {account.username!r}", "command", secrets):
-            if token is not None:
-                client.oauth2_login(account.username, token)
-            else:
-                assert account.password is not None
+        action = f"login to {where} as {account.username!r}"
+        if token is None:
+            assert account.password is not None
+            with translating(action, "command", secrets):
                 client.login(account.username, account.password)
+        else:
+            try:
+                with translating(action, "command", secrets):
+                    _oauth2_login(client, account, token)
+            except ImapAuthError:
+                if not stale or account.token_source is None:
+                    raise
+                account.token_source.reject(token)
+                token, _ = oauth2_credential(account)
+                secrets.append(token)
+                with translating(action, "command", secrets):
+                    _oauth2_login(client, account, token)
     except BaseException:
         _close_quietly(client, logout=False)
         raise
     log.debug("logged in to %s", account.endpoint)
     return client
+
+
+def _oauth2_login(client: imapclient.IMAPClient, account: ImapAccount, token: str) -> None:
+    """AUTHENTICATE with ``token`` by the account's SASL mechanism."""
+    if account.sasl_mechanism is SaslMechanism.OAUTHBEARER:
+        client.oauthbearer_login(account.username, token)
+    else:
+        client.oauth2_login(account.username, token)
 
 
 @contextmanager

@@ -293,3 +293,25 @@ class MailboxState(Base):
     # The first failure of the current streak of failed fetches; None after a success.
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OAuth2GrantRow(Base):
+    """The OAuth2 grant of one user's mailbox: the refresh token and the cached access token.
+
+    Both tokens are sealed (``fernet:v1:...``) by the core above the store; the store never sees
+    them in clear. ``expires_at`` is when the cached access token expires (None: no cache);
+    ``rotated_count`` counts the refresh tokens the provider rotated in since the grant was
+    stored.
+    """
+
+    __tablename__ = "oauth2_grants"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    refresh_token: Mapped[str] = mapped_column(Text)
+    access_token: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rotated_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -27,6 +27,7 @@ from mail_pipeline.storage.store.locks import LockRepository
 from mail_pipeline.storage.store.mailbox_state import MailboxStateRepository
 from mail_pipeline.storage.store.maintenance import MaintenanceRepository
 from mail_pipeline.storage.store.messages import MessageRepository
+from mail_pipeline.storage.store.oauth2_grants import OAuth2GrantRepository
 from mail_pipeline.storage.store.tasks import TaskRepository
 from mail_pipeline.storage.store.users import UserRepository
 
@@ -46,6 +47,7 @@ class MailStore:
         messages: messages, attachments, IMAP sync positions.
         maintenance: retention deletes with their audit rows, task statistics.
         mailboxes: per-mailbox state (last success, failure streaks, the breaker's pause).
+        oauth2_grants: OAuth2 grants of mailboxes (sealed refresh and access tokens).
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class MailStore:
         self.messages = MessageRepository(*parts)
         self.maintenance = MaintenanceRepository(*parts)
         self.mailboxes = MailboxStateRepository(*parts)
+        self.oauth2_grants = OAuth2GrantRepository(*parts)
 
     @property
     def dialect(self) -> str:

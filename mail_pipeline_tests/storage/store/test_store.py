@@ -21,8 +21,9 @@ TABLES = {
     "imap_sync_state",
     "email_task_audit",
     "mailbox_state",
+    "oauth2_grants",
 }
-HEAD = "0005"
+HEAD = "0006"
 
 
 def test_migration_creates_every_table(store: MailStore) -> None:

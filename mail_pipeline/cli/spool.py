@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from typing import TYPE_CHECKING
 
 import click
@@ -54,14 +53,6 @@ def _service(
         batch_size=batch_size,
         max_size=max_size,
     )
-
-
-def _with_names(ctx: Context, text: str) -> str:
-    """Return ``text`` with ``user 7`` replaced by the user's name (``alice``)."""
-    if not re.search(r"\buser \d+\b", text):
-        return text
-    names = {user.id: user.username for user in ctx.store.users.all()}
-    return re.sub(r"\buser (\d+)\b", lambda m: names.get(int(m.group(1)), m.group(0)), text)
 
 
 @spool.command("ingest", short_help="Store the spool inbox's messages (one pass).")
@@ -115,13 +106,13 @@ def ingest_spool(ctx: Context, batch_size: int, max_size: int) -> int:
         else:
             result = service.ingest_as_task()
     except Exception as exc:
-        ctx.warn(f"spool ingest failed: {type(exc).__name__}: {_with_names(ctx, str(exc))}")
+        ctx.warn(f"spool ingest failed: {type(exc).__name__}: {exc}")
         return EXIT_FAILED
     ctx.say(
         f"spool ingest: {result.summary()} ({result.duration_seconds:.1f} s, task {result.task_id})"
     )
     for problem in result.problems[:20]:
-        detail = _with_names(ctx, problem.detail)
+        detail = problem.detail
         ctx.say(f"  {problem.reason}: {os.path.basename(problem.path)} {detail}")
     if len(result.problems) > 20 or result.problems_dropped:
         more = len(result.problems) - 20 + result.problems_dropped

@@ -123,7 +123,8 @@ class BatchProcessor:
                 elif res.outcome is Outcome.DUPLICATE:
                     result.duplicates += 1
                 else:
-                    errors.setdefault(index, []).append(f"user {delivery.user_id}: {res.error}")
+                    who = self._username(delivery.user_id)
+                    errors.setdefault(index, []).append(f"{who}: {res.error}")
         half = len(loaded) // 2
         days: dict[str, Path] = {}  # processed/<day>/ per day of this batch
         for index, entry in enumerate(loaded):
@@ -157,6 +158,14 @@ class BatchProcessor:
         if self.fsync:
             for folder in touched:
                 fsync_dir(folder)
+
+    def _username(self, user_id: int) -> str:
+        """Return the user's name for a problem line (``user <id>`` when it cannot be read:
+        the store may be what failed)."""
+        try:
+            return self.saver.store.users.get(user_id).username
+        except Exception:  # a problem line must not raise
+            return f"user {user_id}"
 
     def _load(
         self, spool: Spool, item: Item, result: IngestResult, touched: set[Path]

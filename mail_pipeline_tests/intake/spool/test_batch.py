@@ -247,6 +247,7 @@ def test_save_failure_goes_to_failed_and_retry(
     assert (result.saved, result.failed) == (1, 1)
     error = json.loads((spool / "failed" / f"{sid}.error.json").read_text())
     assert error["reason"] == "save_failed" and "disk full" in error["detail"]
+    assert error["detail"].startswith("bob: ")  # the user's name, not "user 2"
     monkeypatch.setattr(service.saver.attachments, "write", original)
     assert service.retry_failed() == (1, [])
     assert not (spool / "failed" / f"{sid}.error.json").exists()

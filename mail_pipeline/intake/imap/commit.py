@@ -1,4 +1,4 @@
-"""One fetched batch into the store: parse each message, commit them with the folder's cursor.
+"""One parsed batch into the store: commit its messages with the folder's cursor.
 
 The batch's messages and the folder's new cursor are stored in ONE transaction
 (:meth:`~mail_pipeline.storage.save_service.EmailSaveService.save_batch` with ``sync=``), so
@@ -6,20 +6,21 @@ the cursor is never ahead of what is stored. A message that does not parse, that
 refuses, or that is over the account's ``max_message_bytes`` harms only itself: its UID and
 reason go into the sync state and the cursor moves past it. A fault of the environment (a
 store outage, a full or read-only attachment root) raises, and then nothing of the batch is
-committed and the cursor stays.
+committed and the cursor stays. The messages were parsed by
+:mod:`~mail_pipeline.intake.imap.parse_stage` (here or in a worker process).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from mail_pipeline.errors import MessageParseError, MessageTooLargeError
+from mail_pipeline.errors import MessageTooLargeError
+from mail_pipeline.intake.imap.parse_stage import ParsedBatch
 from mail_pipeline.intake.imap.sync import Batch
-from mail_pipeline.intake.imap.wire import RawMessage, uid_set
-from mail_pipeline.mime import parse_message
+from mail_pipeline.intake.imap.wire import uid_set
+from mail_pipeline.mime.parse_pool import ParseFailure
 from mail_pipeline.storage.deliveries import Delivery, Outcome
 from mail_pipeline.storage.save_service import EmailSaveService
 from mail_pipeline.storage.store import EmailSource, MailStore, SyncUpdate, TaskCounters
@@ -61,12 +62,12 @@ def commit_batch(
     store: MailStore,
     target: FolderTarget,
     chunk: Batch,
-    messages: Sequence[RawMessage],
+    batch: ParsedBatch,
     *,
     last: int,
     limit: int,
 ) -> BatchOutcome:
-    """Parse ``messages`` (the fetched part of ``chunk``) and commit them with the cursor
+    """Commit the parsed messages of ``batch`` (the fetched part of ``chunk``) with the cursor
     ``last`` and the batch's failed and too-large UIDs.
 
     Returns:
@@ -79,19 +80,20 @@ def commit_batch(
     deliveries: list[Delivery] = []
     delivered_uids: list[int] = []
     failures: list[tuple[int, str]] = []
-    too_large = list(chunk.too_large)
-    for message in messages:
-        if len(message.raw) > limit:  # RFC822.SIZE understated it: still not stored
-            too_large.append((message.uid, len(message.raw)))
-            continue
-        try:
-            parsed = parse_message(message.raw)
-        except MessageParseError as exc:
-            failures.append((message.uid, f"parse: {exc}"))
-            continue
-        except Exception as exc:  # a parser bug must harm only this message
-            log.exception("%s: parsing UID %d failed", target.username, message.uid)
-            failures.append((message.uid, f"parse: parser_error: {exc!r}"))
+    too_large = [*chunk.too_large, *batch.too_large]
+    for message, parsed in batch.parsed:
+        if isinstance(parsed, ParseFailure):
+            if parsed.unexpected:  # a parser bug: it harms only this message
+                log.error(
+                    "%s: parsing UID %d failed: %s\n%s",
+                    target.username,
+                    message.uid,
+                    parsed.error,
+                    parsed.traceback,
+                )
+                failures.append((message.uid, f"parse: parser_error: {parsed.error}"))
+            else:
+                failures.append((message.uid, f"parse: {parsed.error}"))
             continue
         deliveries.append(
             Delivery(
@@ -103,7 +105,7 @@ def commit_batch(
             )
         )
         delivered_uids.append(message.uid)
-    gone = len(chunk.uids) - len(chunk.too_large) - len(messages)
+    gone = len(chunk.uids) - len(chunk.too_large) - batch.fetched
     if gone:  # expunged between SEARCH and FETCH: nothing to keep
         log.info(
             "%s: folder %r: %d of %d UIDs were gone at FETCH",
@@ -147,7 +149,7 @@ def commit_batch(
             )
         )
     counters = TaskCounters(
-        fetched=len(messages),
+        fetched=batch.fetched,
         saved=outcome.saved,
         failed=outcome.failed + len(failures) + len(too_large),
         duplicate=outcome.duplicates,

@@ -51,6 +51,7 @@ from mail_pipeline.errors import (
 from mail_pipeline.intake.imap.config import EmailConfigManager
 from mail_pipeline.intake.imap.connection import imap_session
 from mail_pipeline.intake.imap.folder import FolderSync, MailboxRun
+from mail_pipeline.intake.imap.parse_stage import DEFAULT_PROCESS_MIN_MESSAGES
 from mail_pipeline.intake.imap.results import ErrorKind, MailboxResult, error_kind_of
 from mail_pipeline.platform.faults import Checkpoint, no_checkpoint
 from mail_pipeline.storage.save_service import EmailSaveService
@@ -65,7 +66,7 @@ log = logging.getLogger(__name__)
 _MAX_LOGGED_FAILURES = 20
 
 #: Default bound of one batch's bytes (by RFC822.SIZE). With prefetching, two batches are in
-#: memory at once, each also parsed.
+#: memory at once, each also parsed; three when a large sync parses in the worker process.
 DEFAULT_BATCH_MAX_BYTES = 32 * 1024 * 1024
 
 
@@ -84,8 +85,12 @@ class MailboxFetcher:
         read_timeout: float = 60.0,
         clock: Callable[[], datetime] | None = None,
         checkpoint: Checkpoint = no_checkpoint,
+        parse_process_min_messages: int | None = DEFAULT_PROCESS_MIN_MESSAGES,
     ) -> None:
-        """``checkpoint`` is called with ``"after_batch:N"`` after each committed batch.
+        """``checkpoint`` is called with ``"after_batch:N"`` after each committed batch; a
+        folder with at least ``parse_process_min_messages`` new messages (None: never) is
+        parsed in this process's shared parse worker
+        (:func:`~mail_pipeline.mime.parse_pool.shared_parse_pool`).
 
         Raises:
             ValueError: a ``batch_size`` or ``batch_max_bytes`` < 1 or a timeout that is not
@@ -111,6 +116,7 @@ class MailboxFetcher:
             batch_size=batch_size,
             batch_max_bytes=batch_max_bytes,
             checkpoint=checkpoint,
+            parse_process_min_messages=parse_process_min_messages,
         )
 
     # --- public ----------------------------------------------------------------------------

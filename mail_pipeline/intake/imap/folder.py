@@ -6,7 +6,9 @@ batches), commits each fetched batch with the folder's new cursor
 (:mod:`~mail_pipeline.intake.imap.commit`) and only then runs the post-action on its stored
 UIDs (:mod:`~mail_pipeline.intake.imap.post_actions`). Without a post-action the connection is
 only used to FETCH, so the next batch is fetched in a worker thread while this one is parsed
-and committed. After each committed batch the checkpoint is called with ``"after_batch:N"``
+and committed; a large sync also parses in a worker process
+(:mod:`~mail_pipeline.intake.imap.parse_stage`), one batch ahead of the commit. After each
+committed batch the checkpoint is called with ``"after_batch:N"``
 (N counts the batches of the whole run).
 """
 
@@ -24,6 +26,12 @@ import imapclient
 from mail_pipeline.intake.imap.account import PostAction
 from mail_pipeline.intake.imap.commit import BatchOutcome, FolderTarget, commit_batch
 from mail_pipeline.intake.imap.config import ImapFetchConfig
+from mail_pipeline.intake.imap.parse_stage import (
+    DEFAULT_PROCESS_MIN_MESSAGES,
+    PendingBatch,
+    parse_batch,
+    wants_process,
+)
 from mail_pipeline.intake.imap.post_actions import FolderPostActions
 from mail_pipeline.intake.imap.results import FolderResult
 from mail_pipeline.intake.imap.sync import (
@@ -36,6 +44,7 @@ from mail_pipeline.intake.imap.sync import (
 )
 from mail_pipeline.intake.imap.translate import translate_imap_errors
 from mail_pipeline.intake.imap.wire import RawMessage
+from mail_pipeline.mime.parse_pool import ParsePool, shared_parse_pool
 from mail_pipeline.platform.faults import Checkpoint
 from mail_pipeline.storage.save_service import EmailSaveService
 from mail_pipeline.storage.store import MailStore, SyncUpdate, TaskCounters
@@ -131,9 +140,15 @@ class FolderSync:
         batch_size: int,
         batch_max_bytes: int,
         checkpoint: Checkpoint,
+        parse_process_min_messages: int | None = DEFAULT_PROCESS_MIN_MESSAGES,
+        parse_pool: Callable[[], ParsePool] = shared_parse_pool,
     ) -> None:
         """Store through ``save_service``; batches of at most ``batch_size`` UIDs and
-        ``batch_max_bytes`` bytes; ``checkpoint`` is called after each committed batch."""
+        ``batch_max_bytes`` bytes; ``checkpoint`` is called after each committed batch. A
+        folder sync with at least ``parse_process_min_messages`` messages to fetch (None:
+        never) parses in the worker process of ``parse_pool()``."""
+        self.parse_process_min_messages = parse_process_min_messages
+        self.parse_pool = parse_pool
         self.store = store
         self.save_service = save_service
         self.batch_size = batch_size
@@ -213,43 +228,68 @@ class FolderSync:
         # reads and TLS release the GIL). With a post-action, commands must stay in order.
         prefetch = config.post_action is PostAction.NONE and len(batches) > 1
 
+        # A large sync parses in a worker process, one batch behind the fetch and one ahead
+        # of the commit: batch N parses while batch N-1 is saved and N+1 fetched. A small one
+        # parses each batch in this thread when it is committed (no process start).
+        pool = (
+            self.parse_pool() if wants_process(batches, self.parse_process_min_messages) else None
+        )
+        limit = config.max_message_bytes
+        held: tuple[int, Batch, PendingBatch] | None = None
+
         def fetch(chunk: Batch) -> list[RawMessage]:
             return fetch_batch(client, run.imap, folder, chunk)
+
+        def commit(index: int, chunk: Batch, parsing: PendingBatch) -> None:
+            last = chunk.uids[-1] if index + 1 < len(batches) else max(chunk.uids[-1], floor)
+            outcome = commit_batch(
+                self.save_service,
+                self.store,
+                target,
+                chunk,
+                parsing.result(),
+                last=last,
+                limit=limit,
+            )
+            self._count(run, state, chunk, outcome, last)
+            if outcome.stored and config.post_action is not PostAction.NONE:
+                warning = actions.apply(outcome.stored)
+                if warning is not None:
+                    run.warnings.append(warning)
+            run.batches += 1
+            self.checkpoint(f"after_batch:{run.batches}")
+            run.report()
 
         with (
             ThreadPoolExecutor(1, thread_name_prefix="imap-fetch")
             if prefetch
-            else (nullcontext()) as pool
+            else (nullcontext()) as fetcher
         ):
-            pending = pool.submit(fetch, batches[0]) if pool else None
+            pending = fetcher.submit(fetch, batches[0]) if fetcher else None
             for index, chunk in enumerate(batches):
-                if pending is not None:
-                    messages = pending.result()
-                    pending = (
-                        pool.submit(fetch, batches[index + 1])
-                        if pool is not None and index + 1 < len(batches)
-                        else None
-                    )
-                else:
-                    messages = fetch(chunk)
-                last = chunk.uids[-1] if index + 1 < len(batches) else max(chunk.uids[-1], floor)
-                outcome = commit_batch(
-                    self.save_service,
-                    self.store,
-                    target,
-                    chunk,
-                    messages,
-                    last=last,
-                    limit=config.max_message_bytes,
-                )
-                self._count(run, state, chunk, outcome, last)
-                if outcome.stored and config.post_action is not PostAction.NONE:
-                    warning = actions.apply(outcome.stored)
-                    if warning is not None:
-                        run.warnings.append(warning)
-                run.batches += 1
-                self.checkpoint(f"after_batch:{run.batches}")
-                run.report()
+                try:
+                    if pending is not None:
+                        messages = pending.result()
+                        pending = (
+                            fetcher.submit(fetch, batches[index + 1])
+                            if fetcher is not None and index + 1 < len(batches)
+                            else None
+                        )
+                    else:
+                        messages = fetch(chunk)
+                except Exception:
+                    if held is not None:  # what was fetched before the failure is still stored
+                        commit(*held)
+                    raise
+                parsing = parse_batch(messages, limit=limit, pool=pool)
+                if pool is None:
+                    commit(index, chunk, parsing)
+                    continue
+                if held is not None:
+                    commit(*held)
+                held = (index, chunk, parsing)
+            if held is not None:
+                commit(*held)
 
     def _count(
         self, run: MailboxRun, state: _FolderState, chunk: Batch, outcome: BatchOutcome, last: int

@@ -1,0 +1,178 @@
+"""The parse step of a folder sync: a large sync parses in the worker process with the same
+result as in-process parsing (order, cursor, quarantined UIDs); a small or idle one never
+starts a worker; a worker killed mid-sync loses no message."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from mail_pipeline.intake.imap import parse_stage
+from mail_pipeline.intake.imap.config import EmailConfigManager
+from mail_pipeline.intake.imap.fetcher import MailboxFetcher
+from mail_pipeline.intake.imap.parse_stage import parse_batch, wants_process
+from mail_pipeline.intake.imap.sync import Batch
+from mail_pipeline.intake.imap.wire import RawMessage
+from mail_pipeline.mime.parse_pool import ParseFailure, ParsePool, shared_parse_pool
+from mail_pipeline.storage.attachments import AttachmentStorage
+from mail_pipeline.storage.save_service import EmailSaveService
+from mail_pipeline.storage.store import MailStore
+from mail_pipeline_tests.intake.imap.mailboxes import (
+    Mailbox,
+    assert_ok,
+    message,
+    stored_subjects,
+    with_attachment,
+)
+
+WHEN = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+GARBAGE = b"this is not an e-mail at all, just a line of text\r\n"
+
+
+@pytest.fixture
+def pool() -> Iterator[ParsePool]:
+    made = ParsePool(1)
+    yield made
+    made.close()
+
+
+def batches(*sizes: int) -> list[Batch]:
+    out, uid = [], 1
+    for size in sizes:
+        uids = tuple(range(uid, uid + size))
+        out.append(Batch(uids, uids, ()))
+        uid += size
+    return out
+
+
+def test_wants_process_only_for_several_batches_with_enough_messages() -> None:
+    assert wants_process(batches(100, 100, 100), 300)
+    assert not wants_process(batches(100, 100, 99), 300)
+    assert not wants_process(batches(400), 300)  # one batch: nothing to overlap
+    assert not wants_process(batches(100, 100, 100), None)
+    assert not wants_process([], 1)
+
+
+@pytest.mark.parametrize("in_worker", [False, True])
+def test_parse_batch_sets_aside_too_large_and_keeps_order(in_worker: bool, pool: ParsePool) -> None:
+    small = [message(1), GARBAGE, with_attachment(message(4), "a.bin")]
+    limit = max(map(len, small))
+    big = message(3, body="x" * limit)
+    messages = [
+        RawMessage(1, WHEN, small[0]),
+        RawMessage(2, None, small[1]),
+        RawMessage(3, WHEN, big),
+        RawMessage(4, WHEN, small[2]),
+    ]
+    batch = parse_batch(messages, limit=limit, pool=pool if in_worker else None).result()
+    assert batch.fetched == 4
+    assert batch.too_large == [(3, len(big))]
+    assert [m.uid for m, _ in batch.parsed] == [1, 2, 4]
+    outcomes = dict((m.uid, o) for m, o in batch.parsed)
+    assert isinstance(outcomes[2], ParseFailure) and "not_a_message" in outcomes[2].error
+    assert not isinstance(outcomes[1], ParseFailure)
+    assert bool(pool.pids()) is in_worker
+
+
+def fetcher_with(
+    store: MailStore, configs: EmailConfigManager, root: Path, min_messages: int | None
+) -> MailboxFetcher:
+    save = EmailSaveService(store, AttachmentStorage(root, fsync=False))
+    return MailboxFetcher(
+        store,
+        save,
+        configs,
+        batch_size=3,
+        connect_timeout=5,
+        read_timeout=10,
+        parse_process_min_messages=min_messages,
+    )
+
+
+def fill(box: Mailbox) -> tuple[list[int], int]:
+    """Eleven messages over four batches, one garbage; return (uids, the garbage UID)."""
+    uids, bad = [], 0
+    for n in range(11):
+        if n == 4:
+            bad = box.append(GARBAGE)
+            uids.append(bad)
+        elif n % 3 == 0:
+            uids.append(box.append(with_attachment(message(n), f"f{n}.txt")))
+        else:
+            uids.append(box.append(message(n)))
+    return uids, bad
+
+
+@pytest.mark.dovecot
+def test_a_large_sync_in_the_worker_stores_what_in_process_parsing_does(
+    store: MailStore,
+    configs: EmailConfigManager,
+    mailbox: Callable[..., Mailbox],
+    tmp_path: Path,
+) -> None:
+    here, there = mailbox(), mailbox()
+    uids_here, bad_here = fill(here)
+    uids_there, bad_there = fill(there)
+    shared = shared_parse_pool()
+    before = list(shared.pids())
+
+    local = fetcher_with(store, configs, tmp_path / "a", None).fetch_user(here.id)
+    assert shared.pids() == before  # never started for an in-process sync
+    remote = fetcher_with(store, configs, tmp_path / "b", 2).fetch_user(there.id)
+    assert shared.pids()  # the worker parsed this one
+
+    for result, box, uids, bad in (
+        (local, here, uids_here, bad_here),
+        (remote, there, uids_there, bad_there),
+    ):
+        assert_ok(result)
+        assert (result.counters.fetched, result.counters.saved, result.counters.failed) == (
+            11,
+            10,
+            1,
+        )
+        ((folder, uid, reason),) = result.failed_uids
+        assert (folder, uid) == ("INBOX", bad) and "not_a_message" in reason
+        position = store.messages.sync_position(box.id, "INBOX")
+        assert position is not None and position.last_uid == uids[-1]
+    assert stored_subjects(store, here.id) == stored_subjects(store, there.id)
+    assert local.failed_uids[0][2] == remote.failed_uids[0][2]
+
+
+@pytest.mark.dovecot
+def test_a_worker_killed_during_a_sync_loses_no_message(
+    store: MailStore,
+    configs: EmailConfigManager,
+    mailbox: Callable[..., Mailbox],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    box = mailbox()
+    uids, _bad = fill(box)
+    shared = shared_parse_pool()
+    shared.submit([message(0)]).result()  # started
+    original = parse_stage.parse_batch
+    killed: list[int] = []
+
+    def kill_then_parse(
+        messages: list[RawMessage], *, limit: int, pool: ParsePool | None
+    ) -> object:
+        if pool is not None and not killed and pool.pids():
+            killed.append(pool.pids()[0])
+            os.kill(killed[0], signal.SIGKILL)
+        return original(messages, limit=limit, pool=pool)
+
+    from mail_pipeline.intake.imap import folder as folder_module
+
+    monkeypatch.setattr(folder_module, "parse_batch", kill_then_parse)
+    result = fetcher_with(store, configs, tmp_path, 2).fetch_user(box.id)
+    assert killed
+    assert_ok(result)
+    assert (result.counters.saved, result.counters.failed) == (10, 1)
+    position = store.messages.sync_position(box.id, "INBOX")
+    assert position is not None and position.last_uid == uids[-1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
 
 import pytest
@@ -269,23 +270,6 @@ def test_the_choices_are_the_account_values() -> None:
     assert tuple(p.value for p in PostAction) == POST_ACTIONS
 
 
-def test_messages_name_the_options_not_the_stored_fields() -> None:
-    from mail_pipeline.cli.imap import option_names
-
-    assert (
-        option_names(
-            "invalid IMAP config: IMAP port (imap_ssl_port) must be a number from 1 to 65535, not 0"
-        )
-        == "invalid IMAP config: --port must be a number from 1 to 65535, not 0"
-    )
-    assert option_names("post_action 'move' needs move_to (a folder)") == (
-        "--post-action move needs --move-to FOLDER"
-    )
-    assert option_names("a; since must be a date YYYY-MM-DD, not 'x'") == (
-        "a; --since must be a date YYYY-MM-DD, not 'x'"
-    )
-
-
 @pytest.mark.parametrize(
     ("options", "needle"),
     [
@@ -355,3 +339,144 @@ def test_fetch_refuses_a_paused_mailbox_unless_forced(cli: Run, store_url: str) 
     assert task.status is TaskStatus.FAILED and task.user_id == user.id
     assert len(forced.err.strip().splitlines()) == 1 and "ivy:" in forced.err
     store.dispose()
+
+
+#: The fields whose name in messages is not an option: no option of ``imap set`` sets them
+#: (the blocks ``imap_config`` and ``filter_config`` as a whole, and ``oauth2_token``, which
+#: only a config stored by other means has), so they keep their stored name.
+NO_OPTION = ("imap_config", "oauth2_token", "filter_config")
+
+#: An OAuth2 client account of one's own (``--provider custom``), with a good token endpoint.
+CUSTOM = ("--provider", "custom", "--host", "h", "--client-id", "c")
+GOOD_TOKEN_URL = ("--token-endpoint", "https://auth.example.org/token")
+PW = ("--host", "h", "--password-stdin")
+
+#: field -> (``imap set`` options that get that field wrong, standard input, whether the
+#: account schema finds the mistake rather than Click or the command's own checks).
+SET_MISTAKES: dict[str, tuple[tuple[str, ...], str, bool]] = {
+    "imap_host": (("--host", " imap.example.org", "--password-stdin"), "pw\n", False),
+    "imap_ssl_port": ((*PW, "--port", "70000"), "pw\n", False),
+    "username": ((*PW, "--login", "  "), "pw\n", True),
+    "security": ((*PW, "--security", "tls"), "pw\n", False),
+    "password": (PW, "\n", True),
+    "oauth2_token_command": (("--host", "h", "--oauth2-token-command", "cmd 'x"), "", True),
+    "oauth2_client_id": (("--provider", "gmail", "--client-id", " "), "", False),
+    "oauth2_client_secret": (
+        ("--provider", "gmail", "--client-id", "c", "--client-secret-stdin"),
+        "\n",
+        False,
+    ),
+    "oauth2_token_endpoint": ((*CUSTOM, "--token-endpoint", "http://auth.example.org/t"), "", True),
+    "oauth2_device_endpoint": (
+        (*CUSTOM, *GOOD_TOKEN_URL, "--device-endpoint", "http://auth.example.org/d"),
+        "",
+        True,
+    ),
+    "oauth2_authorize_endpoint": (
+        (*CUSTOM, *GOOD_TOKEN_URL, "--authorize-endpoint", "ftp://auth.example.org/a"),
+        "",
+        True,
+    ),
+    "oauth2_scopes": ((*CUSTOM, *GOOD_TOKEN_URL, "--scope", "two words"), "", True),
+    "sasl_mechanism": (
+        ("--host", "h", "--oauth2-token-command", "t", "--sasl", "plain"),
+        "",
+        False,
+    ),
+    "provider": (("--provider", "yahoo", "--client-id", "c"), "", False),
+    "post_action": ((*PW, "--post-action", "later"), "pw\n", False),
+    "move_to": ((*PW, "--post-action", "move"), "pw\n", False),
+    "max_message_bytes": ((*PW, "--max-message-bytes", "0"), "pw\n", False),
+    "max_age_days": ((*PW, "--max-age-days", "-1"), "pw\n", False),
+    "since": ((*PW, "--since", "tomorrow"), "pw\n", False),
+    "filters": ((*PW, "--filter", "junk"), "pw\n", False),
+    "folders": ((*PW, "--folder", ""), "pw\n", True),
+}
+
+#: The fields ``imap set`` cannot get wrong: those of NO_OPTION, and ``ca_file`` (an empty
+#: ``--ca-file`` means none).
+NOT_BY_SET = (*NO_OPTION, "ca_file")
+
+
+def _stored_labels_in(text: str) -> list[str]:
+    """Return the stored fields' labels (``IMAP port (imap_ssl_port)``, ``move_to``) that
+    ``text`` shows where the command line has an option name of its own. Labels that are
+    plain words (password, provider, since, filter, folders) are left out: English uses them
+    too."""
+    from mail_pipeline.cli.imap import OPTION_NAMES
+    from mail_pipeline.intake.imap.problems import FIELD_LABELS
+
+    return [
+        label
+        for field, label in FIELD_LABELS.items()
+        if field in OPTION_NAMES
+        and OPTION_NAMES[field] != label
+        and ("_" in label or label.startswith("IMAP "))
+        and re.search(rf"(?<![\w-]){re.escape(label)}(?![\w-])", text)
+    ]
+
+
+def test_every_stored_field_has_a_name_and_each_name_is_an_option_of_imap_set() -> None:
+    """A field added to the config's problems without an option name here fails."""
+    from mail_pipeline.cli.imap import OPTION_NAMES, set_config
+    from mail_pipeline.intake.imap.problems import STORED_FIELDS
+
+    assert set(OPTION_NAMES) == set(STORED_FIELDS)
+    options = {opt for param in set_config.params for opt in param.opts}
+    for field, name in OPTION_NAMES.items():
+        if field in NO_OPTION:
+            assert name == field
+        else:
+            assert set(name.split("/")) <= options, (field, name)
+    assert set(SET_MISTAKES) == set(STORED_FIELDS) - set(NOT_BY_SET)
+
+
+@pytest.mark.parametrize("field", sorted(SET_MISTAKES))
+def test_imap_set_names_the_option_of_each_wrong_field(cli: Run, field: str) -> None:
+    from mail_pipeline.cli.imap import OPTION_NAMES
+
+    options, stdin, by_schema = SET_MISTAKES[field]
+    cli("users", "add", "alice", "alice@example.org")
+    result = cli("imap", "set", "alice", *options, stdin=stdin)
+    assert result.code == 2, result
+    (line,) = result.err.strip().splitlines()
+    assert any(option in line for option in OPTION_NAMES[field].split("/")), line
+    assert ("invalid IMAP config: " in line) is by_schema, line
+    assert _stored_labels_in(line) == [], line
+    assert cli("imap", "show", "alice").code == 2  # nothing was stored
+
+
+def test_imap_list_and_fetch_name_the_options_of_every_stored_field(
+    cli: Run, store_url: str
+) -> None:
+    """A config stored by other means, wrong in any field: ``imap list`` and ``imap fetch``
+    name the field by its option, with the words of the account schema."""
+    from mail_pipeline.cli.imap import OPTION_NAMES
+    from mail_pipeline_tests.intake.imap.bad_configs import BAD_CONFIGS, bad_config
+
+    store = MailStore(store_url)
+    try:
+        for field in BAD_CONFIGS:
+            store.users.add(f"u-{field}", f"u-{field}@example.org")
+            store.users.set_setting(f"u-{field}", "email_config", bad_config(field))
+    finally:
+        store.dispose()
+    listed = {row["user"]: row for row in json.loads(cli("imap", "list", "--json").out)}
+    assert set(listed) == {f"u-{field}" for field in BAD_CONFIGS}
+    for field in BAD_CONFIGS:
+        name = f"u-{field}"
+        problem = listed[name]["problem"]
+        assert listed[name]["valid"] is False
+        if field != "oauth2_token":  # its sentence says "the OAuth2 token"
+            assert OPTION_NAMES[field] in problem, (field, problem)
+        assert _stored_labels_in(problem) == [], (field, problem)
+        fetched = cli("imap", "fetch", name)
+        assert fetched.code == 2, fetched
+        (line,) = fetched.err.strip().splitlines()
+        assert line.endswith(f"{name}: invalid IMAP config: {' '.join(problem.split())}"), line
+    table = cli("imap", "list").out
+    assert "--port must be a number from 1 to 65535" in table
+    assert _stored_labels_in(table) == []
+    tested = cli("imap", "test", "u-move_to")
+    assert tested.code == 2 and "--post-action 'move' needs --move-to (a folder)" in tested.err
+    _no_records(store_url)

@@ -5,7 +5,8 @@ shape is in :mod:`mail_pipeline.intake.imap.config`) and used as an :class:`Imap
 connection layer. Both go through the same code here:
 
 - :func:`canonical_imap` folds the seed's and the short key names into the canonical ones;
-- :func:`account_problems` checks an account's fields and returns every problem found;
+- :func:`account_problems` checks an account's fields and returns every problem found, as
+  :class:`~mail_pipeline.intake.imap.problems.ConfigProblem` data keyed by field;
   :class:`ImapAccount` raises them, :func:`imap_config_problems` reports them for a stored
   ``imap_config`` (``mail-pipeline imap set`` and ``imap list``, and the loader, use it);
 - :func:`account_fields` maps a canonical ``imap_config`` to :class:`ImapAccount`'s fields.
@@ -21,7 +22,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from mail_pipeline.errors import ConfigError
+from mail_pipeline.intake.imap.problems import ConfigProblem, ConfigProblemError, escaped, quoted
 from mail_pipeline.intake.limits import DEFAULT_MAX_MESSAGE_BYTES
 
 __all__ = [
@@ -119,10 +120,11 @@ class ImapAccount:
     ``verify_tls=False`` turns certificate and host name checks off entirely.
 
     Raises:
-        ConfigError: with every problem :func:`account_problems` finds (an empty host or
-            username, a port outside 1..65535, an unknown ``security``, no credential or more
-            than one kind, an empty or malformed token, an empty ``ca_file`` or a timeout that
-            is not a positive number), joined by "; ".
+        ConfigProblemError: (a ConfigError) with every problem :func:`account_problems` finds
+            (an empty host or username, a port outside 1..65535, an unknown ``security``, no
+            credential or more than one kind, an empty or malformed token, an empty
+            ``ca_file`` or a timeout that is not a positive number); its message joins them
+            by "; ".
     """
 
     host: str
@@ -149,7 +151,7 @@ class ImapAccount:
     def __post_init__(self) -> None:
         problems = account_problems({f.name: getattr(self, f.name) for f in fields(self)})
         if problems:
-            raise ConfigError("; ".join(problems))
+            raise ConfigProblemError(problems)
         object.__setattr__(self, "security", ImapSecurity(str(self.security).lower()))
         object.__setattr__(self, "sasl_mechanism", SaslMechanism(str(self.sasl_mechanism).lower()))
         object.__setattr__(self, "oauth2_scopes", tuple(self.oauth2_scopes))
@@ -171,15 +173,23 @@ class ImapAccount:
         return f"{self.username}@{self.host}:{self.port} ({self.security.value})"
 
 
-def token_problem(token: object, username: object) -> str | None:
-    """Return why ``token`` cannot be sent in an XOAUTH2 string, or None when it can."""
+def _token_problem(token: object, username: object) -> ConfigProblem | None:
+    """Return why ``token`` (the ``oauth2_token`` field) cannot be sent in an XOAUTH2 string,
+    or None when it can."""
+    who = f"IMAP account {quoted(username)}"
     if not isinstance(token, str) or token == "":
-        return f"IMAP account {username!r}: the OAuth2 token is empty"
+        return ConfigProblem("oauth2_token", f"{who}: the OAuth2 token is empty")
     if any(ch.isspace() or ch == "\x01" or not ch.isprintable() for ch in token):
-        return (
-            f"IMAP account {username!r}: the OAuth2 token contains whitespace or control characters"
+        return ConfigProblem(
+            "oauth2_token", f"{who}: the OAuth2 token contains whitespace or control characters"
         )
     return None
+
+
+def token_problem(token: object, username: object) -> str | None:
+    """Return why ``token`` cannot be sent in an XOAUTH2 string, or None when it can."""
+    problem = _token_problem(token, username)
+    return None if problem is None else str(problem)
 
 
 def split_token_command(command: object) -> list[str]:
@@ -189,56 +199,84 @@ def split_token_command(command: object) -> list[str]:
         The command's argument vector (never empty).
 
     Raises:
-        ConfigError: the command is not a string, is empty or cannot be split (unbalanced
-            quotes).
+        ConfigProblemError: (a ConfigError, about ``oauth2_token_command``) the command is
+            not a string, is empty or cannot be split (unbalanced quotes).
     """
     if not isinstance(command, str):
-        raise ConfigError("oauth2_token_command must be a string")
+        raise ConfigProblemError(
+            [ConfigProblem("oauth2_token_command", "{field} must be a string")]
+        )
     try:
         argv = shlex.split(command)
     except ValueError as exc:
-        raise ConfigError(f"oauth2_token_command cannot be parsed: {exc}") from None
+        raise ConfigProblemError(
+            [
+                ConfigProblem(
+                    "oauth2_token_command", f"{{field}} cannot be parsed: {escaped(str(exc))}"
+                )
+            ]
+        ) from None
     if not argv:
-        raise ConfigError("oauth2_token_command is empty")
+        raise ConfigProblemError([ConfigProblem("oauth2_token_command", "{field} is empty")])
     return argv
 
 
-def endpoint_problem(name: str, url: object) -> str | None:
-    """Return why ``url`` cannot be the OAuth2 endpoint ``name``, or None when it can: an
-    https URL with a host, or http only for 127.0.0.1, localhost or ::1."""
+def endpoint_problem(name: str, url: object) -> ConfigProblem | None:
+    """Return why ``url`` cannot be the OAuth2 endpoint ``name`` (a field key such as
+    ``oauth2_token_endpoint``), or None when it can: an https URL with a host, or http only
+    for 127.0.0.1, localhost or ::1."""
     if not isinstance(url, str) or not url or url != url.strip():
-        return f"{name} must be a URL (https://...)"
+        return ConfigProblem(name, "{field} must be a URL (https://...)")
     try:
         parts = urlsplit(url)
         host = parts.hostname
     except ValueError:
-        return f"{name} {url!r} is not a valid URL"
+        return ConfigProblem(name, f"{{field}} {quoted(url)} is not a valid URL")
     if not host or parts.scheme not in ("https", "http"):
-        return f"{name} {url!r} must be an https:// URL"
+        return ConfigProblem(name, f"{{field}} {quoted(url)} must be an https:// URL")
     if parts.scheme == "http" and host not in _LOOPBACK_HOSTS:
-        return f"{name} {url!r} must use https (http only for 127.0.0.1 or localhost)"
+        return ConfigProblem(
+            name, f"{{field}} {quoted(url)} must use https (http only for 127.0.0.1 or localhost)"
+        )
     return None
 
 
-def _client_problems(values: Mapping[str, Any], who: str) -> list[str]:
-    """The problems of an account's OAuth2 client fields (none given: [])."""
-    problems: list[str] = []
+def _client_problems(values: Mapping[str, Any], who: str) -> list[ConfigProblem]:
+    """The problems of an account's OAuth2 client fields (none given: []); ``who`` names the
+    account, its braces escaped."""
+    problems: list[ConfigProblem] = []
     client_id, endpoint = values.get("oauth2_client_id"), values.get("oauth2_token_endpoint")
     secret = values.get("oauth2_client_secret")
     if client_id is None and endpoint is None:
         if secret is not None:
-            problems.append(f"{who}: oauth2_client_secret needs oauth2_client_id")
+            problems.append(
+                ConfigProblem(
+                    "oauth2_client_secret", f"{who}: {{field}} needs {{oauth2_client_id}}"
+                )
+            )
         return problems
     if client_id is None:
-        problems.append(f"{who}: oauth2_token_endpoint needs oauth2_client_id")
+        problems.append(
+            ConfigProblem("oauth2_token_endpoint", f"{who}: {{field}} needs {{oauth2_client_id}}")
+        )
     elif not isinstance(client_id, str) or not client_id.strip() or client_id != client_id.strip():
-        problems.append(f"{who}: oauth2_client_id must be a non-empty string")
+        problems.append(
+            ConfigProblem("oauth2_client_id", f"{who}: {{field}} must be a non-empty string")
+        )
     if endpoint is None:
-        problems.append(f"{who}: oauth2_client_id needs oauth2_token_endpoint (a URL)")
+        problems.append(
+            ConfigProblem(
+                "oauth2_token_endpoint", f"{who}: {{oauth2_client_id}} needs {{field}} (a URL)"
+            )
+        )
     elif (problem := endpoint_problem("oauth2_token_endpoint", endpoint)) is not None:
         problems.append(problem)
     if secret is not None and (not isinstance(secret, str) or not secret):
-        problems.append(f"{who}: oauth2_client_secret must be a non-empty string when given")
+        problems.append(
+            ConfigProblem(
+                "oauth2_client_secret", f"{who}: {{field}} must be a non-empty string when given"
+            )
+        )
     for name in ("oauth2_device_endpoint", "oauth2_authorize_endpoint"):
         url = values.get(name)
         if url is not None and (problem := endpoint_problem(name, url)) is not None:
@@ -248,79 +286,108 @@ def _client_problems(values: Mapping[str, Any], who: str) -> list[str]:
         isinstance(scope, str) and scope and not any(ch.isspace() for ch in scope)
         for scope in scopes
     ):
-        problems.append(f"{who}: oauth2_scopes must be a list of scopes without spaces")
+        problems.append(
+            ConfigProblem(
+                "oauth2_scopes", f"{who}: {{field}} must be a list of scopes without spaces"
+            )
+        )
     return problems
 
 
-def account_problems(values: Mapping[str, Any]) -> list[str]:
+def account_problems(values: Mapping[str, Any]) -> list[ConfigProblem]:
     """Check an account's fields, keyed by :class:`ImapAccount`'s field names.
 
     A missing credential or ``ca_file`` is None; missing timeouts are not checked (an
     :class:`ImapAccount` always has them).
 
     Returns:
-        Every problem found, in field order; [] when the fields make a valid account.
+        Every problem found, in field order, keyed by the stored config's field names
+        (``port`` is reported as ``imap_ssl_port``); [] when the fields make a valid account.
     """
-    problems: list[str] = []
+    problems: list[ConfigProblem] = []
     host, port, username = values.get("host"), values.get("port"), values.get("username")
     if not isinstance(host, str) or not host.strip():
-        problems.append("IMAP host (imap_host) must be a non-empty string")
+        problems.append(ConfigProblem("imap_host", "{field} must be a non-empty string"))
     elif host != host.strip():
-        problems.append(f"IMAP host (imap_host) {host!r} has surrounding whitespace")
+        problems.append(
+            ConfigProblem("imap_host", f"{{field}} {quoted(host)} has surrounding whitespace")
+        )
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        problems.append(f"IMAP port (imap_ssl_port) must be a number from 1 to 65535, not {port!r}")
+        problems.append(
+            ConfigProblem(
+                "imap_ssl_port", f"{{field}} must be a number from 1 to 65535, not {quoted(port)}"
+            )
+        )
     if not isinstance(username, str) or not username.strip():
-        problems.append("IMAP username must be a non-empty string")
+        problems.append(ConfigProblem("username", "{field} must be a non-empty string"))
     security = values.get("security", ImapSecurity.SSL)
     if str(security).lower() not in {s.value for s in ImapSecurity}:
         allowed = ", ".join(s.value for s in ImapSecurity)
-        problems.append(f"IMAP security {security!r} is not one of: {allowed}")
+        problems.append(
+            ConfigProblem("security", f"{{field}} {quoted(security)} is not one of: {allowed}")
+        )
 
     password, token = values.get("password"), values.get("oauth2_token")
     command = values.get("oauth2_token_command")
     client = values.get("oauth2_client_id") is not None or (
         values.get("oauth2_token_endpoint") is not None
     )
-    who = f"IMAP account {username!r}"
+    who = f"IMAP account {quoted(username)}"
     oauth2_kinds = [
-        name
-        for name, given in (
-            ("oauth2_token", token is not None),
-            ("oauth2_token_command", command is not None),
-            ("an OAuth2 client", client),
+        (key, name)
+        for key, name, given in (
+            ("oauth2_token", "{oauth2_token}", token is not None),
+            ("oauth2_token_command", "{oauth2_token_command}", command is not None),
+            ("oauth2_client_id", "an OAuth2 client", client),
         )
         if given
     ]
     if password is None and not oauth2_kinds:
         problems.append(
-            f"{who}: a credential is needed: give a password or an OAuth2 token "
-            "(oauth2_token or oauth2_token_command) or an OAuth2 client (oauth2_client_id "
-            "and oauth2_token_endpoint)"
+            ConfigProblem(
+                "password",
+                f"{who}: a credential is needed: give a {{field}} or an OAuth2 token "
+                "({oauth2_token} or {oauth2_token_command}) or an OAuth2 client "
+                "({oauth2_client_id} and {oauth2_token_endpoint})",
+            )
         )
     elif password is not None and oauth2_kinds:
-        problems.append(f"{who}: give either a password or OAuth2, not both")
+        problems.append(
+            ConfigProblem("password", f"{who}: give either a {{field}} or OAuth2, not both")
+        )
     if len(oauth2_kinds) > 1:
-        problems.append(f"{who}: give only one of {' or '.join(oauth2_kinds)}, not both")
+        kinds = " or ".join(name for _key, name in oauth2_kinds)
+        problems.append(
+            ConfigProblem(oauth2_kinds[0][0], f"{who}: give only one of {kinds}, not both")
+        )
     problems.extend(_client_problems(values, who))
     mechanism = values.get("sasl_mechanism", SaslMechanism.XOAUTH2)
     if str(mechanism).lower() not in {m.value for m in SaslMechanism}:
         allowed = ", ".join(m.value for m in SaslMechanism)
-        problems.append(f"sasl_mechanism {mechanism!r} is not one of: {allowed}")
+        problems.append(
+            ConfigProblem(
+                "sasl_mechanism", f"{{field}} {quoted(mechanism)} is not one of: {allowed}"
+            )
+        )
     provider = values.get("provider")
     if provider is not None and provider not in PROVIDERS:
-        problems.append(f"provider {provider!r} is not one of: {', '.join(PROVIDERS)}")
+        problems.append(
+            ConfigProblem(
+                "provider", f"{{field}} {quoted(provider)} is not one of: {', '.join(PROVIDERS)}"
+            )
+        )
     if password is not None and (not isinstance(password, str) or password == ""):
-        problems.append(f"{who}: the password is empty")
-    if token is not None and (problem := token_problem(token, username)) is not None:
+        problems.append(ConfigProblem("password", f"{who}: the {{field}} is empty"))
+    if token is not None and (problem := _token_problem(token, username)) is not None:
         problems.append(problem)
     if command is not None:
         try:
             split_token_command(command)
-        except ConfigError as exc:
-            problems.append(str(exc))
+        except ConfigProblemError as exc:
+            problems.extend(exc.problems)
     ca_file = values.get("ca_file")
     if ca_file is not None and (not isinstance(ca_file, str) or not ca_file):
-        problems.append("ca_file must be a non-empty path when given")
+        problems.append(ConfigProblem("ca_file", "{field} must be a non-empty path when given"))
     for name in ("connect_timeout", "read_timeout"):
         if name not in values:
             continue
@@ -331,7 +398,11 @@ def account_problems(values: Mapping[str, Any]) -> list[str]:
             or not math.isfinite(value)
             or value <= 0
         ):
-            problems.append(f"{name} must be a positive number of seconds, got {value!r}")
+            problems.append(
+                ConfigProblem(
+                    name, f"{{field}} must be a positive number of seconds, got {quoted(value)}"
+                )
+            )
     return problems
 
 
@@ -390,23 +461,32 @@ def account_fields(imap: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def imap_config_problems(imap: Mapping[str, Any]) -> list[str]:
+def imap_config_problems(imap: Mapping[str, Any]) -> list[ConfigProblem]:
     """Check a canonical ``imap_config``: the account's fields (:func:`account_problems`), the
     post-action and its ``move_to``, and ``max_message_bytes``.
 
     Returns:
-        Every problem found; [] when the ``imap_config`` is valid.
+        Every problem found, keyed by field; [] when the ``imap_config`` is valid.
     """
     problems = account_problems(account_fields(imap))
     try:
         action = PostAction(imap.get("post_action") or "none")
         if action is PostAction.MOVE and not imap.get("move_to"):
-            problems.append("post_action 'move' needs move_to (a folder)")
+            problems.append(
+                ConfigProblem("move_to", "{post_action} 'move' needs {field} (a folder)")
+            )
     except ValueError:
-        problems.append(f"post_action must be one of {', '.join(PostAction)}")
+        problems.append(
+            ConfigProblem("post_action", f"{{field}} must be one of {', '.join(PostAction)}")
+        )
     limit = imap.get("max_message_bytes")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        problems.append(f"max_message_bytes must be a whole number of bytes >= 1, not {limit!r}")
+        problems.append(
+            ConfigProblem(
+                "max_message_bytes",
+                f"{{field}} must be a whole number of bytes >= 1, not {quoted(limit)}",
+            )
+        )
     return problems
 
 

@@ -58,6 +58,7 @@ from mail_pipeline.intake.imap.account import (
     imap_config_problems,
     max_message_bytes_of,
 )
+from mail_pipeline.intake.imap.problems import ConfigProblem, ConfigProblemError, quoted
 from mail_pipeline.intake.limits import DEFAULT_MAX_MESSAGE_BYTES
 from mail_pipeline.oauth2.tokens import ClientSettings, RefreshPolicy, StoredTokenSource
 from mail_pipeline.platform.secret_box import SecretBox, is_encrypted, mask
@@ -66,13 +67,23 @@ from mail_pipeline.storage.store import EmailSource, MailStore
 
 @dataclass(frozen=True)
 class ImapTarget:
-    """An active user with an IMAP config: who, which server, and whether the config is valid."""
+    """An active user with an IMAP config: who, which server, and the config's problems
+    (none: it is valid)."""
 
     user_id: int
     username: str
     host: str
-    ok: bool
-    problem: str
+    problems: tuple[ConfigProblem, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when the config has no problem."""
+        return not self.problems
+
+    @property
+    def problem(self) -> str:
+        """The problems with the stored fields' labels, joined by "; " ("" when valid)."""
+        return "; ".join(str(problem) for problem in self.problems)
 
 
 log = logging.getLogger(__name__)
@@ -130,38 +141,53 @@ def source_of(config: dict[str, Any]) -> EmailSource | None:
     return None
 
 
-def _problems(config: dict[str, Any]) -> list[str]:
+def _problems(config: dict[str, Any]) -> list[ConfigProblem]:
     """Return every problem of an ``email_config`` with an ``imap_config`` ([] when valid):
     the account's (:func:`~mail_pipeline.intake.imap.account.imap_config_problems`), then the
     ``filter_config``'s."""
     imap = config.get("imap_config")
     if not isinstance(imap, dict):
-        return ["imap_config is missing"]
+        return [ConfigProblem("imap_config", "{field} is missing")]
     problems = imap_config_problems(canonical_imap(imap))
     filters = config.get("filter_config") or {}
     if not isinstance(filters, dict):
-        problems.append("filter_config must be an object")
+        problems.append(ConfigProblem("filter_config", "{field} must be an object"))
         return problems
     age = filters.get("max_age_days", DEFAULT_MAX_AGE_DAYS)
     if age is not None and (isinstance(age, bool) or not isinstance(age, int) or age < 0):
-        problems.append(f"max_age_days must be a whole number of days >= 0, not {age!r}")
+        problems.append(
+            ConfigProblem(
+                "max_age_days", f"{{field}} must be a whole number of days >= 0, not {quoted(age)}"
+            )
+        )
     if filters.get("since") is not None:
         try:
             date.fromisoformat(str(filters["since"]))
         except ValueError:
-            problems.append(f"since must be a date YYYY-MM-DD, not {filters['since']!r}")
+            problems.append(
+                ConfigProblem(
+                    "since", f"{{field}} must be a date YYYY-MM-DD, not {quoted(filters['since'])}"
+                )
+            )
     for item in filters.get("filters") or []:
         if not isinstance(item, str) or not (
             item == "unread" or item.startswith(("from:", "subject:"))
         ):
-            problems.append(f"unknown filter {item!r} (use unread, from:TEXT, subject:TEXT)")
+            problems.append(
+                ConfigProblem(
+                    "filters",
+                    f"unknown {{field}} {quoted(item)} (use unread, from:TEXT, subject:TEXT)",
+                )
+            )
     folders = filters.get("folders", [filters.get("folder", "INBOX")])
     if (
         not isinstance(folders, list)
         or not folders
         or not all(isinstance(f, str) and f for f in folders)
     ):
-        problems.append("folders must be a non-empty list of folder names")
+        problems.append(
+            ConfigProblem("folders", "{field} must be a non-empty list of folder names")
+        )
     return problems
 
 
@@ -219,11 +245,12 @@ class EmailConfigManager:
         """Check an ``email_config`` with an ``imap_config``.
 
         Raises:
-            ConfigError: with every problem found, joined by "; ".
+            ConfigProblemError: (a ConfigError) with every problem found; its message is
+                "invalid IMAP config: " and the problems joined by "; ".
         """
         problems = _problems(config)
         if problems:
-            raise ConfigError("invalid IMAP config: " + "; ".join(problems))
+            raise ConfigProblemError(problems, "invalid IMAP config: ")
 
     @staticmethod
     def is_valid_imap_config(config: dict[str, Any]) -> bool:
@@ -357,21 +384,20 @@ class EmailConfigManager:
 
     def imap_targets(self) -> list[ImapTarget]:
         """Return every active user with an IMAP config, with the server it is fetched from
-        (lower-cased host name, "" when the config has none) and whether the config is valid.
-        Nothing is decrypted."""
+        (lower-cased host name, "" when the config has none) and the config's problems, keyed
+        by field (none: valid). Nothing is decrypted."""
         out = []
         for user, config in self.store.users.users_with_setting(SETTING_KEY):
             if config.get("mode") == "auto_assign" or "imap_config" not in config:
                 continue
-            problems = _problems(config)
-            host = canonical_imap(config["imap_config"]).get("imap_host")
+            imap = config["imap_config"]
+            host = canonical_imap(imap).get("imap_host") if isinstance(imap, dict) else None
             out.append(
                 ImapTarget(
                     user.id,
                     user.username,
                     host.strip().lower() if isinstance(host, str) else "",
-                    not problems,
-                    "; ".join(problems),
+                    tuple(_problems(config)),
                 )
             )
         return out

@@ -178,3 +178,70 @@ def test_set_list_and_load_check_the_account_with_the_one_schema(
     with pytest.raises(ConfigError) as info:
         manager.imap_fetch_config("alice")  # what the fetcher loads
     assert problem in str(info.value)
+
+
+#: What each field's problem says outside the command line (task logs, the Dagster event log,
+#: ``imap_targets()`` and so ``plan_fetch``'s warnings, health): the stored field's label.
+LABELLED = {
+    "imap_config": "imap_config is missing",
+    "imap_host": "IMAP host (imap_host) ' imap.example.org' has surrounding whitespace",
+    "imap_ssl_port": "IMAP port (imap_ssl_port) must be a number from 1 to 65535, not 70000",
+    "username": "IMAP username must be a non-empty string",
+    "security": "IMAP security 'tls-please' is not one of: ssl, starttls, plain",
+    "password": "IMAP account 'alice@example.org': a credential is needed: give a password or "
+    "an OAuth2 token (oauth2_token or oauth2_token_command) or an OAuth2 client "
+    "(oauth2_client_id and oauth2_token_endpoint)",
+    "oauth2_token": "IMAP account 'alice@example.org': the OAuth2 token contains whitespace or "
+    "control characters",
+    "oauth2_token_command": "oauth2_token_command cannot be parsed: No closing quotation",
+    "oauth2_client_id": "IMAP account 'alice@example.org': oauth2_client_id must be a non-empty "
+    "string",
+    "oauth2_client_secret": "IMAP account 'alice@example.org': oauth2_client_secret needs "
+    "oauth2_client_id",
+    "oauth2_token_endpoint": "oauth2_token_endpoint 'http://login.example.com/t' must use https "
+    "(http only for 127.0.0.1 or localhost)",
+    "oauth2_device_endpoint": "oauth2_device_endpoint 'http://example.com/d' must use https "
+    "(http only for 127.0.0.1 or localhost)",
+    "oauth2_authorize_endpoint": "oauth2_authorize_endpoint 'ftp://example.com/a' must be an "
+    "https:// URL",
+    "oauth2_scopes": "IMAP account 'alice@example.org': oauth2_scopes must be a list of scopes "
+    "without spaces",
+    "sasl_mechanism": "sasl_mechanism 'plain' is not one of: xoauth2, oauthbearer",
+    "provider": "provider 'yahoo' is not one of: gmail, microsoft365, custom",
+    "ca_file": "ca_file must be a non-empty path when given",
+    "post_action": "post_action must be one of none, mark_seen, move, delete",
+    "move_to": "post_action 'move' needs move_to (a folder)",
+    "max_message_bytes": "max_message_bytes must be a whole number of bytes >= 1, not 0",
+    "filter_config": "filter_config must be an object",
+    "max_age_days": "max_age_days must be a whole number of days >= 0, not -1",
+    "since": "since must be a date YYYY-MM-DD, not 'yesterday'",
+    "filters": "unknown filter 'weird' (use unread, from:TEXT, subject:TEXT)",
+    "folders": "folders must be a non-empty list of folder names",
+}
+
+
+def test_outside_the_cli_every_problem_names_the_stored_field(
+    manager: EmailConfigManager, store: MailStore
+) -> None:
+    """A stored config wrong in each field: ``imap_targets()`` (what plan_fetch, health and the
+    mailbox sensor read) says so with the field's label, the loader raises the same words, and
+    one config without even an ``imap_config`` object does not stop the others."""
+    from mail_pipeline.intake.imap.problems import ConfigProblemError
+    from mail_pipeline_tests.intake.imap.bad_configs import BAD_CONFIGS, bad_config
+
+    assert set(LABELLED) == set(BAD_CONFIGS)
+    for field in BAD_CONFIGS:
+        store.users.add(f"u-{field}", f"u-{field}@example.org")
+        store.users.set_setting(f"u-{field}", "email_config", bad_config(field))
+    targets = {t.username: t for t in manager.imap_targets()}
+    assert set(targets) == {f"u-{field}" for field in BAD_CONFIGS}
+    for field, text in LABELLED.items():
+        target = targets[f"u-{field}"]
+        assert not target.ok and target.problem == text, field
+        assert [p.field for p in target.problems] == [field]
+        with pytest.raises(ConfigProblemError) as info:
+            manager.imap_fetch_config(f"u-{field}")
+        assert str(info.value) == f"invalid IMAP config: {text}"
+        assert info.value.problems == target.problems
+    assert targets["u-imap_config"].host == ""
+    assert targets["u-imap_host"].host == "imap.example.org"

@@ -11,7 +11,7 @@ for each executor in ``--executors``:
 
 - ``in_process``: ``email_fetch_job`` itself (the job's executor), run with
   ``execute_in_process`` on a persistent instance;
-- ``forkserver``: the same graph (``mail_pipeline.defs.fetch.jobs.email_fetch``) as a job with the
+- ``forkserver``: the same job (``build_email_fetch_job``) on the
   multiprocess executor, forkserver start method and ``max_concurrent: 4``, run with
   ``dg.execute_job(dg.reconstructable(...))`` on the same persistent instance.
 
@@ -98,9 +98,11 @@ if str(ROOT) not in sys.path:
 
 import dagster as dg  # noqa: E402
 
-from mail_pipeline.defs.fetch.jobs import email_fetch, email_fetch_job  # noqa: E402
+from mail_pipeline.defs.fetch.assets import FETCH_GRAPH, fetch_step  # noqa: E402
+from mail_pipeline.defs.fetch.jobs import build_email_fetch_job, email_fetch_job  # noqa: E402
+from mail_pipeline.defs.fetch.schedules import every_mailbox  # noqa: E402
+from mail_pipeline.defs.imap.partitions import MAILBOX_PARTITIONS  # noqa: E402
 from mail_pipeline.defs.resources import ImapResource, build_resources  # noqa: E402
-from mail_pipeline.defs.tags import JOB_TAG  # noqa: E402
 from mail_pipeline.intake.imap.shard import (  # noqa: E402
     DEFAULT_CONNECTIONS_PER_HOST,
     DEFAULT_FETCH_WORKERS,
@@ -118,17 +120,11 @@ def email_fetch_forkserver_job() -> dg.JobDefinition:
     """The forkserver variant of the fetch job: same graph, same resources (from the
     environment, as in the code location), multiprocess executor. A module-level function so
     that ``reconstructable`` can build it again in the step processes."""
-    return email_fetch.to_job(
-        name="email_fetch_job_forkserver",
-        description="email_fetch with the multiprocess executor (forkserver, max_concurrent 4).",
-        executor_def=dg.multiprocess_executor.configured(
-            {
-                "max_concurrent": MAX_CONCURRENT,
-                "start_method": {"forkserver": {}},
-            }
+    return build_email_fetch_job(
+        dg.multiprocess_executor.configured(
+            {"max_concurrent": MAX_CONCURRENT, "start_method": {"forkserver": {}}}
         ),
-        resource_defs=build_resources(),
-        tags={JOB_TAG: "email_fetch"},
+        name="email_fetch_job_forkserver",
     )
 
 
@@ -315,9 +311,9 @@ def _run_events(
             steps += 1
             key = event.step_key or ""
             if key in step_start:
-                op = key.split("[", 1)[0]
+                op = key.split("[", 1)[0].removeprefix(FETCH_GRAPH + ".")
                 step_seconds[op] = step_seconds.get(op, 0.0) + record.timestamp - step_start[key]
-        elif kind == "STEP_OUTPUT" and event.step_key == "close_imap_fetch":
+        elif kind == "STEP_OUTPUT" and event.step_key == fetch_step("close_imap_fetch"):
             data = event.event_specific_data.metadata  # type: ignore[union-attr]
             close = {key: value.value for key, value in data.items()}
     span = end - start if start is not None and end is not None else None
@@ -343,6 +339,11 @@ def job_tick(
     location's); ``expect_failed`` mailboxes of ``users`` must fail; ``runner`` names the tick
     (default: the executor)."""
     before = store.messages.count()
+    # as the schedule asks for it: over every mailbox partition (the partitions sensor's job)
+    names = [u.username for u in store.users.all(active_only=True)]
+    known = set(instance.get_dynamic_partitions(MAILBOX_PARTITIONS))
+    instance.add_dynamic_partitions(MAILBOX_PARTITIONS, [n for n in names if n not in known])
+    tags = every_mailbox(instance)
     cpu = time.process_time()
     started = time.perf_counter()
     if executor == "in_process":
@@ -351,12 +352,16 @@ def job_tick(
             resources=resources or build_resources(),
             instance=instance,
             raise_on_error=False,
+            tags=tags,
         )
         seconds = time.perf_counter() - started
         success, run_id = result.success, result.run_id
     elif executor == "forkserver":
         with dg.execute_job(
-            dg.reconstructable(email_fetch_forkserver_job), instance=instance, raise_on_error=False
+            dg.reconstructable(email_fetch_forkserver_job),
+            instance=instance,
+            raise_on_error=False,
+            tags=tags,
         ) as executed:
             seconds = time.perf_counter() - started
             success, run_id = executed.success, executed.run_id
@@ -1045,7 +1050,8 @@ class JobVariant:
     def run_config(self) -> dict[str, Any] | None:
         if self.shard_size is None:
             return None
-        return {"ops": {"plan_imap_fetch": {"config": {"shard_size": self.shard_size}}}}
+        plan = {"plan_imap_fetch": {"config": {"shard_size": self.shard_size}}}
+        return {"ops": {FETCH_GRAPH: {"ops": plan}}}
 
     def resources(self) -> dict[str, Any]:
         resources = build_resources()

@@ -7,7 +7,8 @@
 #     send mail to alice@demo.test or bob@demo.test;
 #   - starts the Dagster webserver and daemon (dagster dev) on
 #     http://127.0.0.1:${DAGSTER_PORT:-3000} with the fetch schedule and the spool sensor on.
-# Open the UI, launch email_fetch_job from Jobs, and watch it succeed. Ctrl-C stops everything.
+# Open the UI, launch email_fetch_job from Jobs (Materialize, Open launchpad), and watch it
+# succeed. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dagster as dg
 
 from mail_pipeline.defs.executors import build_executor
+from mail_pipeline.defs.fetch.assets import fetched_mail_asset
 from mail_pipeline.defs.fetch.jobs import build_email_fetch_job
 from mail_pipeline.defs.fetch.schedules import DEFAULT_FETCH_CRON, build_fetch_schedule
 from mail_pipeline.defs.fetch.sensors import fetch_run_canceled_sensor, fetch_run_failure_sensor
@@ -37,7 +38,7 @@ def build_definitions(
     """Return the definitions with the fetch schedule on ``fetch_cron``, the daily retention
     on ``cleanup_cron`` and ``email_fetch_job`` on ``fetch_executor``."""
     return dg.Definitions(
-        assets=[mail_metrics_spec, mailbox_spec],
+        assets=[mail_metrics_spec, mailbox_spec, fetched_mail_asset],
         asset_checks=[mailbox_last_fetch_ok],
         jobs=[
             build_email_fetch_job(fetch_executor),

@@ -11,6 +11,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from mail_pipeline.defs.fetch.assets import fetch_step
 from mail_pipeline.defs.maintenance.assets import MAIL_METRICS
 from mail_pipeline.defs.resources import (
     AttachmentsResource,
@@ -89,7 +90,7 @@ def mailbox_row(result: dg.ExecuteInProcessResult, user: str) -> dict[str, objec
     """The row of ``user`` in the ``mailbox_results`` table of the run's shard steps."""
     for event in result.all_events:
         if event.event_type_value == "STEP_OUTPUT" and (event.step_key or "").startswith(
-            "fetch_mailbox_shard["
+            fetch_step("fetch_mailbox_shard[")
         ):
             table = event.event_specific_data.metadata["mailbox_results"]  # type: ignore[union-attr]
             assert isinstance(table, dg.TableMetadataValue)

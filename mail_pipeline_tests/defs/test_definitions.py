@@ -32,29 +32,43 @@ REGENERATE = (
 )
 
 
-def _job(job: dg.JobDefinition) -> dict[str, Any]:
-    """Name, tags, executor, partitions, and every op with its dependency edges."""
-    ops = []
-    for node in job.graph.nodes_in_topological_order:
+def _graph(
+    graph: dg.GraphDefinition, prefix: str = ""
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Every op of ``graph`` (graphs within it walked, their ops named ``graph.op``) with its
+    resources, and every dependency edge."""
+    ops: list[dict[str, Any]] = []
+    edges: list[dict[str, str]] = []
+    for node in graph.nodes_in_topological_order:
+        if isinstance(node.definition, dg.GraphDefinition):
+            inner_ops, inner_edges = _graph(node.definition, f"{prefix}{node.name}.")
+            ops += inner_ops
+            edges += inner_edges
+            continue
         ops.append(
             {
-                "name": node.name,
+                "name": prefix + node.name,
                 "op": node.definition.name,
                 "resources": sorted(getattr(node.definition, "required_resource_keys", ())),
             }
         )
-    edges = []
-    for invocation, inputs in job.graph.dependencies.items():
+    for invocation, inputs in graph.dependencies.items():
         target = invocation if isinstance(invocation, str) else invocation.alias or invocation.name
         for input_name, dep in inputs.items():
             for upstream in dep.get_node_dependencies():
                 edges.append(
                     {
-                        "from": f"{upstream.node}.{upstream.output}",
-                        "to": f"{target}.{input_name}",
+                        "from": f"{prefix}{upstream.node}.{upstream.output}",
+                        "to": f"{prefix}{target}.{input_name}",
                         "kind": type(dep).__name__,
                     }
                 )
+    return ops, edges
+
+
+def _job(job: dg.JobDefinition) -> dict[str, Any]:
+    """Name, tags, executor, partitions, and every op with its dependency edges."""
+    ops, edges = _graph(job.graph)
     partitions = job.partitions_def
     return {
         "name": job.name,

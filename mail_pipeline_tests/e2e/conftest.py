@@ -360,19 +360,22 @@ class DagsterApi:
         return status
 
     def schedule_dry_run(self, name: str) -> dict[str, Any]:
-        """Evaluate the schedule now in the code location (``scheduleDryRun``)."""
+        """Evaluate the schedule now in the code location (``scheduleDryRun``); each run
+        request's tags as a dict."""
         data = self.query(
             """
             mutation($selector: ScheduleSelector!, $timestamp: Float) {
               scheduleDryRun(selectorData: $selector, timestamp: $timestamp) {
               __typename
               ... on DryRunInstigationTick { evaluationResult {
-                skipReason error { message } runRequests { runKey } } }
+                skipReason error { message } runRequests { runKey tags { key value } } } }
               ... on PythonError { message } } }""",
             {"selector": {"scheduleName": name, **_repo()}, "timestamp": time.time()},
         )
         tick = self._ok(data["scheduleDryRun"], "DryRunInstigationTick")
         result: dict[str, Any] = tick["evaluationResult"]
+        for request in result.get("runRequests") or []:
+            request["tags"] = {t["key"]: t["value"] for t in request["tags"]}
         return result
 
 

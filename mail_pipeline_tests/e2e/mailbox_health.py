@@ -1,14 +1,16 @@
-"""GraphQL reads of the ``mailbox`` asset's health check, for the end-to-end tests.
+"""GraphQL reads of the ``mailbox`` asset's health, for the end-to-end tests.
 
-What the UI's asset page shows for ``mailbox`` → Checks → ``last_fetch_ok``: which partitions
-(mailboxes) pass or fail, and each partition's latest evaluation with its metadata.
+What the UI's asset pages show: the partitions of ``fetched_mail`` by status (Partitions tab,
+and what the backfill dialog offers as failed), and for ``mailbox`` under Checks →
+``last_fetch_ok`` which partitions (mailboxes) pass or fail, and each partition's latest
+evaluation with its metadata.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mail_pipeline.defs.imap.health import LAST_FETCH_OK, MAILBOX
+from mail_pipeline.defs.imap.health import FETCHED_MAIL, LAST_FETCH_OK, MAILBOX
 from mail_pipeline_tests.e2e.conftest import DagsterApi
 
 _KEY = {"path": list(MAILBOX.path)}
@@ -34,6 +36,29 @@ def check_partition_statuses(api: DagsterApi) -> dict[str, list[str]]:
     return {
         "succeeded": sorted(statuses.get("succeededPartitions") or []),
         "failed": sorted(statuses.get("failedPartitions") or []),
+    }
+
+
+def asset_partition_statuses(api: DagsterApi) -> dict[str, list[str]]:
+    """Return the ``fetched_mail`` asset's partitions by status, as its Partitions tab and the
+    backfill dialog ("failed and missing") read them: ``materialized``, ``failed``,
+    ``materializing`` and ``missing``."""
+    data = api.query(
+        """
+        query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) {
+          __typename
+          ... on AssetNode { assetPartitionStatuses { __typename
+            ... on DefaultPartitionStatuses { materializedPartitions failedPartitions
+              materializingPartitions unmaterializedPartitions } } } } }""",
+        {"key": {"path": list(FETCHED_MAIL.path)}},
+    )
+    node = api._ok(data["assetNodeOrError"], "AssetNode")
+    statuses = api._ok(node["assetPartitionStatuses"], "DefaultPartitionStatuses")
+    return {
+        "materialized": sorted(statuses["materializedPartitions"]),
+        "failed": sorted(statuses["failedPartitions"]),
+        "materializing": sorted(statuses["materializingPartitions"]),
+        "missing": sorted(statuses["unmaterializedPartitions"]),
     }
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from mail_pipeline.defs.fetch.assets import FETCH_GRAPH, fetch_step
 from mail_pipeline.intake.imap.config import EmailConfigManager
 from mail_pipeline.storage.store import MailStore
 from mail_pipeline_tests.e2e.celery_target import location_email_fetch_job
@@ -31,7 +32,8 @@ SECRET = "celery executor test passphrase"
 MAILBOXES = 8
 MESSAGES_PER_MAILBOX = 2
 SHARD_SIZE = 2
-SHARD_STEP = "fetch_mailbox_shard"
+SHARD_STEP = fetch_step("fetch_mailbox_shard")
+PLAN_CONFIG = {"plan_imap_fetch": {"config": {"shard_size": SHARD_SIZE}}}
 #: The Redis databases of the broker and the result backend. Every test uses the same two
 #: (a run leaves no task queued): the Celery app the executor builds in this process stays
 #: bound to the broker of the first run, so a second broker URL would never see the tasks.
@@ -136,7 +138,13 @@ def test_shards_run_on_both_celery_workers_and_every_message_is_stored_once(
         dg.execute_job(
             job,
             instance=instance,
-            run_config={"ops": {"plan_imap_fetch": {"config": {"shard_size": SHARD_SIZE}}}},
+            run_config={
+                "ops": {
+                    FETCH_GRAPH: {
+                        "ops": {"plan_imap_fetch": {"config": {"shard_size": SHARD_SIZE}}}
+                    }
+                }
+            },
             raise_on_error=False,
         ) as result,
     ):

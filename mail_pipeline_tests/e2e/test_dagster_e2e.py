@@ -7,18 +7,21 @@ a SQLite file in the first case, a PostgreSQL database of its own in the second.
 
 What it proves, against real Dovecot and Haraka servers:
 
-1. ``email_fetch_job`` launched through GraphQL fetches the good mailboxes and records the
-   wrong-password mailbox as failed; every step succeeds but the last,
-   ``report_failed_mailboxes``, which fails the run (red in the Runs list) after the lease
-   was released; the IMAP task is COMPLETED with "1 of 3 mailboxes failed: bad (auth: ...)"
-   as its error; the ``last_fetch_ok`` check of the ``mailbox`` asset fails for partition
-   ``bad`` (with its error and since when) and passes for the others.
+1. ``email_fetch_job`` launched through GraphQL with the tags the schedule's dry run gives
+   (every mailbox partition) fetches the good mailboxes and records the wrong-password
+   mailbox as failed; every step succeeds but the last, ``report_failed_mailboxes``, which
+   fails the run (red in the Runs list) after the lease was released; the IMAP task is
+   COMPLETED with "1 of 3 mailboxes failed: bad (auth: ...)" as its error; the
+   ``last_fetch_ok`` check of the ``mailbox`` asset fails for partition ``bad`` (with its
+   error and since when) and passes for the others; ``bad`` is the asset's one failed
+   partition (what the backfill dialog offers), the others are materialized.
 2. The schedule and the sensors are on by default; mail sent through Haraka reaches the store
    through ``haraka_spool_sensor`` → ``spool_ingest_job`` alone.
 3. ``mailbox_partitions_sensor`` creates the mailbox partitions; the bad mailbox's partition
    run fails; after three refused logins the circuit breaker pauses the mailbox; once the
    password is fixed and the mailbox resumed (``mail-pipeline imap resume``), a
-   from-failure backfill of that partition re-executes it successfully, and its check passes.
+   from-failure backfill of that partition re-executes it successfully, its check passes and
+   it is no longer a failed partition of the asset.
 4. A run of ``email_fetch_job`` whose spool branch fails (the inbox replaced by a file) fails;
    ``fetch_run_failure_sensor`` frees its fetch lease; after the spool is repaired a
    re-execution from failure runs only the failed branch (and the verdict, which passes: the
@@ -41,6 +44,7 @@ from typing import Any
 
 import pytest
 
+from mail_pipeline.defs.fetch.assets import fetch_step
 from mail_pipeline.defs.resources import FETCH_LOCK
 from mail_pipeline.intake.imap.config import EmailConfigManager
 from mail_pipeline.storage.store import EmailSource, MailStore, TaskStatus
@@ -51,7 +55,11 @@ from mail_pipeline_tests.e2e.conftest import (
     VENV_BIN,
     DagsterServices,
 )
-from mail_pipeline_tests.e2e.mailbox_health import check_partition_statuses, latest_evaluation
+from mail_pipeline_tests.e2e.mailbox_health import (
+    asset_partition_statuses,
+    check_partition_statuses,
+    latest_evaluation,
+)
 from mail_pipeline_tests.fixtures.dovecot import DovecotServer, MailUser
 from mail_pipeline_tests.fixtures.haraka import HarakaRig
 
@@ -202,17 +210,21 @@ def _scenario(
         "fetch_run_canceled_sensor",
     ):
         assert api.sensor_state(sensor)["status"] == "RUNNING", sensor
+    services.wait_for(
+        lambda: set(api.partition_keys("fetch_mailbox_job")) >= {"good", "bad", "fine"} or None,
+        120,
+        "mailbox_partitions_sensor to add the partitions good, bad and fine",
+    )
     dry = api.schedule_dry_run("email_fetch_schedule")  # no lease held: it would run
     assert dry["error"] is None and len(dry["runRequests"]) == 1, dry
+    (scheduled,) = dry["runRequests"]  # over every mailbox partition
+    keys = api.partition_keys("email_fetch_job")
+    assert scheduled["tags"]["dagster/asset_partition_range_start"] == keys[0], scheduled
+    assert scheduled["tags"]["dagster/asset_partition_range_end"] == keys[-1], scheduled
 
-    # --- email_fetch_job through GraphQL; beside it, the bad mailbox's partition run,
-    # launched as the UI's launchpad does (with the partition's tags) once the sensor made it
-    fetch_run = api.launch_run("email_fetch_job")
-    services.wait_for(
-        lambda: set(api.partition_keys("fetch_mailbox_job")) >= {"good", "bad"} or None,
-        120,
-        "mailbox_partitions_sensor to add the partitions good and bad",
-    )
+    # --- email_fetch_job through GraphQL, as the schedule requests it; beside it, the bad
+    # mailbox's partition run, launched as the UI's launchpad does (with the partition's tags)
+    fetch_run = api.launch_run("email_fetch_job", tags=scheduled["tags"])
     tags = api.partition_tags("fetch_mailbox_job", "bad")
     assert tags["dagster/partition"] == "bad"
     assert tags["dagster/partition_set"] == PARTITION_SET
@@ -222,7 +234,7 @@ def _scenario(
     # by the spool sensor's run.
     services.wait_for(
         lambda: (
-            api.run(fetch_run)["steps"].get("ingest_spool") == "SUCCESS"
+            api.run(fetch_run)["steps"].get(fetch_step("ingest_spool")) == "SUCCESS"
             or api.run_status(fetch_run) in TERMINAL
         ),
         120,
@@ -239,7 +251,7 @@ def _scenario(
     fetched = services.wait_for_run(fetch_run)
     # The run is flagged, by its last step only: every mailbox was tried, the lease released.
     assert fetched["status"] == "FAILURE", fetched
-    assert fetched["steps"].pop("report_failed_mailboxes") == "FAILURE", fetched
+    assert fetched["steps"].pop(fetch_step("report_failed_mailboxes")) == "FAILURE", fetched
     assert set(fetched["steps"].values()) == {"SUCCESS"}, fetched
     assert _message_ids(store, good) == ["imap-good-1@e2e.test", "imap-good-2@e2e.test"]
     assert _message_ids(store, fine) == ["imap-fine-1@e2e.test"]
@@ -272,6 +284,11 @@ def _scenario(
     assert good_health is not None and good_health["status"] == "SUCCEEDED", good_health
     assert good_health["evaluation"]["metadata"]["last_success"] != "never"
     mark("the check of the mailbox asset fails for bad only")
+    # The asset's partitions: bad is failed, so the backfill dialog offers it as failed.
+    partitions = asset_partition_statuses(api)
+    assert partitions["failed"] == ["bad"], partitions
+    assert partitions["materialized"] == ["fine", "good"], partitions
+    mark("bad is the mailbox asset's one failed partition")
 
     failed = services.wait_for_run(bad_run)
     assert failed["status"] == "FAILURE", failed
@@ -310,9 +327,9 @@ def _scenario(
 
     broken = services.wait_for_run(api.launch_run("email_fetch_job"))
     assert broken["status"] == "FAILURE", broken
-    assert broken["steps"]["ingest_spool"] == "FAILURE"
-    assert broken["steps"]["close_imap_fetch"] == "SUCCESS"
-    assert broken["steps"].get("release_fetch_lock") in (None, "SKIPPED")
+    assert broken["steps"][fetch_step("ingest_spool")] == "FAILURE"
+    assert broken["steps"][fetch_step("close_imap_fetch")] == "SUCCESS"
+    assert broken["steps"].get(fetch_step("release_fetch_lock")) in (None, "SKIPPED")
     mark("the fetch run with a broken spool failed")
 
     # Three refused logins in a row (fetch run, partition run, this run): the circuit breaker
@@ -365,6 +382,7 @@ def _scenario(
     assert child_task.status is TaskStatus.COMPLETED and child_task.counters.saved == 1
     assert _message_ids(store, bad) == ["imap-bad-1@e2e.test"]
     assert check_partition_statuses(api)["failed"] == []  # bad is healthy again
+    assert asset_partition_statuses(api)["failed"] == []  # and no longer a failed partition
     mark("from-failure backfill of the bad partition succeeded")
 
     # --- the spool repaired, re-execution from failure runs the spool branch only (and the
@@ -374,7 +392,9 @@ def _scenario(
     retry = services.wait_for_run(api.reexecute(broken["runId"], "FROM_FAILURE"))
     assert retry["status"] == "SUCCESS", retry
     assert retry["parentRunId"] == broken["runId"]
-    assert set(retry["steps"]) == {"ingest_spool", "release_fetch_lock", "report_failed_mailboxes"}
+    assert set(retry["steps"]) == {
+        fetch_step(op) for op in ("ingest_spool", "release_fetch_lock", "report_failed_mailboxes")
+    }
     assert _message_ids(store, good) == [
         "imap-good-1@e2e.test",
         "imap-good-2@e2e.test",

@@ -6,8 +6,10 @@ never downloads a browser here) is driven by Playwright against the webserver st
 over a healthy mailbox and one with a wrong password on the test Dovecot. It checks what a
 person reads, not the API: the run page says the run failed and names the mailbox and its
 error; the Runs list shows the run as failed; the ``mailbox`` asset's check page lists the
-failing mailbox with its error. Screenshots of each page go to ``MAIL_PIPELINE_TEST_ARTIFACTS``
-(when set) or the test's temporary directory, never into the repository.
+failing mailbox with its error; the ``fetched_mail`` asset's Partitions tab shows it failed,
+and the backfill dialog's "Failed" selection is exactly that mailbox. Screenshots of each
+page go to ``MAIL_PIPELINE_TEST_ARTIFACTS`` (when set) or the test's temporary directory,
+never into the repository.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ from mail_pipeline.intake.imap.config import EmailConfigManager
 from mail_pipeline.storage.store import MailStore
 from mail_pipeline_tests.e2e import test_dagster_e2e as dagster_e2e
 from mail_pipeline_tests.e2e.conftest import DagsterServices
-from mail_pipeline_tests.e2e.mailbox_health import check_partition_statuses
+from mail_pipeline_tests.e2e.mailbox_health import (
+    asset_partition_statuses,
+    check_partition_statuses,
+)
 from mail_pipeline_tests.fixtures.dovecot import DovecotServer
 
 pytestmark = [
@@ -108,15 +113,17 @@ def test_the_ui_shows_the_failed_run_and_the_failing_mailbox(
             },
         )
         api = services.api
-        run = services.wait_for_run(api.launch_run("email_fetch_job"))
-        assert run["status"] == "FAILURE", run
-        assert dagster_e2e._message_ids(store, good.id) == ["ui-good-1@e2e.test"]
         services.wait_for(
-            lambda: set(api.partition_keys("fetch_mailbox_job")) >= {"good", "bad"} or None,
+            lambda: set(api.partition_keys("email_fetch_job")) >= {"good", "bad"} or None,
             120,
             "mailbox_partitions_sensor to add the partitions good and bad",
         )
+        (scheduled,) = api.schedule_dry_run("email_fetch_schedule")["runRequests"]
+        run = services.wait_for_run(api.launch_run("email_fetch_job", tags=scheduled["tags"]))
+        assert run["status"] == "FAILURE", run
+        assert dagster_e2e._message_ids(store, good.id) == ["ui-good-1@e2e.test"]
         assert check_partition_statuses(api)["failed"] == ["bad"]
+        assert asset_partition_statuses(api)["failed"] == ["bad"]
         _look(api.base_url, run["runId"], _artefacts(tmp_path))
     finally:
         store.dispose()
@@ -163,5 +170,23 @@ def _look(base_url: str, run_id: str, shots: Path) -> None:
             expect(page.get_by_text(re.compile(r"auth error: login to IMAP")).first).to_be_visible()
             expect(page.get_by_text("bad", exact=True).first).to_be_visible()
             _shoot(page, shots, "mailbox_check_history")
+
+            # The fetched mail's partitions: bad is failed, good materialized; the backfill
+            # dialog offers the failed one.
+            page.goto(f"{base_url}/assets/fetched_mail?view=partitions")
+            _dismiss_welcome(page)
+            expect(page.get_by_text("bad", exact=True).first).to_be_visible()
+            expect(page.get_by_text("Failed (1)")).to_be_visible()  # bad
+            expect(page.get_by_text("Materialized (1)")).to_be_visible()  # good
+            _shoot(page, shots, "fetched_mail_partitions")
+            page.get_by_role("button", name=re.compile("Materialize")).first.click()
+            dialog = page.get_by_role("dialog")
+            expect(dialog.get_by_text("Launch runs to materialize fetched_mail")).to_be_visible()
+            dialog.get_by_role("button", name="Failed", exact=True).click()
+            # "Failed" selects exactly the failing mailbox
+            expect(dialog.get_by_text(re.compile(r"^1 partitions?$"))).to_be_visible()
+            expect(dialog.get_by_text("bad", exact=True).first).to_be_visible()
+            expect(dialog.get_by_text("good", exact=True)).to_have_count(0)
+            _shoot(page, shots, "fetched_mail_backfill_dialog")
         finally:
             browser.close()

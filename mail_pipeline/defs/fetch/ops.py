@@ -10,7 +10,8 @@ Failure model (what an operator sees):
   fails the run (red in the Runs list), after every mailbox was tried, the task closed and the
   lease released; it has no retry policy, so nothing fetches the healthy mailboxes again.
   Re-executing it from failure asks the store again: it passes once the failed mailboxes have
-  been fetched since (e.g. by a backfill of their ``fetch_mailbox_job`` partitions);
+  been fetched since (e.g. by a backfill of their failed partitions of ``fetched_mail``,
+  :mod:`mail_pipeline.defs.fetch.assets`);
 * transient IMAP errors (connection refused, dropped, timed out) are retried by the op's
   :data:`~mail_pipeline.defs.imap.ops.IMAP_RETRY_POLICY` with exponential backoff;
   authentication and configuration errors are never retried;
@@ -32,6 +33,7 @@ import dagster as dg
 from mail_pipeline.defs.imap.health import health_metadata
 from mail_pipeline.defs.maintenance.assets import materialize_mail_metrics
 from mail_pipeline.defs.resources import FETCH_LOCK, FetchSettingsResource, StoreResource
+from mail_pipeline.defs.tags import BACKFILL_TAG
 from mail_pipeline.intake.imap.run import still_failing
 from mail_pipeline.maintenance.metrics import SpoolMetrics
 from mail_pipeline.maintenance.stale_tasks import cleanup_stale_tasks
@@ -57,9 +59,18 @@ class BranchSummary:
 def acquire_fetch_lock(
     context: dg.OpExecutionContext, store: StoreResource, fetch_settings: FetchSettingsResource
 ) -> Iterator[dg.Output[LockGrant]]:
-    """Take the fetch lease. When another run holds it, record SKIPPED tasks and stop here."""
+    """Take the fetch lease. When another run holds it, record SKIPPED tasks and stop here.
+
+    A backfill's run (an operator asked for it) first waits up to one lease lifetime for the
+    lease; a scheduled run does not (the next tick fetches).
+    """
+    backfill = BACKFILL_TAG in context.run_tags
     lease = take_fetch_lease(
-        store.get(), FETCH_LOCK, fetch_settings.lock_ttl_seconds, context.run_id
+        store.get(),
+        FETCH_LOCK,
+        fetch_settings.lock_ttl_seconds,
+        context.run_id,
+        wait_seconds=fetch_settings.lock_ttl_seconds if backfill else 0,
     )
     if lease.grant is None:
         context.log.info(f"skipping this fetch: {lease.skipped_because}")
@@ -122,18 +133,25 @@ def release_fetch_lock(
 FAILED_MAILBOX_COLUMNS = ("user", "status", "last_error", "failing_since", "last_success")
 
 
-@dg.op(ins={"after": dg.In(dg.Nothing)})
+@dg.op(ins={"after": dg.In(dg.Nothing)}, out=dg.Out(dg.Nothing, is_required=False))
 def report_failed_mailboxes(
     context: dg.OpExecutionContext, store: StoreResource, imap: BranchSummary
-) -> None:
+) -> Iterator[dg.Output[None]]:
     """Fail the run when mailboxes failed in it and are still failing (see the module doc).
 
     Runs after ``release_fetch_lock``: every mailbox was tried, the IMAP task closed and the
     lease released before the run is marked failed.
 
+    Its output is the ``fetched_mail`` asset of the run's partitions, and it is never yielded: the
+    step that fetched a mailbox logs that partition's materialization
+    (:mod:`~mail_pipeline.defs.imap.health`). A partition the run planned but did not
+    materialize, in a run that failed, is what Dagster shows as a failed partition and what
+    the backfill dialog offers as "failed".
+
     Raises:
         dagster.Failure: (never retried) naming the failing mailboxes and their errors.
     """
+    yield from ()
     if not imap.failed_mailboxes:
         return
     failing = still_failing(store.get(), imap.failed_mailboxes)
@@ -155,7 +173,7 @@ def report_failed_mailboxes(
         description=(
             f"{still}. Every other mailbox was fetched. Fix the cause (`mail-pipeline imap "
             f"set USER ...`, then `mail-pipeline imap resume USER` if paused) and backfill "
-            f"the fetch_mailbox_job partitions {', '.join(names)}."
+            f"the failed partitions of fetched_mail: {', '.join(names)}."
         ),
         metadata={
             "failed_mailboxes": dg.MetadataValue.table(

@@ -4,6 +4,7 @@ from collections.abc import Mapping
 
 import dagster as dg
 
+from mail_pipeline.defs.fetch.assets import fetch_step
 from mail_pipeline.defs.fetch.jobs import email_fetch_job
 from mail_pipeline.defs.imap.jobs import fetch_mailbox_job
 from mail_pipeline.defs.resources import FETCH_LOCK, StoreResource
@@ -43,10 +44,11 @@ def failing_mailboxes(job_name: str, tags: Mapping[str, str], failed_steps: list
     if job_name == fetch_mailbox_job.name:
         partition = tags.get("dagster/partition")
         return [partition] if partition else []
+    shard = fetch_step("fetch_mailbox_shard") + "["
     return [
-        step[len("fetch_mailbox_shard[") : -1]
+        step[len(shard) : -1]
         for step in failed_steps
-        if step.startswith("fetch_mailbox_shard[") and step.endswith("]")
+        if step.startswith(shard) and step.endswith("]")
     ]
 
 

@@ -23,7 +23,7 @@ mailbox_spec = dg.AssetSpec(
         "One user's IMAP mailbox (one partition per mailbox). Its health is the check "
         "last_fetch_ok: per partition, whether the last fetch succeeded, with the last "
         "successful fetch, the last error and since when the mailbox has been failing. Fetch a "
-        "failed mailbox again with a backfill of fetch_mailbox_job's partitions."
+        "failed mailbox again with a backfill of the failed partitions of fetched_mail."
     ),
 )
 

@@ -6,18 +6,23 @@ logs, for the mailbox's partition of the ``mailbox`` asset, an evaluation of the
 it did not, with the mailbox's state from the store as metadata: last successful fetch, last
 error and its kind, failing since, failures in a row, paused.
 
-No materialization is logged: the UI counts a partition's check evaluation as current only
-when it names the partition's latest materialization, which a step cannot know of its own
-events; the last successful fetch is in the metadata instead.
+A successful fetch also logs a materialization of the mailbox's partition of
+``fetched_mail`` (the mailbox's mail in the store), an asset of its own so that the check's
+evaluations never wait on a materialization of ``mailbox`` (the UI counts a check evaluation
+as current only for the checked partition's latest materialization, which a step cannot
+name). A run that plans a partition of ``fetched_mail`` and fails without materializing it
+leaves that partition **failed**: that is how the mailboxes that failed in an
+``email_fetch_job`` run are the ones the backfill dialog offers
+(:mod:`mail_pipeline.defs.fetch.assets`).
 
 The state comes from ``mailbox_state`` (:class:`~mail_pipeline.storage.store.MailboxStatus`), as
 the fetch has just recorded it.
 
-A shard logs an evaluation only where it says something new: every failed fetch, and a
-successful one unless the mailbox's state before the fetch was already a success recorded
-by a Dagster run (it passed then, and still passes). Every event is a write to Dagster's
-event log; on an idle tick of 200 mailboxes one evaluation per mailbox more than doubled the
-tick's CPU. Executing the check from the UI re-reads every partition from the store.
+A shard logs events only where they say something new: every failed fetch, and a successful
+one that saved mail or whose mailbox's state before the fetch was not already a success
+recorded by a Dagster run. Every event is a write to Dagster's event log; on an idle tick of
+200 mailboxes one evaluation per mailbox more than doubled the tick's CPU. Executing the check
+from the UI re-reads every partition from the store.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ from mail_pipeline.storage.store import MailboxStatus, MailStore
 #: The per-mailbox asset (one partition per mailbox) and its health check.
 MAILBOX = dg.AssetKey("mailbox")
 LAST_FETCH_OK = "last_fetch_ok"
+#: The mail of each mailbox in the store (one partition per mailbox): what the fetch
+#: materializes (:mod:`mail_pipeline.defs.fetch.assets`).
+FETCHED_MAIL = dg.AssetKey("fetched_mail")
 
 _NEVER = "never"
 
@@ -96,22 +104,49 @@ def still_passing(before: MailboxStatus | None) -> bool:
     )
 
 
+def materialization(username: str, result: MailboxResult) -> dg.AssetMaterialization:
+    """Return the materialization of ``username``'s partition of ``fetched_mail`` after the
+    successful fetch ``result``: what it saved."""
+    return dg.AssetMaterialization(
+        asset_key=FETCHED_MAIL,
+        partition=username,
+        description=f"fetched: {result.counters.saved} new message(s)",
+        metadata={
+            "messages_saved": result.counters.saved,
+            "duplicates": result.counters.duplicate,
+            "failed_messages": result.counters.failed,
+        },
+    )
+
+
 def mailbox_events(
     store: MailStore,
     results: Iterable[MailboxResult],
     before: Mapping[int, MailboxStatus] | None = None,
-) -> Iterator[dg.AssetCheckEvaluation]:
-    """Yield, per mailbox of ``results``, its check evaluation with the state the store holds
-    now (one query for all). With ``before`` (the states read before the fetch), a successful
-    fetch of a mailbox that was :func:`still_passing` yields nothing."""
+) -> Iterator[dg.AssetMaterialization | dg.AssetCheckEvaluation]:
+    """Yield, per mailbox of ``results``, its events with the state the store holds now (one
+    query for all): for a successful fetch its ``fetched_mail`` materialization and its check
+    evaluation; for a failed one its check evaluation alone.
+
+    With ``before`` (the states read before the fetch), a successful fetch that saved nothing
+    of a mailbox that was :func:`still_passing` yields nothing: its partition is materialized
+    and its check passed already.
+    """
     results = [
-        r for r in results if before is None or not r.ok or not still_passing(before.get(r.user_id))
+        r
+        for r in results
+        if before is None
+        or not r.ok
+        or r.counters.saved
+        or not still_passing(before.get(r.user_id))
     ]
     if not results:
         return
     states = store.mailboxes.states(r.user_id for r in results if r.user_id > 0)
     for r in results:
         state = states.get(r.user_id)
+        if r.ok:
+            yield materialization(r.username, r)
         description = (
             f"fetched: {r.counters.saved} new message(s)"
             if r.ok

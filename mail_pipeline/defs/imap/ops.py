@@ -13,6 +13,7 @@ from pydantic import Field
 
 from mail_pipeline.defs.fetch.ops import BranchSummary
 from mail_pipeline.defs.imap.health import log_mailbox_events
+from mail_pipeline.defs.imap.partitions import run_mailboxes
 from mail_pipeline.defs.resources import (
     AttachmentsResource,
     FetchSettingsResource,
@@ -70,13 +71,15 @@ def plan_imap_fetch(
     lock: LockGrant,
 ) -> Iterator[dg.Output[str] | dg.DynamicOutput[MailboxShard]]:
     """Open the IMAP EmailTask and yield the mailboxes to fetch, in shards of
-    ``shard_size``: every active user with a valid config whose mailbox is not paused."""
+    ``shard_size``: every active user (of the run's partitions, in a backfill of some
+    mailboxes) with a valid config whose mailbox is not paused."""
     mail = store.get()
     plan = plan_fetch(
         mail,
         imap.config_manager(mail),
         run_id=context.run_id,
         timeout_seconds=fetch_settings.task_timeout_seconds,
+        only=run_mailboxes(context),
     )
     _log(context, (), plan.warnings)
     shards = plan.shards(lock, config.shard_size)

@@ -23,6 +23,7 @@ Each returns what happened with the lines to log and the metadata to show. No Da
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,14 +87,21 @@ class FetchPlan:
 
 
 def plan_fetch(
-    store: MailStore, configs: EmailConfigManager, *, run_id: str, timeout_seconds: int
+    store: MailStore,
+    configs: EmailConfigManager,
+    *,
+    run_id: str,
+    timeout_seconds: int,
+    only: Collection[str] | None = None,
 ) -> FetchPlan:
-    """Open the run's IMAP task (RUNNING) and plan its mailboxes.
+    """Open the run's IMAP task (RUNNING) and plan its mailboxes: all of them, or with
+    ``only`` the mailboxes of those usernames (a backfill of some mailboxes).
 
     Returns:
-        The plan: every active user with a valid IMAP config whose mailbox is not paused, in
-        the order of :meth:`EmailConfigManager.imap_users`. Each user with an invalid config
-        or a paused mailbox gets a WARNING line in the task's log (and in ``warnings``).
+        The plan: every active user (of ``only``) with a valid IMAP config whose mailbox is not
+        paused, in the order of :meth:`EmailConfigManager.imap_users`. Each user with an
+        invalid config or a paused mailbox, and each name of ``only`` that is no active user
+        with an IMAP account, gets a WARNING line in the task's log (and in ``warnings``).
     """
     task = store.tasks.create(
         EmailSource.IMAP,
@@ -106,8 +114,13 @@ def plan_fetch(
     chosen: list[ShardMailbox] = []
     warnings: list[str] = []
     invalid = skipped = 0
+    wanted = None if only is None else set(only)
     for target in configs.imap_targets():
         uid, name = target.user_id, target.username
+        if wanted is not None:
+            if name not in wanted:
+                continue
+            wanted.discard(name)
         if not target.ok:
             invalid += 1
             warnings.append(f"{name}: invalid IMAP config: {target.problem}")
@@ -120,6 +133,8 @@ def plan_fetch(
             )
         else:
             chosen.append(ShardMailbox(uid, name, target.host))
+    for name in sorted(wanted or ()):
+        warnings.append(f"{name}: not fetched: no active user of that name has an IMAP account")
     for line in warnings:
         store.tasks.add_execution_log(task.task_id, "plan", line, "WARNING")
     return FetchPlan(task.task_id, tuple(chosen), invalid, skipped, tuple(warnings))

@@ -8,6 +8,7 @@ from typing import Any
 
 import dagster as dg
 
+from mail_pipeline.defs.fetch.assets import fetch_step
 from mail_pipeline.defs.fetch.jobs import email_fetch_job
 from mail_pipeline.defs.resources import FETCH_LOCK, AttachmentsResource
 from mail_pipeline.maintenance.stale_tasks import close_tasks_of_run
@@ -56,14 +57,14 @@ def test_fetches_imap_and_spool_then_only_duplicates(rig: Rig, dovecot: DovecotS
     }
     imap_task = next(t for t in tasks if t.email_source is EmailSource.IMAP)
     assert imap_task.counters.saved == 4
-    close = result.output_for_node("close_imap_fetch")
+    close = result.output_for_node(fetch_step("close_imap_fetch"))
     assert close.failed_mailboxes == ()
-    meta = output_metadata(result, "close_imap_fetch")
+    meta = output_metadata(result, fetch_step("close_imap_fetch"))
     assert meta["messages_saved"] == 4 and meta["mailboxes"] == 2
     assert meta["duplicates"] == 0 and meta["failed_mailboxes"] == 0
-    assert output_metadata(result, "ingest_spool")["messages_saved"] == 3
+    assert output_metadata(result, fetch_step("ingest_spool"))["messages_saved"] == 3
     assert mailbox_row(result, "alice")["messages_saved"] == 3
-    shard = output_metadata(result, "fetch_mailbox_shard[shard_0000]")
+    shard = output_metadata(result, fetch_step("fetch_mailbox_shard[shard_0000]"))
     assert shard["mailboxes"] == 2 and shard["messages_saved"] == 4
 
     again = _run(rig)
@@ -89,7 +90,7 @@ def test_too_large_imap_mail_is_counted_in_the_metadata_and_the_task(
     assert rig.store.messages.count(carol) == 1
     mailbox = mailbox_row(result, "carol")
     assert (mailbox["too_large"], mailbox["failures"], mailbox["messages_saved"]) == (1, 1, 1)
-    assert output_metadata(result, "close_imap_fetch")["too_large"] == 1
+    assert output_metadata(result, fetch_step("close_imap_fetch"))["too_large"] == 1
     imap_task = next(
         t
         for t in rig.store.tasks.recent(run_id=result.run_id)
@@ -110,21 +111,21 @@ def test_a_wrong_password_fails_only_that_mailbox(rig: Rig, dovecot: DovecotServ
     # Every step did its work; only the last one fails the run, naming the mailbox.
     assert not result.success
     failures = result.get_step_failure_events()
-    assert result.get_failed_step_keys() == {"report_failed_mailboxes"}
+    assert result.get_failed_step_keys() == {fetch_step("report_failed_mailboxes")}
     assert {e.step_key for e in result.get_step_success_events()} >= {
-        "close_imap_fetch",
-        "ingest_spool",
-        "release_fetch_lock",
+        fetch_step("close_imap_fetch"),
+        fetch_step("ingest_spool"),
+        fetch_step("release_fetch_lock"),
     }
     failure = failures[0].step_failure_data
     assert failure.user_failure_data is not None
     assert failure.user_failure_data.description is not None
     assert failure.user_failure_data.description.startswith("1 of 2 mailboxes failed: bad (auth: ")
-    assert "backfill the fetch_mailbox_job partitions bad" in (
+    assert "backfill the failed partitions of fetched_mail: bad" in (
         failure.user_failure_data.description
     )
     assert rig.store.messages.count(good) == 2
-    summary = result.output_for_node("close_imap_fetch")
+    summary = result.output_for_node(fetch_step("close_imap_fetch"))
     assert summary.failed_mailboxes == ("bad",)
     imap_task = next(
         t
@@ -144,11 +145,12 @@ def test_a_wrong_password_fails_only_that_mailbox(rig: Rig, dovecot: DovecotServ
     assert str(checks["bad"].metadata["last_error"].value).startswith("auth: ")
     assert checks["bad"].metadata["failing_since"].value != "-"
     assert checks["good"].metadata["last_success"].value != "never"
-    assert not [
-        e
+    # Only the mailbox that was fetched is materialized (the failed one is left failed).
+    assert [
+        e.partition
         for e in result.get_asset_materialization_events()
-        if e.asset_key == dg.AssetKey("mailbox")
-    ]
+        if e.asset_key == dg.AssetKey("fetched_mail")
+    ] == ["good"]
 
 
 def test_held_lock_records_skipped_tasks(rig: Rig) -> None:
@@ -254,7 +256,7 @@ def test_a_storage_fault_fails_the_run_and_the_next_run_stores_everything(
 
     assert not failed.success
     steps = {e.step_key for e in failed.all_events if e.event_type_value == "STEP_FAILURE"}
-    assert {"ingest_spool", "fetch_mailbox_shard[shard_0000]"} <= steps
+    assert {fetch_step("ingest_spool"), fetch_step("fetch_mailbox_shard[shard_0000]")} <= steps
     assert rig.store.messages.count() == 0
     assert len(list((rig.spool_dir / "inbox").glob("*.meta"))) == 2
     assert list((rig.spool_dir / "failed").iterdir()) == []
@@ -319,6 +321,6 @@ def test_kill_9_mid_shard_then_the_next_run_stores_every_message_once(
         ids = {m.message_id for m in rig.store.messages.summaries(user)}
         assert len(ids) == rig.store.messages.count(user) == per_mailbox, name
     assert rig.store.messages.count() == total
-    shard = output_metadata(result, "fetch_mailbox_shard[shard_0000]")
+    shard = output_metadata(result, fetch_step("fetch_mailbox_shard[shard_0000]"))
     assert shard["failed_mailboxes"] == 0
     assert shard["messages_saved"] == total - stored_before

@@ -13,11 +13,18 @@ from mail_pipeline_tests.defs.conftest import Rig
 def test_requests_a_run_when_free_and_skips_while_locked(rig: Rig) -> None:
     schedule = build_fetch_schedule()
     assert schedule.cron_schedule == DEFAULT_FETCH_CRON
-    with dg.build_schedule_context(resources={"store": rig.resources["store"]}) as context:
+    resources = {"store": rig.resources["store"]}
+    with (
+        dg.instance_for_test() as instance,
+        dg.build_schedule_context(instance=instance, resources=resources) as context,
+    ):
         first = schedule.evaluate_tick(context)
     assert first.run_requests and len(first.run_requests) == 1
     rig.store.locks.acquire(FETCH_LOCK, 600, run_id="busy-run")
-    with dg.build_schedule_context(resources={"store": rig.resources["store"]}) as context:
+    with (
+        dg.instance_for_test() as instance,
+        dg.build_schedule_context(instance=instance, resources=resources) as context,
+    ):
         skipped = schedule.evaluate_tick(context)
     assert not skipped.run_requests
     assert skipped.skip_message is not None and "busy-run" in skipped.skip_message

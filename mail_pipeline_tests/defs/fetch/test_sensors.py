@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from mail_pipeline.defs.fetch.assets import fetch_step
 from mail_pipeline.defs.fetch.jobs import email_fetch_job
 from mail_pipeline.defs.fetch.sensors import failing_mailboxes, fetch_run_failure_sensor
 from mail_pipeline.defs.resources import FETCH_LOCK
@@ -52,6 +53,10 @@ def test_failure_message_names_the_mailboxes() -> None:
     assert failing_mailboxes(
         "email_fetch_job",
         {},
-        ["fetch_mailbox_shard[shard_0000]", "ingest_spool", "fetch_mailbox_shard[shard_0002]"],
+        [
+            fetch_step("fetch_mailbox_shard[shard_0000]"),
+            "ingest_spool",
+            fetch_step("fetch_mailbox_shard[shard_0002]"),
+        ],
     ) == ["shard_0000", "shard_0002"]
     assert failing_mailboxes("spool_ingest_job", {}, ["ingest_spool_now"]) == []

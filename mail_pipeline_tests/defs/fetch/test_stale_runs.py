@@ -25,6 +25,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from mail_pipeline.defs.fetch.assets import fetch_step
 from mail_pipeline.defs.resources import FETCH_LOCK
 from mail_pipeline.intake.imap.config import EmailConfigManager
 from mail_pipeline.storage.store import EmailSource, TaskSnapshot, TaskStatus
@@ -218,6 +219,6 @@ def test_a_live_run_stuck_on_a_silent_server_keeps_its_task_then_survives_its_cl
     task = rig.store.tasks.get(run.task_id)
     assert task.status is TaskStatus.CANCELLED  # left as it was closed
     assert "after the task was closed" in task.log[-1]["message"]
-    close = _step_output_metadata(dagster_home, run_id, "close_imap_fetch")
+    close = _step_output_metadata(dagster_home, run_id, fetch_step("close_imap_fetch"))
     assert close["task_closed_under_run"] is True and close["task_status"] == "CANCELLED"
     assert rig.store.locks.get(FETCH_LOCK) is None  # release_fetch_lock ran

@@ -1,8 +1,11 @@
-"""Which mailboxes a shard logs a ``last_fetch_ok`` evaluation for: only what is news."""
+"""Which mailboxes a shard logs a ``last_fetch_ok`` evaluation and a ``fetched_mail``
+materialization for: only what is news."""
 
 from __future__ import annotations
 
-from mail_pipeline.defs.imap.health import mailbox_events
+import dagster as dg
+
+from mail_pipeline.defs.imap.health import FETCHED_MAIL, mailbox_events
 from mail_pipeline.intake.imap.results import ErrorKind, MailboxResult
 from mail_pipeline.storage.store import LastFetch, MailStore, TaskCounters
 
@@ -35,10 +38,37 @@ def test_a_shard_logs_failures_changes_and_first_fetches_but_not_a_mailbox_still
         _result(ids["new"], "new"),
         _result(cli_only, "cli"),
     ]
-    events = {str(e.partition): e for e in mailbox_events(store, results, before)}
-    assert sorted(events) == ["bad", "cli", "healed", "new"]  # "ok" still passes: no news
-    assert not events["bad"].passed and events["healed"].passed and events["new"].passed
+    events = list(mailbox_events(store, results, before))
+    checks = {str(e.partition): e for e in events if isinstance(e, dg.AssetCheckEvaluation)}
+    assert sorted(checks) == ["bad", "cli", "healed", "new"]  # "ok" still passes: no news
+    assert not checks["bad"].passed and checks["healed"].passed and checks["new"].passed
+    # Each successful fetch that is news materializes the mailbox's fetched mail, before its
+    # evaluation; the failed one does not (it is left a failed partition).
+    materialized = [e for e in events if isinstance(e, dg.AssetMaterialization)]
+    assert [e.partition for e in materialized] == ["healed", "new", "cli"]
+    assert all(e.asset_key == FETCHED_MAIL for e in materialized)
+    for name in ("healed", "new", "cli"):
+        assert events.index(next(e for e in materialized if e.partition == name)) < (
+            events.index(checks[name])
+        )
     # Without the earlier states (the partition job), every mailbox gets its evaluation.
-    assert len(list(mailbox_events(store, results))) == 5
+    assert len([e for e in mailbox_events(store, results) if not _is_mat(e)]) == 5
     # Nothing new at all: no events, and no query for states.
     assert list(mailbox_events(store, results[:1], before)) == []
+
+
+def test_a_mailbox_still_passing_that_saved_mail_is_materialized(store: MailStore) -> None:
+    uid = store.users.add("busy", "busy@example.org").id
+    ran = LastFetch(0, 0, 0, 0, 0.1, "run-1")
+    store.mailboxes.record_success(uid, ran)
+    before = store.mailboxes.states([uid])
+    store.mailboxes.record_success(uid, ran)
+    busy = MailboxResult(uid, "busy", ErrorKind.NONE, "", (), TaskCounters(saved=2), 0.1, ())
+    mat, check = mailbox_events(store, [busy], before)
+    assert isinstance(mat, dg.AssetMaterialization) and mat.partition == "busy"
+    assert mat.metadata["messages_saved"] == dg.MetadataValue.int(2)
+    assert isinstance(check, dg.AssetCheckEvaluation) and check.passed
+
+
+def _is_mat(event: object) -> bool:
+    return isinstance(event, dg.AssetMaterialization)

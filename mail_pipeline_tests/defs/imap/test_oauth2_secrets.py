@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from mail_pipeline.defs.fetch.assets import fetch_step
 from mail_pipeline.defs.fetch.jobs import email_fetch_job
 from mail_pipeline.intake.imap.config import EmailConfigManager
 from mail_pipeline.oauth2.grants import store_refresh_token
@@ -72,7 +73,7 @@ def test_oauth2_runs_keep_tokens_and_secrets_out_of_the_event_log(
     refused = email_fetch_job.execute_in_process(
         resources=rig.resources, instance=instance, raise_on_error=False
     )
-    assert refused.get_failed_step_keys() == {"report_failed_mailboxes"}
+    assert refused.get_failed_step_keys() == {fetch_step("report_failed_mailboxes")}
     row = mailbox_row(refused, "olaf")
     assert row["error_kind"] == "auth"
     assert "mail-pipeline imap authorize olaf" in str(row["error"])

@@ -6,6 +6,7 @@ import time
 
 import dagster as dg
 
+from mail_pipeline.defs.fetch.assets import fetch_step
 from mail_pipeline.defs.fetch.jobs import email_fetch_job
 from mail_pipeline.defs.imap.jobs import fetch_mailbox_job
 from mail_pipeline.defs.imap.partitions import MAILBOX_PARTITIONS
@@ -37,7 +38,7 @@ def test_wrong_password_is_paused_after_three_runs_and_resumes(
         )
         # a failed mailbox fails the run only in its last step, after everything was done
         failed = result.get_failed_step_keys()
-        assert failed == ({"report_failed_mailboxes"} if fails else set())
+        assert failed == ({fetch_step("report_failed_mailboxes")} if fails else set())
         return result
 
     for n in (1, 2):
@@ -58,9 +59,11 @@ def test_wrong_password_is_paused_after_three_runs_and_resumes(
     fourth = run(fails=False)  # nina was not fetched: nothing failed in this run
     assert time.monotonic() - started < 30
     assert not [
-        e for e in fourth.all_events if (e.step_key or "").startswith("fetch_mailbox_shard[")
+        e
+        for e in fourth.all_events
+        if (e.step_key or "").startswith(fetch_step("fetch_mailbox_shard["))
     ]
-    assert output_metadata(fourth, "plan_imap_fetch")["paused_mailboxes"] == 1
+    assert output_metadata(fourth, fetch_step("plan_imap_fetch"))["paused_mailboxes"] == 1
     assert any(
         "nina: mailbox paused since" in line and "skipped" in line
         for line in log_lines(instance, fourth.run_id)
@@ -74,7 +77,7 @@ def test_wrong_password_is_paused_after_three_runs_and_resumes(
         "paused" in e["message"] and "imap resume nina" in e["message"] for e in imap_task.log
     )
     assert rig.store.mailboxes.get(user).consecutive_auth_failures == 3  # type: ignore[union-attr]
-    (mat,) = fourth.asset_materializations_for_node("release_fetch_lock")
+    (mat,) = fourth.asset_materializations_for_node(fetch_step("release_fetch_lock"))
     assert mat.metadata[KEYS["paused_mailboxes"]].value == 1
 
     # The partitioned job refuses it too, naming the way out.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from mail_pipeline.defs.fetch.assets import fetch_step
 from mail_pipeline.defs.fetch.jobs import email_fetch_job
 from mail_pipeline.defs.maintenance.assets import (
     HEALTH_KEY,
@@ -26,7 +27,7 @@ def _message(n: int, to: str) -> bytes:
 
 
 def _point(result: dg.ExecuteInProcessResult) -> dg.AssetMaterialization:
-    (mat,) = result.asset_materializations_for_node("release_fetch_lock")
+    (mat,) = result.asset_materializations_for_node(fetch_step("release_fetch_lock"))
     assert mat.asset_key == MAIL_METRICS
     return mat
 
@@ -98,7 +99,9 @@ def test_a_run_that_finds_another_recording_skips_its_point_and_loses_no_count(
     other = rig.store.locks.acquire(RECORDING_LOCK, 60, owner_info="another run")
     assert other is not None
     busy = run()  # saves message 2 while the other run holds the recording lease
-    assert busy.success and not busy.asset_materializations_for_node("release_fetch_lock")
+    assert busy.success and not busy.asset_materializations_for_node(
+        fetch_step("release_fetch_lock")
+    )
     assert rig.store.locks.release(RECORDING_LOCK, other)
     dovecot.append(login, _message(3, "ola@example.org"))
     after = _point(run())

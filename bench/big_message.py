@@ -43,6 +43,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import imaps_account, write_report  # bench/, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -240,20 +242,9 @@ def new_store(url: str, imap: tuple[Any, str, str] | None = None, limit: int = 0
     user = store.users.add("big", ADDRESS)
     if imap is not None:
         server, login, password = imap
+        extra = {"max_message_bytes": limit} if limit else {}
         EmailConfigManager(store, SECRET).update_fetch_config(
-            user.id,
-            {
-                "imap_config": {
-                    "imap_host": server.host,
-                    "imap_ssl_port": server.imaps_port,
-                    "security": "ssl",
-                    "username": login,
-                    "password": password,
-                    "ca_file": str(server.ca_cert_path),
-                    **({"max_message_bytes": limit} if limit else {}),
-                },
-                "filter_config": {"folders": ["INBOX"], "max_age_days": None},
-            },
+            user.id, imaps_account(server, login, password, **extra)
         )
     store.dispose()
 
@@ -374,9 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     met = all(case["met"] for case in report["cases"])
     print(f"target (<= {TARGET:.0f}x on every case): {'met' if met else 'NOT met'}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"written {args.json}")
+    write_report(args.json, report)
     return 0 if met else 1
 
 

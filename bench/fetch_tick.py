@@ -73,17 +73,12 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
-import cProfile
-import json
 import os
-import pstats
 import random
 import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -93,10 +88,15 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# The repository and bench/ itself: the step processes of the forkserver executor import this
+# file by its path, without its folder on sys.path.
+for _path in (str(ROOT), str(ROOT / "bench")):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 import dagster as dg  # noqa: E402
+from common import write_report  # noqa: E402 (bench/, beside this script)
+from profile_split import run_profiled  # noqa: E402
 
 from mail_pipeline.defs.fetch.assets import FETCH_GRAPH, fetch_step  # noqa: E402
 from mail_pipeline.defs.fetch.jobs import build_email_fetch_job, email_fetch_job  # noqa: E402
@@ -502,45 +502,6 @@ def _group_of(key: tuple[str, int, str]) -> str:
     return "other (stdlib, builtins, ...)"
 
 
-class _ThreadProfiles:
-    """cProfile for every thread started while active (the shard's pool threads): each new
-    thread enables a profiler of its own at its first call; :meth:`stats` merges them (wall
-    time per thread, so the sum is thread-seconds, waits included)."""
-
-    def __init__(self) -> None:
-        self.profilers: list[cProfile.Profile] = []
-
-    def _hook(self, frame: Any, event: str, arg: Any) -> None:
-        profiler = cProfile.Profile()
-        self.profilers.append(profiler)
-        profiler.enable()  # replaces this hook in the new thread
-
-    def __enter__(self) -> _ThreadProfiles:
-        threading.setprofile(self._hook)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        threading.setprofile(None)
-
-    def add_to(self, stats: pstats.Stats) -> int:
-        """Add every thread's figures to ``stats`` (snapshots: the threads have ended and
-        ``disable`` would act on the calling thread); return how many threads."""
-        for profiler in self.profilers:
-            profiler.snapshot_stats()
-            stats.add(_Snapshot(profiler.stats))  # type: ignore[arg-type]
-        return len(self.profilers)
-
-
-class _Snapshot:
-    """What :class:`pstats.Stats` takes from a profiler: its ``stats`` table."""
-
-    def __init__(self, table: dict[Any, Any]) -> None:
-        self.stats = table
-
-    def create_stats(self) -> None:
-        """Nothing to do: the table is a snapshot already."""
-
-
 def profile_tick(
     instance: dg.DagsterInstance,
     store: Any,
@@ -555,17 +516,11 @@ def profile_tick(
     With ``threads``, the threads the tick starts (the shard's fetch pool) are profiled too
     and merged in; their times are wall seconds per thread, so totals are thread-seconds.
     ``job`` goes to :func:`job_tick`."""
-    profiler = cProfile.Profile()
-    pool = _ThreadProfiles()
-    with contextlib.ExitStack() as stack:
-        if threads:
-            stack.enter_context(pool)
-        profiler.enable()
-        tick = job_tick("in_process", instance, store, users, 0, "profile", **job)
-        profiler.disable()
-    stats = pstats.Stats(profiler)
-    pool_threads = pool.add_to(stats)
-    stats.dump_stats(str(out))
+    tick, stats, pool_threads = run_profiled(
+        lambda: job_tick("in_process", instance, store, users, 0, "profile", **job),
+        out,
+        threads=threads,
+    )
     table: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
     total = max(ct for (_cc, _nc, _tt, ct, _callers) in table.values())
     if threads:  # the main thread's span plus every pool thread's
@@ -898,9 +853,7 @@ def main(argv: list[str] | None = None) -> int:
         f"load average at start {report['load_avg_start'][0]:.1f}, at end "
         f"{report['load_avg_end'][0]:.1f} ({report['cpus']} CPUs)"
     )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    print(f"written {args.json}")
+    write_report(args.json, report)
     return 0 if target is None or target["met"] else 1
 
 
@@ -1377,8 +1330,7 @@ def latency_main(args: argparse.Namespace) -> int:
         f"load average at start {report['load_avg_start'][0]:.2f}, at end "
         f"{report['load_avg_end'][0]:.2f} ({report['cpus']} CPUs)"
     )
-    args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    print(f"written {args.json}")
+    write_report(args.json, report)
     return 0 if all(t["met"] for t in report["targets"]) else 1
 
 

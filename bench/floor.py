@@ -52,14 +52,19 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from mail_pipeline.mime import ParsedAttachment, ParsedMessage, parse_message
 from mail_pipeline.storage.attachments import safe_filename
+
+B = TypeVar("B")
+P = TypeVar("P")
 
 #: The spool ingest's size limit (25 MiB), passed to the parser as the ingest does.
 SPOOL_MAX_SIZE = 25 * 1024 * 1024
@@ -380,28 +385,11 @@ class SqliteFloor:
                 )
             }
             ids = _match_ids(messages, new)
-            rows = [
-                (row[0], pk, *row[1:])
-                for pk, atts in zip(ids, attachments, strict=True)
-                if pk is not None
-                for row in atts
-            ]
+            rows = _attachment_rows(ids, attachments)
             if rows:
                 conn.executemany(self._attachments_sql, rows)
             if cursor is not None:
-                now = _sqlite_time(datetime.now(UTC))
-                conn.execute(
-                    _SYNC_SQL.format(m="?"),
-                    (
-                        cursor.user_id,
-                        cursor.folder,
-                        cursor.uidvalidity,
-                        cursor.last_uid,
-                        now,
-                        "[]",
-                        now,
-                    ),
-                )
+                conn.execute(_SYNC_SQL.format(m="?"), _sync_values(cursor, self.time_value))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -458,28 +446,11 @@ class PostgresFloor:
                     cur, self._messages_sql, messages, page_size=max(1, len(messages)), fetch=True
                 )
                 ids = _match_ids(messages, {(u, k): pk for pk, u, k in returned})
-                rows = [
-                    (row[0], pk, *row[1:])
-                    for pk, atts in zip(ids, attachments, strict=True)
-                    if pk is not None
-                    for row in atts
-                ]
+                rows = _attachment_rows(ids, attachments)
                 if rows:
                     execute_values(cur, self._attachments_sql, rows, page_size=max(1, len(rows)))
                 if cursor is not None:
-                    now = datetime.now(UTC)
-                    cur.execute(
-                        _SYNC_SQL.format(m="%s"),
-                        (
-                            cursor.user_id,
-                            cursor.folder,
-                            cursor.uidvalidity,
-                            cursor.last_uid,
-                            now,
-                            "[]",
-                            now,
-                        ),
-                    )
+                    cur.execute(_SYNC_SQL.format(m="%s"), _sync_values(cursor, self.time_value))
             self.conn.commit()
         except BaseException:
             self.conn.rollback()
@@ -489,6 +460,26 @@ class PostgresFloor:
     def close(self) -> None:
         """See :class:`FloorStore`."""
         self.conn.close()
+
+
+def _attachment_rows(
+    ids: Sequence[int | None], attachments: Sequence[Sequence[tuple[Any, ...]]]
+) -> list[tuple[Any, ...]]:
+    """Return the attachment rows of the messages that got a new id, that id put in second
+    place (after the user id); those of a conflicting message are dropped."""
+    return [
+        (row[0], pk, *row[1:])
+        for pk, atts in zip(ids, attachments, strict=True)
+        if pk is not None
+        for row in atts
+    ]
+
+
+def _sync_values(cursor: FolderCursor, time_value: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    """Return the values of ``_SYNC_SQL`` for ``cursor``, now as the fetch and update time
+    (made the column's value by ``time_value``), no failed UIDs."""
+    now = time_value(datetime.now(UTC))
+    return (cursor.user_id, cursor.folder, cursor.uidvalidity, cursor.last_uid, now, "[]", now)
 
 
 def _match_ids(
@@ -615,6 +606,48 @@ class FloorSaver:
         return sum(pk is not None for pk in ids)
 
 
+# --- parsing: here, or in a second process one batch ahead ---------------------------------
+
+
+@contextmanager
+def parse_worker(enabled: bool) -> Iterator[ProcessPoolExecutor | None]:
+    """Yield a started one-process pool to parse in when ``enabled`` (shut down afterwards),
+    else None (parse in this process)."""
+    if not enabled:
+        yield None
+        return
+    with ProcessPoolExecutor(1) as pool:
+        pool.submit(int).result()  # the worker is up before the caller's timer starts
+        yield pool
+
+
+def parse_and_store(
+    batches: Iterable[B],
+    parse: Callable[[B, bool], P],
+    store: Callable[[P], None],
+    pool: ProcessPoolExecutor | None,
+) -> None:
+    """Store ``parse(batch, portable)`` of every batch, in order: without a ``pool``, each
+    batch parsed here and stored; with one, each batch parsed in the pool (``portable``) while
+    the previous one is stored.
+
+    Raises:
+        Whatever ``parse``, ``store`` or the iteration of ``batches`` raises.
+    """
+    if pool is None:
+        for batch in batches:
+            store(parse(batch, False))
+        return
+    pending: Future[P] | None = None
+    for batch in batches:
+        ahead = pool.submit(parse, batch, True)
+        if pending is not None:
+            store(pending.result())
+        pending = ahead
+    if pending is not None:
+        store(pending.result())
+
+
 # --- the spool floor -----------------------------------------------------------------------
 
 
@@ -712,23 +745,11 @@ def spool_floor(
         result.batches += 1
 
     try:
-        if parse_in_worker:
-            with ProcessPoolExecutor(1) as pool:
-                pool.submit(int).result()  # the worker is up before the timer starts
-                started = time.perf_counter()
-                pending: Future[list[SpoolLoaded]] | None = None
-                for stems in _spool_batches(inbox, batch_size):
-                    ahead = pool.submit(load_spool_pairs, str(inbox), stems, True)
-                    if pending is not None:
-                        store_batch(pending.result())
-                    pending = ahead
-                if pending is not None:
-                    store_batch(pending.result())
-        else:
+        with parse_worker(parse_in_worker) as pool:
             started = time.perf_counter()
-            for stems in _spool_batches(inbox, batch_size):
-                store_batch(load_spool_pairs(str(inbox), stems))
-        result.seconds = time.perf_counter() - started
+            load = partial(load_spool_pairs, str(inbox))
+            parse_and_store(_spool_batches(inbox, batch_size), load, store_batch, pool)
+            result.seconds = time.perf_counter() - started
     finally:
         store.close()
     return result
@@ -814,46 +835,39 @@ def imap_floor(
         result.duplicates += len(deliveries) - saved
         result.batches += 1
 
-    pool = ProcessPoolExecutor(1) if parse_in_worker else None
+    def fetch_batches(client: Any, uids: list[int]) -> Iterator[list[FetchedMessage]]:
+        nonlocal fetch_seconds
+        for start in range(0, len(uids), batch_size):
+            t0 = time.perf_counter()
+            answer = client.fetch(uids[start : start + batch_size], ["BODY.PEEK[]", "INTERNALDATE"])
+            fetch_seconds += time.perf_counter() - t0
+            yield [
+                (uid, _utc(data.get(b"INTERNALDATE")), data[b"BODY[]"])
+                for uid, data in sorted(answer.items())
+            ]
+
     try:
-        if pool is not None:
-            pool.submit(int).result()
-        started = time.perf_counter()
-        client = imapclient.IMAPClient(
-            login.host, port=login.port, ssl=True, ssl_context=context, timeout=60
-        )
-        client.normalise_times = False  # aware INTERNALDATEs, as the product stores them
-        try:
-            client.login(login.username, login.password)
-            info = client.select_folder(login.folder, readonly=True)
-            uidvalidity = int(info[b"UIDVALIDITY"])
-            uids = sorted(client.search(["ALL"]))
-            pending: Future[list[ParsedFetch]] | None = None
-            for start in range(0, len(uids), batch_size):
-                t0 = time.perf_counter()
-                answer = client.fetch(
-                    uids[start : start + batch_size], ["BODY.PEEK[]", "INTERNALDATE"]
+        with parse_worker(parse_in_worker) as pool:
+            started = time.perf_counter()
+            client = imapclient.IMAPClient(
+                login.host, port=login.port, ssl=True, ssl_context=context, timeout=60
+            )
+            client.normalise_times = False  # aware INTERNALDATEs, as the product stores them
+            try:
+                client.login(login.username, login.password)
+                info = client.select_folder(login.folder, readonly=True)
+                uidvalidity = int(info[b"UIDVALIDITY"])
+                uids = sorted(client.search(["ALL"]))
+                parse_and_store(
+                    fetch_batches(client, uids),
+                    parse_fetched,
+                    partial(store_batch, uidvalidity=uidvalidity),
+                    pool,
                 )
-                fetch_seconds += time.perf_counter() - t0
-                fetched = [
-                    (uid, _utc(data.get(b"INTERNALDATE")), data[b"BODY[]"])
-                    for uid, data in sorted(answer.items())
-                ]
-                if pool is None:
-                    store_batch(parse_fetched(fetched), uidvalidity)
-                    continue
-                ahead = pool.submit(parse_fetched, fetched, True)
-                if pending is not None:
-                    store_batch(pending.result(), uidvalidity)
-                pending = ahead
-            if pending is not None:
-                store_batch(pending.result(), uidvalidity)
-        finally:
-            client.logout()
-        result.seconds = time.perf_counter() - started
+            finally:
+                client.logout()
+            result.seconds = time.perf_counter() - started
     finally:
-        if pool is not None:
-            pool.shutdown()
         store.close()
     result.extra["fetch_seconds"] = fetch_seconds
     return result

@@ -49,9 +49,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from floor import ImapLogin, imap_floor, stored_rows  # bench/, beside this script
-from profile_split import print_split, profiled
-from rounds import interleave, load_average, print_targets, target_line
+import common  # bench/, beside this script
+from floor import ImapLogin, imap_floor
 from rss import peak_rss_kb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +60,6 @@ if str(ROOT) not in sys.path:
 SECRET = "a passphrase for the imap ingest benchmark"
 TARGET_VS_MBSYNC_NO_FSYNC = {"sqlite": 1.0, "postgresql": 0.8}
 TARGET_RSS_RATIO = 1.3
-STORE_VARIANTS = ("floor", "floor-2proc", "project")
 
 _TEXT = (
     "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut "
@@ -271,11 +269,7 @@ def child(args: argparse.Namespace) -> None:
             args.url, login, Path(args.attachments), args.batch_size, parse_in_worker=two
         ).as_dict()
 
-    if args.profile_out:
-        figures, split = profiled(once, Path(args.profile_out))
-        figures["profile"] = split
-    else:
-        figures = once()
+    figures = common.child_figures(once, args.profile_out)
     figures["rss_before_kb"] = rss_before
     figures["max_rss_kb"] = peak_rss_kb()  # VmHWM: ru_maxrss carries the parent's over exec
     figures["ru_maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -297,16 +291,12 @@ def in_child(
         RuntimeError: the child failed (its stderr's tail is in the message).
     """
     attachments = tempfile.mkdtemp(prefix="att-", dir=work)
-    argv = [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--url", url]
-    argv += ["--username", username, "--attachments", attachments]
-    argv += ["--batch-size", str(batch_size), "--login", json.dumps(login.__dict__)]
-    if profile_out is not None:
-        argv += ["--profile-out", str(profile_out)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=3600, check=False)
-    shutil.rmtree(attachments, ignore_errors=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{kind} child failed: {done.stderr.strip()[-3000:]}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    options = {"--url": url, "--username": username, "--attachments": attachments}
+    options |= {"--batch-size": str(batch_size), "--login": json.dumps(login.__dict__)}
+    try:
+        return common.run_child(__file__, kind, options, profile_out)
+    finally:
+        shutil.rmtree(attachments, ignore_errors=True)
 
 
 # --- stores ----------------------------------------------------------------------------------
@@ -322,105 +312,38 @@ def new_store(url: str, server: Any, username: str, password: str) -> int:
     store.upgrade()
     user = store.users.add(username, f"{username}@example.org")
     EmailConfigManager(store, SECRET).update_fetch_config(
-        user.id,
-        {
-            "imap_config": {
-                "imap_host": server.host,
-                "imap_ssl_port": server.imaps_port,
-                "security": "ssl",
-                "username": username,
-                "password": password,
-                "ca_file": str(server.ca_cert_path),
-            },
-            "filter_config": {"folders": ["INBOX"], "max_age_days": None},
-        },
+        user.id, common.imaps_account(server, username, password)
     )
     store.dispose()
     return int(user.id)
-
-
-class Stores:
-    """A migrated template store per kind (the benchmark user and its IMAP config), and
-    fresh copies of it for each run."""
-
-    def __init__(self, work: Path, pg: Any, server: Any, username: str, password: str) -> None:
-        self.work, self.pg, self.server = work, pg, server
-        self.username, self.password = username, password
-        self.templates: dict[str, str] = {}
-        self.user_ids: dict[str, int] = {}
-        self._count = 0
-
-    def add(self, kind: str) -> None:
-        """Make the template of ``kind`` ("sqlite" or "postgresql")."""
-        if kind == "sqlite":
-            path = self.work / "template.db"
-            url = f"sqlite:///{path}"
-            self.templates[kind] = str(path)
-        else:
-            name = self.pg.create_database()
-            url = self.pg.url(name)
-            self.templates[kind] = name
-        self.user_ids[kind] = new_store(url, self.server, self.username, self.password)
-
-    def fresh(self, kind: str) -> str:
-        """Return the URL of a new copy of the template of ``kind``."""
-        self._count += 1
-        if kind == "sqlite":
-            path = self.work / f"run-{self._count}.db"
-            shutil.copyfile(self.templates[kind], path)
-            return f"sqlite:///{path}"
-        return str(self.pg.url(self.pg.create_database(template=self.templates[kind])))
 
 
 # --- main ------------------------------------------------------------------------------------
 
 
 def rate(count: int, seconds: float) -> float:
+    """Return ``count / seconds`` (infinite for no time)."""
     return count / seconds if seconds > 0 else float("inf")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=1000, help="messages of the throughput runs")
-    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (median)")
-    parser.add_argument(
-        "--rss-sizes",
-        default="1000,10000",
-        help="mailbox sizes for the RSS comparison (default 1000,10000; '' for none)",
+    """Return the parser of this script's options (and of its child runs)."""
+    return common.ingest_parser(
+        __doc__.splitlines()[0],
+        n=1000,
+        batch_size=100,
+        rss_flag="--rss-sizes",
+        json_name="imap_ingest.json",
+        child_options=("--username", "--login"),
     )
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--stores", default="sqlite,postgresql")
-    parser.add_argument(
-        "--json", type=Path, default=ROOT / "bench" / "results" / "imap_ingest.json"
-    )
-    parser.add_argument(
-        "--profile",
-        nargs="?",
-        const="sqlite",
-        choices=("sqlite", "postgresql"),
-        help="add one project ingest under cProfile (default store: sqlite)",
-    )
-    parser.add_argument("--child", choices=STORE_VARIANTS, help=argparse.SUPPRESS)
-    parser.add_argument("--url", help=argparse.SUPPRESS)
-    parser.add_argument("--username", help=argparse.SUPPRESS)
-    parser.add_argument("--attachments", help=argparse.SUPPRESS)
-    parser.add_argument("--login", help=argparse.SUPPRESS)
-    parser.add_argument("--profile-out", help=argparse.SUPPRESS)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = common.parse_ingest_args(build_parser(), argv)
     if args.child:
         child(args)
         return 0
-    if args.n <= 0 or args.batch_size <= 0 or args.repeat <= 0:
-        parser.error("--n, --batch-size and --repeat must be positive")
-    kinds = [k.strip() for k in args.stores.split(",") if k.strip()]
-    if not kinds or any(k not in TARGET_VS_MBSYNC_NO_FSYNC for k in kinds):
-        parser.error("--stores takes sqlite and/or postgresql")
-    rss_sizes = sorted(int(x) for x in args.rss_sizes.split(",") if x.strip())
+    kinds, rss_sizes = args.kinds, args.rss_sizes
 
     from mail_pipeline_tests.fixtures.dovecot import DovecotServer
     from mail_pipeline_tests.fixtures.postgres import PostgresServer
@@ -429,13 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chmod(work, 0o755)
     dovecot = DovecotServer()
     postgres = PostgresServer(work / "pg")
-    report: dict[str, Any] = {
-        "n": args.n,
-        "batch_size": args.batch_size,
-        "repeat": args.repeat,
-        "load_avg_start": load_average(),
-    }
-    print(f"load average at start: {report['load_avg_start']}", flush=True)
+    report = common.start_report(n=args.n, batch_size=args.batch_size, repeat=args.repeat)
     try:
         dovecot.start()
         if "postgresql" in kinds:
@@ -446,9 +363,13 @@ def main(argv: list[str] | None = None) -> int:
 
         user = dovecot.new_user()
         report["append_seconds"] = fill_mailbox(dovecot, user.username, corpus)
-        stores = Stores(work, postgres, dovecot, user.username, user.password)
-        for kind in kinds:
-            stores.add(kind)
+        stores = common.TemplateStores(work, postgres)
+        user_ids = {
+            kind: stores.add(
+                kind, lambda url: new_store(url, dovecot, user.username, user.password)
+            )
+            for kind in kinds
+        }
 
         def login_for(kind: str) -> ImapLogin:
             return ImapLogin(
@@ -457,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
                 user.username,
                 user.password,
                 str(dovecot.ca_cert_path),
-                stores.user_ids.get(kind, 0),
+                user_ids.get(kind, 0),
             )
 
         def run(name: str, index: int) -> dict[str, Any]:
@@ -477,18 +398,10 @@ def main(argv: list[str] | None = None) -> int:
             return figures
 
         names = ["mbsync", "mbsync-fsync-no"]
-        names += [f"{kind}/{variant}" for kind in kinds for variant in STORE_VARIANTS]
-        print(f"{args.repeat} interleaved rounds of {', '.join(names)}", flush=True)
-        summary = interleave(names, args.repeat, run, lambda line: print(line, flush=True))
+        names += [f"{kind}/{variant}" for kind in kinds for variant in common.STORE_VARIANTS]
+        summary = common.rounds(names, args.repeat, run)
         report["runs"] = summary
-
-        same: dict[str, bool] = {}
-        for kind in kinds:
-            floor_rows = stored_rows(summary[f"{kind}/floor"]["runs"][0]["url"])
-            project_rows = stored_rows(summary[f"{kind}/project"]["runs"][0]["url"])
-            same[kind] = floor_rows == project_rows and len(floor_rows) == args.n
-            print(f"{kind}: floor and project stored the same {len(floor_rows)} rows: {same[kind]}")
-        report["same_rows"] = same
+        report["same_rows"] = common.compare_rows(summary, kinds, args.n)
 
         parse_s = parse_only(corpus)
         report["parse_only"] = {"seconds": parse_s, "msgs_per_s": rate(args.n, parse_s)}
@@ -501,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
                 login_for(args.profile),
                 work,
                 args.batch_size,
-                profile_out=ROOT / "bench" / "results" / f"imap_ingest_{args.profile}.prof",
+                profile_out=common.RESULTS / f"imap_ingest_{args.profile}.prof",
             )
             report["profile"] = {"store": args.profile, **figures}
 
@@ -530,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
             postgres.stop()
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    report["load_avg_end"] = load_average()
+    report["load_avg_end"] = common.load_average()
 
     mbsync = summary["mbsync"]["median"]
     no_fsync = summary["mbsync-fsync-no"]["median"]
@@ -544,50 +457,31 @@ def main(argv: list[str] | None = None) -> int:
             f"  {name:24} {s['median']:8.1f}  ({s['min']:.1f}-{s['max']:.1f})"
             f"  {s['median'] / mbsync:5.2f} / {s['median'] / no_fsync:5.2f}"
         )
-    print(f"  parse-only (reported, no target): {report['parse_only']['msgs_per_s']:8.1f}")
+    parse_rate = report["parse_only"]["msgs_per_s"]
+    print(f"  parse-only (reported, no target): {parse_rate:8.1f}")
     ratios: dict[str, float] = {"mbsync_fsync_no_vs_fsync": no_fsync / mbsync}
     targets: list[dict[str, Any]] = []
     for kind in kinds:
         project = summary[f"{kind}/project"]["median"]
         ratios[f"{kind}_project_vs_mbsync"] = project / mbsync
         ratios[f"{kind}_project_vs_mbsync_fsync_no"] = project / no_fsync
-        ratios[f"{kind}_project_vs_floor"] = project / summary[f"{kind}/floor"]["median"]
-        ratios[f"{kind}_project_vs_floor_2proc"] = (
-            project / summary[f"{kind}/floor-2proc"]["median"]
-        )
-        ratios[f"{kind}_project_vs_parse_only"] = project / report["parse_only"]["msgs_per_s"]
+        ratios.update(common.floor_ratios(summary, kind, parse_rate))
         targets.append(
-            target_line(
+            common.target_line(
                 f"{kind}: project / mbsync FSync no",
                 project / no_fsync,
                 TARGET_VS_MBSYNC_NO_FSYNC[kind],
             )
         )
-    if len(rss_sizes) >= 2:
-        small, large = str(rss_sizes[0]), str(rss_sizes[-1])
-        ratio = rss[large]["max_rss_kb"] / rss[small]["max_rss_kb"]
-        ratios["rss_large_vs_small"] = ratio
-        targets.append(
-            target_line(f"peak RSS n={large} / n={small}", ratio, TARGET_RSS_RATIO, at_most=True)
-        )
-    for kind, ok in report["same_rows"].items():
-        targets.append(target_line(f"{kind}: floor rows == project rows", float(ok), 1.0))
-    for name, value in ratios.items():
-        print(f"  {name:36} {value:6.2f}")
+    rss_check = common.rss_target(rss, rss_sizes, "max_rss_kb", TARGET_RSS_RATIO)
+    if rss_check is not None:
+        ratios["rss_large_vs_small"] = rss_check["value"]
+        targets.append(rss_check)
+    targets += common.same_rows_targets(report["same_rows"])
+    common.print_ratios(ratios)
     report["ratios"] = ratios
     report["targets"] = targets
-    print_targets(targets)
-    if "profile" in report:
-        print_split(
-            f"profile of one project ingest ({report['profile']['store']}, "
-            f"{report['profile']['msgs_per_s']:.0f} msg/s under cProfile)",
-            report["profile"]["profile"],
-        )
-    print(f"\nload average: start {report['load_avg_start']}, end {report['load_avg_end']}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    print(f"written {args.json}")
-    return 0 if all(t["met"] for t in targets) else 1
+    return common.finish_report(report, args.json)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 :func:`profiled` runs a function under cProfile, in its own thread and in every thread it
 starts (the IMAP fetcher fetches the next batch in a worker thread), and :func:`split` turns
-the merged table into seconds per area, which do not overlap and add up to the profiled total:
+the merged table into seconds per area, which do not overlap and add up to the profiled total
+(:func:`run_profiled` gives the merged table itself, for ``fetch_tick.py``'s own breakdown):
 
 - ``SQL/ORM``: SQLAlchemy, Alembic, the ``sqlite3`` and ``psycopg2`` drivers, the store's own
   code (``mail_pipeline/storage/store/``);
@@ -23,6 +24,7 @@ spent in it.
 
 from __future__ import annotations
 
+import contextlib
 import cProfile
 import pstats
 import threading
@@ -97,9 +99,10 @@ def _direct_area(key: Key) -> str | None:
     return None
 
 
-class _ThreadProfiles:
-    """A cProfile of every thread started while active; merged with :meth:`add_to` (each
-    thread's wall time, so the sum is thread-seconds, waits included)."""
+class ThreadProfiles:
+    """cProfile for every thread started while active: each new thread enables a profiler of
+    its own at its first call; :meth:`add_to` merges them (each thread's wall time, so the sum
+    is thread-seconds, waits included)."""
 
     def __init__(self) -> None:
         self.profilers: list[cProfile.Profile] = []
@@ -109,7 +112,7 @@ class _ThreadProfiles:
         self.profilers.append(profiler)
         profiler.enable()  # replaces this hook in the new thread
 
-    def __enter__(self) -> _ThreadProfiles:
+    def __enter__(self) -> ThreadProfiles:
         threading.setprofile(self._hook)
         return self
 
@@ -117,7 +120,8 @@ class _ThreadProfiles:
         threading.setprofile(None)
 
     def add_to(self, stats: pstats.Stats) -> int:
-        """Add every thread's table to ``stats``; return how many threads there were."""
+        """Add every thread's table to ``stats`` (snapshots: the threads have ended and
+        ``disable`` would act on the calling thread); return how many threads there were."""
         for profiler in self.profilers:
             profiler.snapshot_stats()
             stats.add(_Snapshot(profiler.stats))  # type: ignore[arg-type]
@@ -134,23 +138,40 @@ class _Snapshot:
         """Nothing to do: the table is a snapshot already."""
 
 
-def profiled(fn: Callable[[], T], out: Path) -> tuple[T, dict[str, Any]]:
-    """Run ``fn`` under cProfile (its threads too); save the table to ``out``.
+def run_profiled(
+    fn: Callable[[], T], out: Path, *, threads: bool = True
+) -> tuple[T, pstats.Stats, int]:
+    """Run ``fn`` under cProfile, with ``threads`` the threads it starts too (merged in);
+    save the table to ``out`` (its folder made).
 
     Returns:
-        ``fn``'s result and :func:`split` of the profile.
+        ``fn``'s result, the merged table, and how many threads besides the calling one were
+        profiled.
     """
     profiler = cProfile.Profile()
-    threads = _ThreadProfiles()
-    with threads:
+    pool = ThreadProfiles()
+    with contextlib.ExitStack() as stack:
+        if threads:
+            stack.enter_context(pool)
         profiler.enable()
         try:
             value = fn()
         finally:
             profiler.disable()
     stats = pstats.Stats(profiler)
-    count = threads.add_to(stats)
+    count = pool.add_to(stats)
+    out.parent.mkdir(parents=True, exist_ok=True)
     stats.dump_stats(str(out))
+    return value, stats, count
+
+
+def profiled(fn: Callable[[], T], out: Path) -> tuple[T, dict[str, Any]]:
+    """Run ``fn`` under cProfile (its threads too); save the table to ``out``.
+
+    Returns:
+        ``fn``'s result and :func:`split` of the profile.
+    """
+    value, stats, count = run_profiled(fn, out)
     report = split(stats)
     report["threads"] = 1 + count
     report["prof_file"] = str(out)

@@ -35,23 +35,20 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from floor import spool_floor, stored_rows  # bench/, beside this script
-from profile_split import print_split, profiled
-from rounds import interleave, load_average, print_targets, target_line
+import common  # bench/, beside this script
+from floor import spool_floor
 from rss import peak_rss_kb
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 USERS = [f"user{i}@bench.example" for i in range(5)]
-VARIANTS = ("floor", "floor-2proc", "project")
 TARGET_VS_FLOOR = {"sqlite": 0.85, "postgresql": 0.75}
 TARGET_RSS_RATIO = 1.3
 
@@ -157,11 +154,7 @@ def child(args: argparse.Namespace) -> None:
             args.url, spool, attachments, args.batch_size, parse_in_worker=two
         ).as_dict()
 
-    if args.profile_out:
-        figures, split = profiled(once, Path(args.profile_out))
-        figures["profile"] = split
-    else:
-        figures = once()
+    figures = common.child_figures(once, args.profile_out)
     figures["maxrss_kib"] = peak_rss_kb()  # VmHWM: ru_maxrss carries the parent's over exec
     print(json.dumps(figures))
 
@@ -179,101 +172,39 @@ def in_child(
     Raises:
         RuntimeError: the child failed (its stderr's tail is in the message).
     """
-    argv = [sys.executable, __file__, "--child", kind, "--url", url, "--spool", str(spool)]
-    argv += ["--attachments", str(attachments), "--batch-size", str(batch_size)]
-    if profile_out is not None:
-        argv += ["--profile-out", str(profile_out)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=3600, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{kind} child failed: {done.stderr.strip()[-3000:]}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
-
-
-# --- stores --------------------------------------------------------------------------------
-
-
-class Stores:
-    """A migrated template store per kind, and fresh copies of it for each run."""
-
-    def __init__(self, work: Path, pg: Any) -> None:
-        self.work = work
-        self.pg = pg
-        self.templates: dict[str, str] = {}
-        self._count = 0
-
-    def add(self, kind: str) -> None:
-        """Make the template of ``kind`` ("sqlite" or "postgresql")."""
-        if kind == "sqlite":
-            path = self.work / "template.db"
-            prepare_store(f"sqlite:///{path}")
-            self.templates[kind] = str(path)
-        else:
-            self.pg.start()
-            name = self.pg.create_database()
-            prepare_store(self.pg.url(name))
-            self.templates[kind] = name
-
-    def fresh(self, kind: str) -> str:
-        """Return the URL of a new copy of the template of ``kind``."""
-        self._count += 1
-        if kind == "sqlite":
-            path = self.work / f"run-{self._count}.db"
-            shutil.copyfile(self.templates[kind], path)
-            return f"sqlite:///{path}"
-        return str(self.pg.url(self.pg.create_database(template=self.templates[kind])))
+    options = {"--url": url, "--spool": str(spool), "--attachments": str(attachments)}
+    options["--batch-size"] = str(batch_size)
+    return common.run_child(__file__, kind, options, profile_out)
 
 
 # --- main --------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=2000, help="messages for the throughput runs")
-    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (median)")
-    parser.add_argument("--rss-n", default="1000,10000", help="sizes for the RSS runs ('' none)")
-    parser.add_argument("--batch-size", type=int, default=200)
-    parser.add_argument("--stores", default="sqlite,postgresql")
-    parser.add_argument(
-        "--profile",
-        nargs="?",
-        const="sqlite",
-        choices=("sqlite", "postgresql"),
-        help="add one project ingest under cProfile (default store: sqlite)",
+    """Return the parser of this script's options (and of its child runs)."""
+    return common.ingest_parser(
+        __doc__.splitlines()[0],
+        n=2000,
+        batch_size=200,
+        rss_flag="--rss-n",
+        json_name="spool_ingest.json",
+        child_options=("--spool",),
     )
-    parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "spool_ingest.json"))
-    parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
-    parser.add_argument("--url", help=argparse.SUPPRESS)
-    parser.add_argument("--spool", help=argparse.SUPPRESS)
-    parser.add_argument("--attachments", help=argparse.SUPPRESS)
-    parser.add_argument("--profile-out", help=argparse.SUPPRESS)
-    return parser
 
 
-def main() -> int:
-    parser = build_parser()
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    args = common.parse_ingest_args(build_parser(), argv)
     if args.child:
         child(args)
         return 0
-    if args.n <= 0 or args.batch_size <= 0 or args.repeat <= 0:
-        parser.error("--n, --batch-size and --repeat must be positive")
-    kinds = [k.strip() for k in args.stores.split(",") if k.strip()]
-    if not kinds or any(k not in TARGET_VS_FLOOR for k in kinds):
-        parser.error("--stores takes sqlite and/or postgresql")
-    rss_sizes = sorted(int(x) for x in args.rss_n.split(",") if x.strip())
+    kinds, rss_sizes = args.kinds, args.rss_sizes
 
     from mail_pipeline_tests.fixtures.postgres import PostgresServer
 
     work = Path(tempfile.mkdtemp(prefix="spool-bench-"))
     work.chmod(0o755)  # the PostgreSQL server runs as the postgres user
     pg = PostgresServer(work / "pg")
-    results: dict[str, Any] = {
-        "n": args.n,
-        "batch_size": args.batch_size,
-        "repeat": args.repeat,
-        "load_avg_start": load_average(),
-    }
-    print(f"load average at start: {results['load_avg_start']}", flush=True)
+    results = common.start_report(n=args.n, batch_size=args.batch_size, repeat=args.repeat)
     try:
         print(f"generating {args.n} messages ...", flush=True)
         template = work / "template"
@@ -282,9 +213,11 @@ def main() -> int:
         results["avg_size_bytes"] = (
             sum(p.stat().st_size for p in (template / "inbox").glob("*.eml")) // args.n
         )
-        stores = Stores(work, pg)
+        if "postgresql" in kinds:
+            pg.start()
+        stores = common.TemplateStores(work, pg)
         for kind in kinds:
-            stores.add(kind)
+            stores.add(kind, prepare_store)
 
         runs = 0
 
@@ -303,18 +236,10 @@ def main() -> int:
             figures["url"] = url
             return figures
 
-        names = [f"{kind}/{variant}" for kind in kinds for variant in VARIANTS]
-        print(f"{args.repeat} interleaved rounds of {', '.join(names)}", flush=True)
-        summary = interleave(names, args.repeat, run, lambda line: print(line, flush=True))
+        names = [f"{kind}/{variant}" for kind in kinds for variant in common.STORE_VARIANTS]
+        summary = common.rounds(names, args.repeat, run)
         results["runs"] = summary
-
-        same: dict[str, bool] = {}
-        for kind in kinds:
-            floor_rows = stored_rows(summary[f"{kind}/floor"]["runs"][0]["url"])
-            project_rows = stored_rows(summary[f"{kind}/project"]["runs"][0]["url"])
-            same[kind] = floor_rows == project_rows and len(floor_rows) == expected
-            print(f"{kind}: floor and project stored the same {len(floor_rows)} rows: {same[kind]}")
-        results["same_rows"] = same
+        results["same_rows"] = common.compare_rows(summary, kinds, expected)
 
         results["parse_only"] = parse_only(template)
         print(f"parse-only: {results['parse_only']['msgs_per_s']:.0f} msg/s", flush=True)
@@ -328,7 +253,7 @@ def main() -> int:
                 spool,
                 work / "att-profile",
                 args.batch_size,
-                profile_out=ROOT / "bench" / "results" / f"spool_ingest_{args.profile}.prof",
+                profile_out=common.RESULTS / f"spool_ingest_{args.profile}.prof",
             )
             results["profile"] = {"store": args.profile, **figures}
 
@@ -350,58 +275,41 @@ def main() -> int:
     finally:
         pg.stop()
         shutil.rmtree(work, ignore_errors=True)
-    results["load_avg_end"] = load_average()
+    results["load_avg_end"] = common.load_average()
 
     ratios: dict[str, float] = {}
     targets: list[dict[str, Any]] = []
+    parse_rate = results["parse_only"]["msgs_per_s"]
     print(
         f"\nspool ingest, {args.n} x ~{results['avg_size_bytes']} bytes, batch "
         f"{args.batch_size}, median of {args.repeat} (min-max), msg/s:"
     )
     for kind in kinds:
         floor = summary[f"{kind}/floor"]["median"]
-        for variant in VARIANTS:
+        for variant in common.STORE_VARIANTS:
             s = summary[f"{kind}/{variant}"]
             print(
                 f"  {kind:10} {variant:12} {s['median']:8.1f}  ({s['min']:.1f}-{s['max']:.1f})"
                 f"  {s['median'] / floor:5.2f} x floor"
             )
-        project = summary[f"{kind}/project"]["median"]
-        ratios[f"{kind}_project_vs_floor"] = project / floor
-        ratios[f"{kind}_project_vs_floor_2proc"] = (
-            project / summary[f"{kind}/floor-2proc"]["median"]
-        )
-        ratios[f"{kind}_project_vs_parse_only"] = project / results["parse_only"]["msgs_per_s"]
+        ratios.update(common.floor_ratios(summary, kind, parse_rate))
         targets.append(
-            target_line(f"{kind}: project / serial floor", project / floor, TARGET_VS_FLOOR[kind])
+            common.target_line(
+                f"{kind}: project / serial floor",
+                ratios[f"{kind}_project_vs_floor"],
+                TARGET_VS_FLOOR[kind],
+            )
         )
-    print(f"  parse-only (reported, no target): {results['parse_only']['msgs_per_s']:8.1f}")
-    if len(rss_sizes) >= 2:
-        small, large = str(rss_sizes[0]), str(rss_sizes[-1])
-        ratio = rss[large]["maxrss_kib"] / rss[small]["maxrss_kib"]
-        ratios["rss_large_vs_small"] = ratio
-        targets.append(
-            target_line(f"peak RSS n={large} / n={small}", ratio, TARGET_RSS_RATIO, at_most=True)
-        )
-    for name, value in ratios.items():
-        print(f"  {name:36} {value:6.2f}")
-    for kind, ok in results["same_rows"].items():
-        targets.append(target_line(f"{kind}: floor rows == project rows", float(ok), 1.0))
+    print(f"  parse-only (reported, no target): {parse_rate:8.1f}")
+    rss_check = common.rss_target(rss, rss_sizes, "maxrss_kib", TARGET_RSS_RATIO)
+    if rss_check is not None:
+        ratios["rss_large_vs_small"] = rss_check["value"]
+        targets.append(rss_check)
+    common.print_ratios(ratios)
+    targets += common.same_rows_targets(results["same_rows"])
     results["ratios"] = ratios
     results["targets"] = targets
-    print_targets(targets)
-    if "profile" in results:
-        print_split(
-            f"profile of one project ingest ({results['profile']['store']}, "
-            f"{results['profile']['msgs_per_s']:.0f} msg/s under cProfile)",
-            results["profile"]["profile"],
-        )
-    print(f"\nload average: start {results['load_avg_start']}, end {results['load_avg_end']}")
-    path = Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(f"wrote {path}")
-    return 0 if all(t["met"] for t in targets) else 1
+    return common.finish_report(results, args.json)
 
 
 if __name__ == "__main__":

@@ -108,6 +108,7 @@ from mail_pipeline.intake.imap.shard import (  # noqa: E402
     DEFAULT_FETCH_WORKERS,
     DEFAULT_SHARD_SIZE,
 )
+from mail_pipeline.platform.settings import load_settings  # noqa: E402
 
 SECRET = "a passphrase for the fetch tick benchmark"
 TARGET_IDLE_SECONDS = 30.0
@@ -339,11 +340,14 @@ def job_tick(
     location's); ``expect_failed`` mailboxes of ``users`` must fail; ``runner`` names the tick
     (default: the executor)."""
     before = store.messages.count()
-    # as the schedule asks for it: over every mailbox partition (the partitions sensor's job)
-    names = [u.username for u in store.users.all(active_only=True)]
-    known = set(instance.get_dynamic_partitions(MAILBOX_PARTITIONS))
-    instance.add_dynamic_partitions(MAILBOX_PARTITIONS, [n for n in names if n not in known])
-    tags = every_mailbox(instance)
+    # as the schedule asks for it: over every mailbox partition (the partitions sensor's job),
+    # unless MAIL_PIPELINE_FETCH_PARTITIONS=off
+    tags: dict[str, str] = {}
+    if load_settings().fetch_over_partitions:
+        names = [u.username for u in store.users.all(active_only=True)]
+        known = set(instance.get_dynamic_partitions(MAILBOX_PARTITIONS))
+        instance.add_dynamic_partitions(MAILBOX_PARTITIONS, [n for n in names if n not in known])
+        tags = every_mailbox(instance)
     cpu = time.process_time()
     started = time.perf_counter()
     if executor == "in_process":

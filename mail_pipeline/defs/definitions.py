@@ -2,7 +2,8 @@
 
 Built lazily by ``@dg.definitions``: the executor of ``email_fetch_job``
 (``MAIL_PIPELINE_EXECUTOR``, see :mod:`mail_pipeline.defs.executors`), the fetch cron
-(``MAIL_PIPELINE_FETCH_CRON``, default every 5 minutes) and the retention cron
+(``MAIL_PIPELINE_FETCH_CRON``, default every 5 minutes), whether its runs cover every mailbox
+partition (``MAIL_PIPELINE_FETCH_PARTITIONS``) and the retention cron
 (``MAIL_PIPELINE_CLEANUP_CRON``, default 03:30 daily) are read
 through :func:`mail_pipeline.platform.settings.load_settings` when Dagster loads the location,
 not when the module is imported, and only here; the resources read the rest of the settings
@@ -34,9 +35,12 @@ def build_definitions(
     fetch_cron: str = DEFAULT_FETCH_CRON,
     cleanup_cron: str = DEFAULT_CLEANUP_CRON,
     fetch_executor: dg.ExecutorDefinition = dg.in_process_executor,
+    *,
+    fetch_over_partitions: bool = True,
 ) -> dg.Definitions:
-    """Return the definitions with the fetch schedule on ``fetch_cron``, the daily retention
-    on ``cleanup_cron`` and ``email_fetch_job`` on ``fetch_executor``."""
+    """Return the definitions with the fetch schedule on ``fetch_cron`` (its runs over every
+    mailbox partition when ``fetch_over_partitions``), the daily retention on
+    ``cleanup_cron`` and ``email_fetch_job`` on ``fetch_executor``."""
     return dg.Definitions(
         assets=[mail_metrics_spec, mailbox_spec, fetched_mail_asset],
         asset_checks=[mailbox_last_fetch_ok],
@@ -46,7 +50,10 @@ def build_definitions(
             fetch_mailbox_job,
             cleanup_tasks_job,
         ],
-        schedules=[build_fetch_schedule(fetch_cron), build_cleanup_schedule(cleanup_cron)],
+        schedules=[
+            build_fetch_schedule(fetch_cron, over_partitions=fetch_over_partitions),
+            build_cleanup_schedule(cleanup_cron),
+        ],
         sensors=[
             haraka_spool_sensor,
             mailbox_partitions_sensor,
@@ -66,4 +73,5 @@ def defs() -> dg.Definitions:
         settings.fetch_cron or DEFAULT_FETCH_CRON,
         settings.cleanup_cron or DEFAULT_CLEANUP_CRON,
         build_executor(settings),
+        fetch_over_partitions=settings.fetch_over_partitions,
     )

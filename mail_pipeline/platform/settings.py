@@ -14,6 +14,7 @@ the same store, files and secret key.
 | ``MAIL_PIPELINE_SECRET_KEY_FILE`` | (none) | a file holding that key |
 | ``MAIL_PIPELINE_FETCH_CRON`` | (the schedule's: every 5 min) | the fetch schedule |
 | ``MAIL_PIPELINE_CLEANUP_CRON`` | (the schedule's: 03:30 daily) | the retention schedule |
+| ``MAIL_PIPELINE_FETCH_PARTITIONS`` | ``on`` | scheduled runs over every mailbox partition |
 | ``MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE`` | ``3`` | auth failures that pause a mailbox |
 | ``MAIL_PIPELINE_EXECUTOR`` | ``in_process`` | fetch engine, or ``multiprocess``, ``celery`` |
 | ``MAIL_PIPELINE_MAX_CONCURRENT`` | (CPU count) | step processes at once, ``multiprocess`` only |
@@ -82,6 +83,7 @@ class _Environment(BaseSettings):
     secret_key_file: Path | None = None
     fetch_cron: str | None = None
     cleanup_cron: str | None = None
+    fetch_partitions: str | None = None
     auth_failures_to_pause: str | None = None
     executor: str | None = None
     max_concurrent: str | None = None
@@ -110,6 +112,8 @@ class Settings:
     spool_dir: Path
     fetch_cron: str | None = None
     cleanup_cron: str | None = None
+    #: the raw ``MAIL_PIPELINE_FETCH_PARTITIONS`` (see :attr:`fetch_over_partitions`)
+    fetch_partitions_env: str | None = None
     secret_key_env: str | None = field(default=None, repr=False)
     secret_key_file: Path | None = None
     auth_failures_to_pause_env: str | None = None
@@ -135,6 +139,29 @@ class Settings:
         default = HEALTH_DEFAULTS[name]
         value = whole_number(f"HEALTH_{name}", self.health_env.get(name), 0, "0 (off) or more")
         return (default if value is None else value) or None
+
+    @property
+    def fetch_over_partitions(self) -> bool:
+        """Whether a scheduled fetch runs over every mailbox partition
+        (``MAIL_PIPELINE_FETCH_PARTITIONS``: ``on``, the default, or ``off``).
+
+        On, Dagster records each mailbox's attempt, so the failed mailboxes are the failed
+        partitions of ``fetched_mail``; the price is one event per mailbox per tick, written
+        when the run is created (measured: about 18 ms each on the embedded SQLite instance).
+        Off, the scheduled runs have no partition: cheaper, and failures are still in the run,
+        the task, the check and the CLI, but not offered as failed partitions.
+
+        Raises:
+            ConfigError: the value is neither on nor off.
+        """
+        raw = (self.fetch_partitions_env or "").strip().lower()
+        if raw in ("", "on", "true", "yes", "1"):
+            return True
+        if raw in ("off", "false", "no", "0"):
+            return False
+        raise ConfigError(
+            f"MAIL_PIPELINE_FETCH_PARTITIONS must be on or off, not {self.fetch_partitions_env!r}"
+        )
 
     @property
     def auth_failures_to_pause(self) -> int | None:
@@ -235,6 +262,7 @@ def load_settings() -> Settings:
         spool_dir=_absolute(env.spool_dir or home / "spool"),
         fetch_cron=(env.fetch_cron or "").strip() or None,
         cleanup_cron=(env.cleanup_cron or "").strip() or None,
+        fetch_partitions_env=env.fetch_partitions,
         secret_key_env=key or None,
         secret_key_file=_absolute(env.secret_key_file) if env.secret_key_file else None,
         auth_failures_to_pause_env=env.auth_failures_to_pause,

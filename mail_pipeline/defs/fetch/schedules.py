@@ -25,8 +25,11 @@ def every_mailbox(instance: dg.DagsterInstance) -> dict[str, str]:
 DEFAULT_FETCH_CRON = "*/5 * * * *"
 
 
-def build_fetch_schedule(cron: str = DEFAULT_FETCH_CRON) -> dg.ScheduleDefinition:
-    """Return the ``email_fetch_schedule`` running ``email_fetch_job`` on ``cron``."""
+def build_fetch_schedule(
+    cron: str = DEFAULT_FETCH_CRON, *, over_partitions: bool = True
+) -> dg.ScheduleDefinition:
+    """Return the ``email_fetch_schedule`` running ``email_fetch_job`` on ``cron``, each run
+    over every mailbox partition (``over_partitions``) or without partitions."""
 
     @dg.schedule(
         name="email_fetch_schedule",
@@ -44,6 +47,6 @@ def build_fetch_schedule(cron: str = DEFAULT_FETCH_CRON) -> dg.ScheduleDefinitio
             return dg.SkipReason(
                 f"run {lease.run_id} holds the fetch lock until {lease.expires_at.isoformat()}"
             )
-        return dg.RunRequest(tags=every_mailbox(context.instance))
+        return dg.RunRequest(tags=every_mailbox(context.instance) if over_partitions else {})
 
     return email_fetch_schedule

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 
 from mail_pipeline.defs.definitions import build_definitions
 from mail_pipeline.defs.fetch.schedules import DEFAULT_FETCH_CRON, build_fetch_schedule
+from mail_pipeline.defs.imap.partitions import MAILBOX_PARTITIONS
 from mail_pipeline.defs.resources import FETCH_LOCK
+from mail_pipeline.errors import ConfigError
+from mail_pipeline.platform.settings import load_settings
 from mail_pipeline_tests.defs.conftest import Rig
 
 
@@ -34,3 +38,28 @@ def test_the_cron_is_configurable() -> None:
     defs = build_definitions("*/2 * * * *")
     assert defs.get_schedule_def("email_fetch_schedule").cron_schedule == "*/2 * * * *"
     assert defs.get_job_def("email_fetch_job") is not None
+
+
+def test_without_partitions_the_run_has_none(rig: Rig) -> None:
+    schedule = build_fetch_schedule(over_partitions=False)
+    with (
+        dg.instance_for_test() as instance,
+        dg.build_schedule_context(
+            instance=instance, resources={"store": rig.resources["store"]}
+        ) as context,
+    ):
+        instance.add_dynamic_partitions(MAILBOX_PARTITIONS, ["ann", "bob"])
+        tick = schedule.evaluate_tick(context)
+    assert tick.run_requests is not None
+    (request,) = tick.run_requests
+    assert "dagster/asset_partition_range_start" not in request.tags
+
+
+def test_the_setting_turns_the_partitions_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAIL_PIPELINE_FETCH_PARTITIONS", "off")
+    assert load_settings().fetch_over_partitions is False
+    monkeypatch.setenv("MAIL_PIPELINE_FETCH_PARTITIONS", "ON")
+    assert load_settings().fetch_over_partitions is True
+    monkeypatch.setenv("MAIL_PIPELINE_FETCH_PARTITIONS", "sometimes")
+    with pytest.raises(ConfigError, match="MAIL_PIPELINE_FETCH_PARTITIONS must be on or off"):
+        assert load_settings().fetch_over_partitions

@@ -1,8 +1,10 @@
 """The parse worker pool: the same outcomes as parsing here, no message lost when a worker is
-killed, workers started only when needed and stopped by ``close``."""
+killed or hangs (a hung one is killed after its deadline), workers started only when needed
+and stopped by ``close``."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from mail_pipeline.mime.parse_pool import (
+    AnswerDeadline,
     ParseFailure,
     ParsePool,
     parse_outcome,
@@ -141,6 +144,88 @@ def test_after_max_restarts_the_pool_parses_in_process() -> None:
         assert limited.pids() == [] and limited.deaths == 1
     finally:
         limited.close()
+
+
+#: A deadline short enough for a test, long enough for a worker's start on a busy machine.
+SHORT = AnswerDeadline(base=3.0, per_mib=0.0)
+#: How long a test waits for a result that a hung worker's deadline must bring.
+PATIENCE = 60.0
+
+
+#: Bytes a Linux pipe holds by default: a request below it is written whole to a stopped worker.
+PIPE_BUFFER = 64 * 1024
+
+
+@pytest.mark.parametrize("fits", [True, False], ids=["answer-unread", "request-unwritten"])
+def test_a_stopped_worker_is_killed_and_its_chunk_parsed_here(
+    fits: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A few messages fit in the pipe (the wait is for the answer); the corpus twenty times
+    over does not (the request itself cannot be written)."""
+    raws = corpus()[:8] if fits else corpus() * 20
+    assert (sum(map(len, raws)) < PIPE_BUFFER // 2) is fits
+    expected = parse_outcomes(raws)
+    hanging = ParsePool(1, deadline=SHORT)
+    try:
+        hanging.submit(raws[:1]).result()
+        (pid,) = hanging.pids()
+        os.kill(pid, signal.SIGSTOP)
+        with caplog.at_level(logging.WARNING, logger="mail_pipeline.mime.parse_pool"):
+            got = hanging.submit(raws).result(timeout=PATIENCE)
+        assert got == expected  # one outcome per raw, in order, none twice
+        assert wait_gone(pid)  # killed (and reaped), though stopped
+        assert hanging.deaths == 1
+        (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert f"parse worker {pid} did not answer within 3.0 s" in warning.getMessage()
+        assert hanging.submit(raws[:3]).result(timeout=PATIENCE) == expected[:3]
+        (new_pid,) = hanging.pids()  # a new worker answered
+        assert new_pid != pid
+    finally:
+        for pid in hanging.pids():
+            os.kill(pid, signal.SIGCONT)
+        hanging.close()
+
+
+def test_a_worker_that_resumes_before_its_deadline_is_kept(pool: ParsePool) -> None:
+    raws = corpus()
+    pool.submit(raws[:1]).result()
+    (pid,) = pool.pids()
+    os.kill(pid, signal.SIGSTOP)
+    job = pool.submit(raws)
+    try:
+        with pytest.raises(TimeoutError):
+            job.result(timeout=0.5)  # the default deadline is far off
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert job.result() == parse_outcomes(raws)
+    assert pool.deaths == 0 and pool.pids() == [pid]
+
+
+def test_hung_workers_count_towards_the_restart_limit() -> None:
+    raws = corpus()[:5]
+    expected = parse_outcomes(raws)
+    limited = ParsePool(1, max_restarts=0, deadline=SHORT)
+    try:
+        limited.submit(raws).result()
+        (pid,) = limited.pids()
+        os.kill(pid, signal.SIGSTOP)
+        assert limited.submit(raws).result(timeout=PATIENCE) == expected
+        assert wait_gone(pid)
+        assert limited.submit(raws).result() == expected
+        assert limited.pids() == [] and limited.deaths == 1  # in-process from now on
+    finally:
+        limited.close()
+
+
+def test_the_deadline_grows_with_the_request() -> None:
+    deadline = AnswerDeadline(base=30.0, per_mib=5.0)
+    assert deadline.seconds(0) == 30.0
+    assert deadline.seconds(3 * 1024 * 1024) == 45.0
+    assert AnswerDeadline().seconds(1024 * 1024) > AnswerDeadline().seconds(0) > 0
+    with pytest.raises(ValueError, match="base"):
+        AnswerDeadline(base=0.0)
+    with pytest.raises(ValueError, match="per MiB"):
+        AnswerDeadline(per_mib=-1.0)
 
 
 def test_close_stops_the_workers_and_refuses_more_work() -> None:

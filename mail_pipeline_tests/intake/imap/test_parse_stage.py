@@ -1,13 +1,17 @@
 """The parse step of a folder sync: a large sync parses in the worker process with the same
-result as in-process parsing (order, cursor, quarantined UIDs); a small or idle one never
-starts a worker; a worker killed mid-sync loses no message."""
+result as in-process parsing (order, cursor, quarantined UIDs); a message over a MiB is parsed
+in-process even then; a small or idle one never starts a worker; a worker killed or hung
+mid-sync loses no message and stores none twice."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import os
+import random
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -15,10 +19,22 @@ import pytest
 from mail_pipeline.intake.imap import parse_stage
 from mail_pipeline.intake.imap.config import EmailConfigManager
 from mail_pipeline.intake.imap.fetcher import MailboxFetcher
-from mail_pipeline.intake.imap.parse_stage import parse_batch, wants_process
+from mail_pipeline.intake.imap.parse_stage import (
+    IN_PROCESS_ABOVE_BYTES,
+    parse_batch,
+    wants_process,
+)
 from mail_pipeline.intake.imap.sync import Batch
 from mail_pipeline.intake.imap.wire import RawMessage
-from mail_pipeline.mime.parse_pool import ParseFailure, ParsePool, shared_parse_pool
+from mail_pipeline.mime.parse_pool import (
+    AnswerDeadline,
+    ParseFailure,
+    ParseJob,
+    ParsePool,
+    parse_outcomes,
+    shared_parse_pool,
+)
+from mail_pipeline.mime.results import ParsedMessage
 from mail_pipeline.storage.attachments import AttachmentStorage
 from mail_pipeline.storage.save_service import EmailSaveService
 from mail_pipeline.storage.store import MailStore
@@ -77,6 +93,66 @@ def test_parse_batch_sets_aside_too_large_and_keeps_order(in_worker: bool, pool:
     assert isinstance(outcomes[2], ParseFailure) and "not_a_message" in outcomes[2].error
     assert not isinstance(outcomes[1], ParseFailure)
     assert bool(pool.pids()) is in_worker
+
+
+def with_big_attachment(n: int, size: int) -> bytes:
+    """A message of about ``size`` bytes: a text body and one base64 attachment."""
+    blob = random.Random(n).randbytes(size * 57 // 78)
+    encoded = base64.encodebytes(blob).replace(b"\n", b"\r\n")
+    head, _, _body = message(n).partition(b"\r\n\r\n")
+    return (
+        head + b'\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nthe file\r\n"
+        b"--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; "
+        b'filename="big.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n' + encoded + b"--b--\r\n"
+    )
+
+
+def count_submits(pool: ParsePool, monkeypatch: pytest.MonkeyPatch) -> list[list[bytes]]:
+    """Record the raws of every ``pool.submit`` from now on; return the record."""
+    sent: list[list[bytes]] = []
+    original = pool.submit
+
+    def submit(raws: Sequence[bytes]) -> ParseJob:
+        sent.append(list(raws))
+        return original(raws)
+
+    monkeypatch.setattr(pool, "submit", submit)
+    return sent
+
+
+def test_a_big_message_is_parsed_here_in_fetch_order(
+    pool: ParsePool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = with_big_attachment(3, IN_PROCESS_ABOVE_BYTES + 100_000)
+    assert len(big) > IN_PROCESS_ABOVE_BYTES
+    raws = [message(1), with_attachment(message(2), "a.txt"), big, GARBAGE, message(5)]
+    messages = [RawMessage(uid, WHEN, raw) for uid, raw in enumerate(raws, start=1)]
+    sent = count_submits(pool, monkeypatch)
+
+    batch = parse_batch(messages, limit=10 * len(big), pool=pool).result()
+
+    assert sent == [[r for r in raws if r is not big]]  # one request, without the big one
+    assert [m.uid for m, _ in batch.parsed] == [1, 2, 3, 4, 5]
+    assert [o for _, o in batch.parsed] == parse_outcomes(raws)
+    assert batch.too_large == [] and batch.fetched == 5
+    parsed_big = batch.parsed[2][1]
+    assert isinstance(parsed_big, ParsedMessage)
+    (attachment,) = parsed_big.attachments
+    data = attachment.source.data  # still a view into the fetched bytes: no copy made
+    assert isinstance(data, memoryview) and data.obj is big
+    assert pool.pids()  # the small ones went to the worker
+
+
+def test_a_batch_of_big_messages_only_never_starts_a_worker(
+    pool: ParsePool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raws = [with_big_attachment(n, IN_PROCESS_ABOVE_BYTES + 1) for n in (1, 2)]
+    messages = [RawMessage(uid, WHEN, raw) for uid, raw in enumerate(raws, start=1)]
+    sent = count_submits(pool, monkeypatch)
+    batch = parse_batch(messages, limit=10 * len(raws[0]), pool=pool).result()
+    assert sent == [] and pool.pids() == []
+    assert [o for _, o in batch.parsed] == parse_outcomes(raws)
 
 
 def fetcher_with(
@@ -174,5 +250,51 @@ def test_a_worker_killed_during_a_sync_loses_no_message(
     assert killed
     assert_ok(result)
     assert (result.counters.saved, result.counters.failed) == (10, 1)
+    position = store.messages.sync_position(box.id, "INBOX")
+    assert position is not None and position.last_uid == uids[-1]
+
+
+@pytest.mark.dovecot
+def test_a_worker_hung_during_a_sync_is_killed_and_loses_no_message(
+    store: MailStore,
+    configs: EmailConfigManager,
+    mailbox: Callable[..., Mailbox],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    box = mailbox()
+    uids, _bad = fill(box)
+    shared = shared_parse_pool()
+    monkeypatch.setattr(shared, "deadline", AnswerDeadline(base=2.0, per_mib=0.0))
+    shared.submit([message(0)]).result()  # started
+    deaths = shared.deaths
+    original = parse_stage.parse_batch
+    stopped: list[int] = []
+
+    def stop_then_parse(
+        messages: list[RawMessage], *, limit: int, pool: ParsePool | None
+    ) -> object:
+        if pool is not None and not stopped and pool.pids():
+            stopped.append(pool.pids()[0])
+            os.kill(stopped[0], signal.SIGSTOP)
+        return original(messages, limit=limit, pool=pool)
+
+    from mail_pipeline.intake.imap import folder as folder_module
+
+    monkeypatch.setattr(folder_module, "parse_batch", stop_then_parse)
+    try:
+        result = fetcher_with(store, configs, tmp_path, 2).fetch_user(box.id)
+    finally:
+        for pid in stopped:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+    assert stopped
+    assert shared.deaths == deaths + 1 and stopped[0] not in shared.pids()
+    with pytest.raises(ProcessLookupError):  # killed and reaped
+        os.kill(stopped[0], 0)
+    assert_ok(result)
+    assert (result.counters.saved, result.counters.failed) == (10, 1)
+    subjects = stored_subjects(store, box.id)
+    assert len(subjects) == len(set(subjects)) == 10  # every message once
     position = store.messages.sync_position(box.id, "INBOX")
     assert position is not None and position.last_uid == uids[-1]

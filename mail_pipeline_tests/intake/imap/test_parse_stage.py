@@ -232,20 +232,7 @@ def test_a_worker_killed_during_a_sync_loses_no_message(
     uids, _bad = fill(box)
     shared = shared_parse_pool()
     shared.submit([message(0)]).result()  # started
-    original = parse_stage.parse_batch
-    killed: list[int] = []
-
-    def kill_then_parse(
-        messages: list[RawMessage], *, limit: int, pool: ParsePool | None
-    ) -> object:
-        if pool is not None and not killed and pool.pids():
-            killed.append(pool.pids()[0])
-            os.kill(killed[0], signal.SIGKILL)
-        return original(messages, limit=limit, pool=pool)
-
-    from mail_pipeline.intake.imap import folder as folder_module
-
-    monkeypatch.setattr(folder_module, "parse_batch", kill_then_parse)
+    killed = _signal_the_worker_once(monkeypatch, signal.SIGKILL)
     result = fetcher_with(store, configs, tmp_path, 2).fetch_user(box.id)
     assert killed
     assert_ok(result)
@@ -268,20 +255,7 @@ def test_a_worker_hung_during_a_sync_is_killed_and_loses_no_message(
     monkeypatch.setattr(shared, "deadline", AnswerDeadline(base=2.0, per_mib=0.0))
     shared.submit([message(0)]).result()  # started
     deaths = shared.deaths
-    original = parse_stage.parse_batch
-    stopped: list[int] = []
-
-    def stop_then_parse(
-        messages: list[RawMessage], *, limit: int, pool: ParsePool | None
-    ) -> object:
-        if pool is not None and not stopped and pool.pids():
-            stopped.append(pool.pids()[0])
-            os.kill(stopped[0], signal.SIGSTOP)
-        return original(messages, limit=limit, pool=pool)
-
-    from mail_pipeline.intake.imap import folder as folder_module
-
-    monkeypatch.setattr(folder_module, "parse_batch", stop_then_parse)
+    stopped = _signal_the_worker_once(monkeypatch, signal.SIGSTOP)
     try:
         result = fetcher_with(store, configs, tmp_path, 2).fetch_user(box.id)
     finally:
@@ -298,3 +272,23 @@ def test_a_worker_hung_during_a_sync_is_killed_and_loses_no_message(
     assert len(subjects) == len(set(subjects)) == 10  # every message once
     position = store.messages.sync_position(box.id, "INBOX")
     assert position is not None and position.last_uid == uids[-1]
+
+
+def _signal_the_worker_once(monkeypatch: pytest.MonkeyPatch, signum: int) -> list[int]:
+    """Make the folder sync send ``signum`` to the pool's worker just before it hands the
+    first batch to it; return the list the signalled pid is put in."""
+    from mail_pipeline.intake.imap import folder as folder_module
+
+    original = parse_stage.parse_batch
+    signalled: list[int] = []
+
+    def signal_then_parse(
+        messages: list[RawMessage], *, limit: int, pool: ParsePool | None
+    ) -> object:
+        if pool is not None and not signalled and pool.pids():
+            signalled.append(pool.pids()[0])
+            os.kill(signalled[0], signum)
+        return original(messages, limit=limit, pool=pool)
+
+    monkeypatch.setattr(folder_module, "parse_batch", signal_then_parse)
+    return signalled

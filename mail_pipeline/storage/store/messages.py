@@ -212,6 +212,23 @@ class MessageRepository(Repository):
         with self._reading() as session:
             return int(session.scalar(stmt) or 0)
 
+    def count_above(self, low: int, high: int) -> tuple[int, int, int | None]:
+        """Return how many messages have an id above ``low``, how many above ``high``, and
+        the highest id above the lower of the two (None when there is none).
+
+        One statement, so both counts come from one snapshot, and it reads only the primary
+        key's range above ``min(low, high)``.
+        """
+        above_low, above_high = EmailMessage.id > low, EmailMessage.id > high
+        stmt = select(
+            func.count().filter(above_low),
+            func.count().filter(above_high),
+            func.max(EmailMessage.id),
+        ).where(EmailMessage.id > min(low, high))
+        with self._reading() as session:
+            n_low, n_high, top = session.execute(stmt).one()
+        return int(n_low or 0), int(n_high or 0), None if top is None else int(top)
+
     def summaries(self, user_id: int | None = None, *, limit: int = 1000) -> list[StoredMessage]:
         """Return stored messages (one user's, or all), oldest first by id."""
         stmt = select(EmailMessage).order_by(EmailMessage.id).limit(limit)

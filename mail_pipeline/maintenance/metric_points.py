@@ -11,8 +11,11 @@ orders the plots by key.
 Gauges are the value at the point. Counters are per-interval deltas: what was added since the
 previous point (the first point of a counter is 0, it only sets the baseline); their running
 totals travel in the point (:attr:`MetricPoint.totals`, not plotted) so the next point can
-subtract. A series that has been 0 at every point so far is not emitted; once it was not 0 it
-is emitted at every later point, zeros included, so its plot has no holes.
+subtract. ``messages_saved`` is counted in the store instead (:func:`messages_saved`): a
+running total of the stored messages would go down when older messages are deleted, and the
+saves of that interval would be lost. A series that has been 0 at every point so far is not
+emitted; once it was not 0 it is emitted at every later point, zeros included, so its plot
+has no holes.
 
 No Dagster imports.
 """
@@ -23,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mail_pipeline.maintenance.metrics import Metrics
-from mail_pipeline.storage.store import EmailSource, TaskStatus
+from mail_pipeline.storage.store import EmailSource, MailStore, TaskStatus
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,9 @@ class Series:
     description: str
     #: True: the point holds the increase since the previous point, not the running total
     counter: bool = False
+    #: True (a counter): the reading already is the increase since the previous point, as
+    #: the store counted it (see :func:`messages_saved`), not a running total
+    counted: bool = False
 
     def key(self, rank: int) -> str:
         """The metadata key of this series at ``rank`` (1-based): ``"01 title [unit]"``."""
@@ -72,8 +78,10 @@ SERIES: tuple[Series, ...] = (
         "messages_saved",
         "messages saved",
         "messages per interval",
-        "messages stored since the previous point, both sources",
+        "messages stored since the previous point, both sources (deleting older messages "
+        "does not lower it)",
         counter=True,
+        counted=True,
     ),
     Series(
         "imap_fetch_seconds",
@@ -142,11 +150,12 @@ SERIES: tuple[Series, ...] = (
 KEYS: dict[str, str] = {s.id: s.key(rank) for rank, s in enumerate(SERIES, start=1)}
 
 
-def readings(metrics: Metrics) -> dict[str, float | int]:
-    """Return the raw value of every series of :data:`SERIES` in ``metrics``, by id.
+def readings(metrics: Metrics, saved: SavedMessages) -> dict[str, float | int]:
+    """Return the raw value of every series of :data:`SERIES` in ``metrics`` (and ``saved``,
+    the ``messages_saved`` reading), by id.
 
-    Counters are running totals here (:func:`next_point` turns them into deltas). The spool
-    series are 0 when the snapshot has no spool part.
+    Counters are running totals here (:func:`next_point` turns them into deltas), except the
+    ``counted`` ones. The spool series are 0 when the snapshot has no spool part.
     """
     spool = metrics.spool
     return {
@@ -154,7 +163,7 @@ def readings(metrics: Metrics) -> dict[str, float | int]:
         "failed_tasks_24h": metrics.failed_last_day,
         "spool_backlog": spool.inbox_ready if spool else 0,
         "spool_oldest_age": round(spool.oldest_inbox_age_seconds or 0.0, 1) if spool else 0.0,
-        "messages_saved": metrics.messages_stored,
+        "messages_saved": saved.count,
         "imap_fetch_seconds": round(metrics.last_run_seconds.get(EmailSource.IMAP.value, 0.0), 3),
         "spool_ingest_seconds": round(
             metrics.last_run_seconds.get(EmailSource.HARAKA.value, 0.0), 3
@@ -195,6 +204,52 @@ class PreviousPoint:
         )
 
 
+#: The totals entries :func:`messages_saved` keeps in a point for the next one (message ids,
+#: the store's primary key): the mark the next point counts above, how many messages were
+#: above it at this point, and the highest id seen so far (the mark after next).
+SAVED_MARK = "messages_saved_mark"
+SAVED_ABOVE_MARK = "messages_saved_above_mark"
+SAVED_TOP = "messages_saved_top"
+
+
+@dataclass(frozen=True)
+class SavedMessages:
+    """The ``messages_saved`` reading: the messages stored since the previous point, and the
+    totals entries (:data:`SAVED_MARK` ...) the next point counts from."""
+
+    count: int
+    marks: dict[str, int]
+
+
+def messages_saved(store: MailStore, previous: PreviousPoint | None) -> SavedMessages:
+    """Return how many messages were stored since ``previous`` (0 at the first point, or
+    after a point that has no marks: they set the baseline).
+
+    The count is by primary key, so deleting older messages does not lower it, and a
+    duplicate (which consumes a PostgreSQL sequence id) is not counted. Each point counts
+    above the highest id the point before the previous one had seen, and subtracts what the
+    previous point counted above that same mark: a batch that took its ids before the
+    previous point but committed after it is counted by this point, not lost. Only a batch
+    whose transaction spans a whole interval, or a new row reusing the id of a deleted
+    newest row (SQLite, when the newest messages were deleted), can go uncounted.
+    """
+    totals = previous.totals if previous is not None else {}
+    marks = [totals.get(key) for key in (SAVED_MARK, SAVED_ABOVE_MARK, SAVED_TOP)]
+    if not all(isinstance(m, int) and m >= 0 for m in marks):
+        _, _, top = store.messages.count_above(0, 0)
+        return SavedMessages(0, {SAVED_MARK: top or 0, SAVED_ABOVE_MARK: 0, SAVED_TOP: top or 0})
+    mark, above_mark, last_top = (int(m or 0) for m in marks)
+    now_above_mark, above_last_top, top = store.messages.count_above(mark, last_top)
+    return SavedMessages(
+        max(0, now_above_mark - above_mark),
+        {
+            SAVED_MARK: last_top,
+            SAVED_ABOVE_MARK: above_last_top,
+            SAVED_TOP: max(last_top, top or 0),
+        },
+    )
+
+
 @dataclass(frozen=True)
 class MetricPoint:
     """One point: the emitted values in :data:`SERIES` order (key -> value) and the counters'
@@ -205,25 +260,29 @@ class MetricPoint:
 
 
 def next_point(
-    current: Mapping[str, float | int], previous: PreviousPoint | None = None
+    current: Mapping[str, float | int],
+    previous: PreviousPoint | None = None,
+    marks: Mapping[str, int] | None = None,
 ) -> MetricPoint:
     """Return the point of the raw ``current`` readings (see :func:`readings`) after
-    ``previous`` (None: this is the first point).
+    ``previous`` (None: this is the first point); ``marks`` (those of
+    :class:`SavedMessages`) go into its totals as they are.
 
     A counter's value is its increase since ``previous`` (never negative: a total that went
     down, e.g. rows deleted by hand, starts a new baseline); with no previous total it is 0.
-    A series whose value is 0 is left out unless ``previous`` emitted it.
+    A ``counted`` counter's value is its reading. A series whose value is 0 is left out
+    unless ``previous`` emitted it.
 
     Raises:
         KeyError: ``current`` lacks a series of :data:`SERIES`.
     """
     before = previous or PreviousPoint()
     values: dict[str, float | int] = {}
-    totals: dict[str, int | float] = {}
+    totals: dict[str, int | float] = dict(marks or {})
     for series in SERIES:
         raw = current[series.id]
         value = raw
-        if series.counter:
+        if series.counter and not series.counted:
             totals[series.id] = raw
             last = before.totals.get(series.id)
             value = 0 if last is None else max(0, raw - last)

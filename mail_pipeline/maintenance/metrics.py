@@ -62,8 +62,6 @@ class Metrics:
     active_mailbox_count: int = 0
     #: the recorded state of the active mailboxes (one never fetched has none yet)
     active_mailboxes: list[MailboxStatus] = field(default_factory=list)
-    #: every message row in the store (both sources)
-    messages_stored: int = 0
     #: seconds the latest COMPLETED task of each source took, by source value
     last_run_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -227,7 +225,6 @@ def compute_metrics(
         mailboxes=mailboxes,
         active_mailbox_count=len(active),
         active_mailboxes=[m for m in mailboxes if m.user_id in active],
-        messages_stored=store.messages.count(),
         last_run_seconds=_last_run_seconds(store),
     )
 

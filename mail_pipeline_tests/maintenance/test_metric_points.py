@@ -1,20 +1,33 @@
-"""The plotted series: their order, units and descriptions, counters as deltas, zero series."""
+"""The plotted series: their order, units and descriptions, counters as deltas, zero series,
+and messages saved per interval as the store counts them."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
+
+from sqlalchemy import delete, insert
 
 from mail_pipeline.maintenance.metric_points import (
     KEYS,
+    SAVED_ABOVE_MARK,
+    SAVED_MARK,
+    SAVED_TOP,
     SERIES,
+    MetricPoint,
     PreviousPoint,
+    SavedMessages,
     legend,
+    messages_saved,
     next_point,
     readings,
 )
 from mail_pipeline.maintenance.metrics import Metrics, SpoolMetrics
-from mail_pipeline.storage.store import MailboxStatus
+from mail_pipeline.storage.store import MailboxStatus, MailStore
+from mail_pipeline.storage.store.models import EmailMessage
+from mail_pipeline_tests.fixtures.message_rows import message_row, save_messages
+
+NONE_SAVED = SavedMessages(0, {})
 
 
 def _mailbox(name: str, *, failures: int = 0, paused: bool = False) -> MailboxStatus:
@@ -75,10 +88,9 @@ def test_readings_of_a_snapshot() -> None:
         active_mailbox_count=3,
         mailboxes=[_mailbox("a", failures=2), _mailbox("b", paused=True), _mailbox("c")],
         active_mailboxes=[_mailbox("a", failures=2), _mailbox("b", paused=True)],
-        messages_stored=120,
         last_run_seconds={"IMAP_EMAIL_FETCH": 12.3456, "HARAKA_EMAIL_FETCH": 0.5},
     )
-    assert readings(metrics) == {
+    assert readings(metrics, SavedMessages(120, {})) == {
         "failing_mailboxes": 2,
         "failed_tasks_24h": 4,
         "spool_backlog": 5,
@@ -95,15 +107,15 @@ def test_readings_of_a_snapshot() -> None:
         "tasks_deleted": 11,
         "active_mailboxes": 3,
     }
-    assert readings(_metrics(spool=None))["spool_oldest_age"] == 0.0
+    assert readings(_metrics(spool=None), NONE_SAVED)["spool_oldest_age"] == 0.0
 
 
 def test_counters_are_deltas_and_zero_only_series_are_dropped() -> None:
-    quiet = readings(_metrics(active_mailbox_count=2, messages_stored=100))
-    first = next_point(quiet)
+    quiet = readings(_metrics(active_mailbox_count=2, audited_tasks=100), NONE_SAVED)
+    first = next_point(quiet, marks={SAVED_MARK: 9})
     # The first point: counters set their baseline (0) and only non-zero series appear.
     assert first.values == {KEYS["active_mailboxes"]: 2}
-    assert first.totals == {"messages_saved": 100, "tasks_deleted": 0}
+    assert first.totals == {SAVED_MARK: 9, "tasks_deleted": 100}
 
     def after(
         point_values: dict[str, float | int], totals: dict[str, int | float]
@@ -113,10 +125,11 @@ def test_counters_are_deltas_and_zero_only_series_are_dropped() -> None:
     busy = readings(
         _metrics(
             active_mailbox_count=2,
-            messages_stored=107,
+            audited_tasks=107,
             spool=SpoolMetrics(3, 0, 0, 12.0),
             last_run_seconds={"IMAP_EMAIL_FETCH": 4.0},
-        )
+        ),
+        SavedMessages(4, {}),
     )
     second = next_point(busy, after(first.values, first.totals))
     assert list(second.values) == [
@@ -124,14 +137,16 @@ def test_counters_are_deltas_and_zero_only_series_are_dropped() -> None:
         KEYS["spool_oldest_age"],
         KEYS["messages_saved"],
         KEYS["imap_fetch_seconds"],
+        KEYS["tasks_deleted"],
         KEYS["active_mailboxes"],
     ]
-    assert second.values[KEYS["messages_saved"]] == 7  # not the running total, 107
+    assert second.values[KEYS["tasks_deleted"]] == 7  # not the running total, 107
+    assert second.values[KEYS["messages_saved"]] == 4  # counted by the store: as read
     assert second.values[KEYS["spool_backlog"]] == 3
-    assert second.totals["messages_saved"] == 107
+    assert second.totals == {"tasks_deleted": 107}
     # Nothing new: a series once emitted goes on at 0, so its plot has no holes.
     third = next_point(
-        readings(_metrics(active_mailbox_count=2, messages_stored=107)),
+        readings(_metrics(active_mailbox_count=2, audited_tasks=107), NONE_SAVED),
         after(second.values, second.totals),
     )
     assert third.values == {
@@ -139,22 +154,82 @@ def test_counters_are_deltas_and_zero_only_series_are_dropped() -> None:
         KEYS["spool_oldest_age"]: 0.0,
         KEYS["messages_saved"]: 0,
         KEYS["imap_fetch_seconds"]: 0.0,
+        KEYS["tasks_deleted"]: 0,
         KEYS["active_mailboxes"]: 2,
     }
     # A total that went down (rows deleted by hand) starts a new baseline, never a negative.
     fourth = next_point(
-        readings(_metrics(active_mailbox_count=2, messages_stored=90)),
+        readings(_metrics(active_mailbox_count=2, audited_tasks=90), NONE_SAVED),
         after(third.values, third.totals),
     )
-    assert fourth.values[KEYS["messages_saved"]] == 0 and fourth.totals["messages_saved"] == 90
+    assert fourth.values[KEYS["tasks_deleted"]] == 0 and fourth.totals["tasks_deleted"] == 90
 
 
 def test_a_previous_point_of_an_older_layout_is_read_safely() -> None:
     previous = PreviousPoint.from_metadata(
         {"total_tasks", "mailboxes_paused", KEYS["stale_tasks"]},
-        {"messages_saved": 5, "tasks_deleted": "x", "other": True},
+        {"tasks_deleted": 5, "messages_saved": "x", "other": True},
     )
     assert previous.emitted == frozenset({"stale_tasks"})
-    assert dict(previous.totals) == {"messages_saved": 5}
-    point = next_point(readings(_metrics(messages_stored=8)), previous)
-    assert point.values == {KEYS["messages_saved"]: 3, KEYS["stale_tasks"]: 0}
+    assert dict(previous.totals) == {"tasks_deleted": 5}
+    point = next_point(readings(_metrics(audited_tasks=8), NONE_SAVED), previous)
+    assert point.values == {KEYS["tasks_deleted"]: 3, KEYS["stale_tasks"]: 0}
+
+
+def _point(store: MailStore, previous: MetricPoint | None = None) -> MetricPoint:
+    """The next point of ``store`` after ``previous``, as the mail_metrics asset records it."""
+    before = None
+    if previous is not None:
+        before = PreviousPoint.from_metadata(set(previous.values), previous.totals)
+    saved = messages_saved(store, before)
+    return next_point(readings(_metrics(), saved), before, saved.marks)
+
+
+def _saved(point: MetricPoint) -> float | int:
+    return point.values.get(KEYS["messages_saved"], 0)
+
+
+def test_messages_saved_is_what_was_stored_even_when_older_messages_are_deleted(
+    store: MailStore,
+) -> None:
+    alice = store.users.add("alice", "alice@example.org").id
+    old = save_messages(store, alice, range(30))
+    first = _point(store)
+    assert _saved(first) == 0  # the baseline
+    assert first.totals[SAVED_MARK] == first.totals[SAVED_TOP] == old[-1]
+    save_messages(store, alice, range(30, 35))
+    with store.engine.begin() as connection:  # retention of the 20 oldest messages
+        connection.execute(delete(EmailMessage).where(EmailMessage.id <= old[19]))
+    assert store.messages.count() == 15  # the total went down by 15...
+    second = _point(store, first)
+    assert _saved(second) == 5  # ...and the interval still saved 5
+    # Duplicates consume PostgreSQL ids but are not saves.
+    store.messages.insert_batch([message_row(alice, n) for n in (25, 30, 35)])
+    third = _point(store, second)
+    assert _saved(third) == 1
+    assert _saved(_point(store, third)) == 0
+
+
+def test_a_message_committed_after_a_point_with_a_lower_id_is_counted_once(
+    store: MailStore,
+) -> None:
+    """A batch takes its ids when it inserts and is seen when it commits: on PostgreSQL a
+    batch with lower ids can commit after a point that saw higher ones."""
+    alice = store.users.add("alice", "alice@example.org").id
+    top = save_messages(store, alice, range(3))[-1]
+
+    def commit(pk: int) -> None:  # a row with a chosen id, as a late commit leaves it
+        row = {k: v for k, v in asdict(message_row(alice, pk)).items() if k != "attachments"}
+        with store.engine.begin() as connection:
+            connection.execute(insert(EmailMessage).values(id=pk, created_at=store.clock(), **row))
+
+    first = _point(store)
+    commit(top + 2)
+    commit(top + 3)
+    second = _point(store, first)
+    assert _saved(second) == 2 and second.totals[SAVED_TOP] == top + 3
+    commit(top + 1)  # took its id before the second point, committed after it
+    third = _point(store, second)
+    assert _saved(third) == 1
+    assert (third.totals[SAVED_MARK], third.totals[SAVED_ABOVE_MARK]) == (top + 3, 0)
+    assert _saved(_point(store, third)) == 0

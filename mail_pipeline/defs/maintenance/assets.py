@@ -19,6 +19,7 @@ from mail_pipeline.maintenance.metric_points import (
     MetricPoint,
     PreviousPoint,
     legend,
+    messages_saved,
     next_point,
     readings,
 )
@@ -115,8 +116,10 @@ def _record_point(
 ) -> MetricPoint | None:
     """Compute and log one point after the latest one (the caller holds the recording lease)."""
     try:
+        previous = previous_point(context.instance)
         metrics = compute_metrics(store, spool_dir=spool_dir, spool=spool_status)
-        point = next_point(readings(metrics), previous_point(context.instance))
+        saved = messages_saved(store, previous)
+        point = next_point(readings(metrics, saved), previous, saved.marks)
     except Exception as exc:  # the metrics are a report; the run's work is already done
         context.log.warning(f"mail_metrics not recorded: {type(exc).__name__}: {exc}")
         return None

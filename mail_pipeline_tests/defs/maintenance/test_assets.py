@@ -14,7 +14,13 @@ from mail_pipeline.defs.maintenance.assets import (
     TOTALS_KEY,
     mail_metrics_spec,
 )
-from mail_pipeline.maintenance.metric_points import KEYS, SERIES
+from mail_pipeline.maintenance.metric_points import (
+    KEYS,
+    SAVED_ABOVE_MARK,
+    SAVED_MARK,
+    SAVED_TOP,
+    SERIES,
+)
 from mail_pipeline_tests.defs.conftest import Rig, materializations
 from mail_pipeline_tests.fixtures.dovecot import DovecotServer
 
@@ -78,7 +84,14 @@ def test_every_fetch_run_records_a_point_of_the_series_the_ui_plots(
     assert second.metadata[saved].value == 2 and third.metadata[saved].value == 0
     totals = third.metadata[TOTALS_KEY]
     assert isinstance(totals, dg.JsonMetadataValue)
-    assert totals.data == {"messages_saved": 3, "tasks_deleted": 0}
+    # The store counts the saves above a message id the points carry along.
+    newest = max(m.id for m in rig.store.messages.summaries(user))
+    assert totals.data == {
+        SAVED_MARK: newest,
+        SAVED_ABOVE_MARK: 0,
+        SAVED_TOP: newest,
+        "tasks_deleted": 0,
+    }
     assert rig.store.messages.count(user) == 3
     history = materializations(instance)
     assert len(history) == 3 and history[0][saved] == 0 and history[1][saved] == 2

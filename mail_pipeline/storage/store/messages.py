@@ -24,6 +24,7 @@ from mail_pipeline.errors import NotFoundError
 from mail_pipeline.storage.store.base import Repository
 from mail_pipeline.storage.store.columns import clean_row
 from mail_pipeline.storage.store.models import EmailAttachment, EmailMessage
+from mail_pipeline.storage.store.raw_stream import read_raw, streamed, write_raw
 from mail_pipeline.storage.store.sync_state import (
     SyncPosition,
     SyncUpdate,
@@ -140,7 +141,8 @@ class MessageRepository(Repository):
                             "cc": msg.cc,
                             "received_at": msg.received_at,
                             "sent_at": msg.sent_at,
-                            "raw_content": msg.raw_content,
+                            # a big message's bytes are written after the insert, in pieces
+                            "raw_content": b"" if streamed(msg.raw_content) else msg.raw_content,
                             "html_content": msg.html_content,
                             "text_content": msg.text_content,
                             "status": "FETCHED",
@@ -161,6 +163,9 @@ class MessageRepository(Repository):
                     key = (row["user_id"], row["dedup_key"])
                     ids.append(None if key in seen else new_ids.get(key))
                     seen.add(key)
+                for msg, new_id in zip(messages, ids, strict=True):
+                    if new_id is not None and streamed(msg.raw_content):
+                        write_raw(session, new_id, msg.raw_content)
             rows = [
                 clean_row(
                     EmailAttachment,
@@ -263,7 +268,7 @@ class MessageRepository(Repository):
             if m is None:
                 raise NotFoundError(f"no message with id {message_pk}")
             return {
-                "raw_content": m.raw_content,
+                "raw_content": read_raw(session, message_pk, m.raw_content),
                 "text_content": m.text_content,
                 "html_content": m.html_content,
                 "sent_at": m.sent_at,

@@ -177,6 +177,21 @@ class EmailMessage(Base):
     )
 
 
+class EmailMessageRaw(Base):
+    """The raw bytes of a big message (see :mod:`.raw_stream`), kept apart from its row.
+
+    The row's own ``raw_content`` is then empty. ``raw_content`` is the last column so that
+    SQLite can size it with ``zeroblob`` without building it in memory.
+    """
+
+    __tablename__ = "email_message_raw"
+
+    message_pk: Mapped[int] = mapped_column(
+        ForeignKey("email_messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    raw_content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class EmailAttachment(Base):
     """An attachment of a stored message; the bytes live on disk under the attachment root."""
 

@@ -22,8 +22,9 @@ TABLES = {
     "email_task_audit",
     "mailbox_state",
     "oauth2_grants",
+    "email_message_raw",
 }
-HEAD = "0006"
+HEAD = "0007"
 
 
 def test_migration_creates_every_table(store: MailStore) -> None:
@@ -158,3 +159,34 @@ def test_migration_0005_starts_failing_mailboxes_from_their_last_failure(
     was_failing, was_fine = store.mailboxes.get(failing.id), store.mailboxes.get(fine.id)
     assert was_failing is not None and was_failing.failing_since == failed_at
     assert was_fine is not None and was_fine.failing_since is None
+
+
+def test_migration_0007_downgrade_puts_big_messages_back_into_their_rows(
+    store: MailStore,
+) -> None:
+    """A big message's bytes, kept apart at 0007, are in its own row again at 0006."""
+    from dataclasses import replace
+
+    from alembic import command
+    from sqlalchemy import text
+
+    from mail_pipeline.storage.store.raw_stream import STREAM_ABOVE
+    from mail_pipeline.storage.store.store import alembic_config
+    from mail_pipeline_tests.fixtures.message_rows import message_row
+
+    alice = store.users.add("alice", "alice@example.org").id
+    big = b"big" * (STREAM_ABOVE // 3 + 1)
+    small, large = store.messages.insert_batch(
+        [message_row(alice, 1), replace(message_row(alice, 2), raw_content=big)]
+    )
+    with store.engine.begin() as connection:
+        config = alembic_config(store.url)
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0006")
+    assert store.schema_revision() == "0006"
+    with store.engine.connect() as conn:
+        rows = dict(conn.execute(text("SELECT id, raw_content FROM email_messages")).all())
+    assert {pk: bytes(raw) for pk, raw in rows.items()} == {small: b"raw", large: big}
+    store.upgrade()
+    assert store.schema_revision() == HEAD
+    assert large is not None and store.messages.get_content(large)["raw_content"] == big

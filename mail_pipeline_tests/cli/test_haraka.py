@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import smtplib
+import socket
 from pathlib import Path
 
 import pytest
 
-from mail_pipeline_tests.cli.conftest import Run
+from mail_pipeline_tests.cli.conftest import Result, Run
 from mail_pipeline_tests.fixtures.servers import free_port
 
 
@@ -40,16 +41,64 @@ def test_start_needs_a_domain(cli: Run, monkeypatch: pytest.MonkeyPatch) -> None
     assert result.code == 2 and "--domain" in result.err
 
 
-def test_start_mistakes_name_the_options(cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mail_pipeline.cli.haraka import option_names
+#: Each mistake ``haraka start`` can be given, and the name its one-line message must show.
+START_MISTAKES = {
+    "a domain that is not one": (("--domain", "not a domain"), "--domain"),
+    "a domain of dots only": (("--domain", "example.test", "--domain", "."), "--domain"),
+    "an empty host": (("--domain", "example.test", "--host", ""), "--host"),
+    "a host that is not this machine's": (
+        ("--domain", "example.test", "--host", "192.0.2.1"),
+        "--host",
+    ),
+    "a port out of range": (("--domain", "example.test", "--port", "70000"), "--port"),
+    "a size below 1": (("--domain", "example.test", "--max-size", "0"), "--max-size"),
+}
 
-    assert option_names("HarakaConfig.port: 0 is not a TCP port") == "--port: 0 is not a TCP port"
-    bad_port = cli("haraka", "start", "--domain", "example.test", "--port", "70000")
-    assert bad_port.code == 2 and "--port" in bad_port.err
-    bad_domain = cli("haraka", "start", "--domain", "not a domain")
-    assert bad_domain.code == 2
-    lines = bad_domain.err.strip().splitlines()
-    assert len(lines) == 1 and "--domain" in lines[0] and "HarakaConfig" not in lines[0]
+
+def _one_line_naming(result: Result, name: str) -> str:
+    assert result.code == 2, result
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert name in lines[0] and "HarakaConfig" not in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("mistake", sorted(START_MISTAKES))
+def test_start_names_the_option_of_each_mistake(cli: Run, mistake: str) -> None:
+    options, name = START_MISTAKES[mistake]
+    _one_line_naming(cli("haraka", "start", *options), name)
+
+
+def test_start_on_a_port_in_use_names_the_port(cli: Run) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("haraka", "start", "--domain", "example.test", "--port", str(port))
+    line = _one_line_naming(result, "--port")
+    reason = "Address already in use"
+    assert line == f"mail-pipeline: error: --port: cannot listen on 127.0.0.1:{port}: {reason}"
+
+
+def test_domains_from_the_environment_are_named_by_its_variable(
+    cli: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAIL_PIPELINE_HARAKA_DOMAINS", "example.test, not a domain")
+    line = _one_line_naming(cli("haraka", "start"), "MAIL_PIPELINE_HARAKA_DOMAINS")
+    assert (
+        line
+        == "mail-pipeline: error: MAIL_PIPELINE_HARAKA_DOMAINS: 'not a domain' is not a domain name"
+    )
+
+
+def test_every_config_field_has_a_name_and_each_name_is_an_option_of_start() -> None:
+    """A field added to HarakaConfig's problems without an option name here fails."""
+    from mail_pipeline.cli.haraka import OPTION_NAMES, start_server
+    from mail_pipeline.intake.spool.haraka_config import FIELD_LABELS
+
+    assert set(OPTION_NAMES) == set(FIELD_LABELS)
+    options = {opt for param in start_server.params for opt in param.opts}
+    assert set(OPTION_NAMES.values()) <= options
 
 
 def test_status_json(cli: Run) -> None:

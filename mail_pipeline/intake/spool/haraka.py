@@ -17,6 +17,7 @@ Runtime directory layout::
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -28,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from mail_pipeline.errors import ConfigError, MailPipelineError
+from mail_pipeline.intake.problems import ConfigProblemError, escaped
 from mail_pipeline.intake.spool.haraka_config import (
     HarakaConfig,
+    HarakaProblem,
     find_haraka_dir,
     haraka_entry,
     prepare_runtime,
@@ -39,6 +42,7 @@ from mail_pipeline.platform.process import pid_alive
 
 __all__ = [
     "HarakaError",
+    "HarakaListenError",
     "HarakaProcess",
     "HarakaStartError",
     "start",
@@ -57,6 +61,12 @@ class HarakaError(MailPipelineError):
 
 class HarakaStartError(HarakaError):
     """Haraka did not come up: the port is taken, it exited, or it never sent its banner."""
+
+
+class HarakaListenError(HarakaStartError, ConfigProblemError):
+    """Haraka cannot listen where its config says: the problem is keyed by the field to
+    change (``port``: taken or privileged; ``host``: unknown, or not an address of this
+    machine); it is made as a ConfigProblemError is."""
 
 
 @dataclass
@@ -110,9 +120,11 @@ def start(config: HarakaConfig) -> HarakaProcess:
     Raises:
         ConfigError: node or Haraka's node_modules is missing, or the config is invalid.
         SpoolError: the spool or runtime directory cannot be created or written.
-        HarakaStartError: a server of this runtime directory is already running, the port
-            is in use, Haraka exited during start (the message holds its log's tail), or no
-            banner came within ``config.start_timeout`` seconds.
+        HarakaListenError: the port is in use or needs privileges, or the host cannot be
+            listened on (a :class:`HarakaStartError` keyed by field).
+        HarakaStartError: a server of this runtime directory is already running, Haraka
+            exited during start (the message holds its log's tail), or no banner came
+            within ``config.start_timeout`` seconds.
     """
     haraka_dir = find_haraka_dir()
     node, script = haraka_entry(haraka_dir)
@@ -224,6 +236,10 @@ def status(runtime_dir: Path | str) -> dict[str, Any]:
 # --- helpers --------------------------------------------------------------------------------
 
 
+#: The bind errors that are the port's fault; any other is the host's.
+_PORT_ERRNOS = (errno.EADDRINUSE, errno.EACCES)
+
+
 def _check_port_free(host: str, port: int) -> None:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
@@ -231,8 +247,11 @@ def _check_port_free(host: str, port: int) -> None:
         try:
             sock.bind((host, port))
         except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise HarakaStartError(f"cannot listen on {host}:{port}: {reason}") from exc
+            field = "port" if exc.errno in _PORT_ERRNOS else "host"
+            reason = escaped(exc.strerror or str(exc))
+            where = escaped(f"{host}:{port}")
+            problem = HarakaProblem(field, f"{{field}}: cannot listen on {where}: {reason}")
+            raise HarakaListenError([problem]) from exc
 
 
 def _wait_for_banner(popen: subprocess.Popen[bytes], config: HarakaConfig, log_path: Path) -> None:

@@ -5,18 +5,23 @@ Haraka is started with — a copy of the repository's ``haraka/config`` and ``ha
 plus generated ``smtp.ini`` (listen address, one process), ``host_list`` (the domains) and
 ``mail_pipeline_spool.ini`` (spool directory, size limit, fsync) — and :func:`prepare_spool`
 the spool folders the plugin writes into. Starting and stopping the server is
-:mod:`mail_pipeline.intake.spool.haraka`. Stdlib only; no Dagster imports.
+:mod:`mail_pipeline.intake.spool.haraka`. A config's problems are :class:`HarakaProblem`
+data keyed by field (:mod:`mail_pipeline.intake.problems`), so the command line can name its
+options. Stdlib only; no Dagster imports.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from mail_pipeline.errors import ConfigError, SpoolError
 from mail_pipeline.intake.limits import DEFAULT_MAX_MESSAGE_BYTES
+from mail_pipeline.intake.problems import ConfigProblem, ConfigProblemError, quoted
 
 SPOOL_SUBDIRS = ("inbox", "processed", "failed", "unmatched", "tmp")
 HARAKA_DIR_ENV = "MAIL_PIPELINE_HARAKA_DIR"
@@ -25,12 +30,44 @@ BOOTSTRAP_HINT = "run scripts/bootstrap.sh (npm ci --prefix haraka)"
 GENERATED_CONFIG = ("smtp.ini", "host_list", "mail_pipeline_spool.ini")
 
 
+#: The fields of :class:`HarakaConfig` a problem can be about, with the labels ``str()`` of
+#: a problem shows (the command line names its options instead).
+FIELD_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "domains": "HarakaConfig.domains",
+        "host": "HarakaConfig.host",
+        "port": "HarakaConfig.port",
+        "max_message_bytes": "HarakaConfig.max_message_bytes",
+    }
+)
+
+
+class HarakaProblem(ConfigProblem):
+    """A problem of a :class:`HarakaConfig`, about one of :data:`FIELD_LABELS`."""
+
+    LABELS = FIELD_LABELS
+
+
+def _domain_problems(given: tuple[str, ...]) -> list[HarakaProblem]:
+    names = [(d, d.strip().lower().rstrip(".")) for d in given if d.strip()]
+    if not names:
+        return [HarakaProblem("domains", "{field}: at least one domain is required")]
+    return [
+        HarakaProblem("domains", f"{{field}}: {quoted(raw.strip())} is not a domain name")
+        for raw, name in names
+        if not name or "@" in name or any(c.isspace() for c in name)
+    ]
+
+
 @dataclass(frozen=True)
 class HarakaConfig:
     """How to run one Haraka server.
 
     ``runtime_dir`` holds the generated config, the pid file and the log; it defaults to
     ``<spool_dir>/../haraka-runtime`` when not given.
+
+    Raises:
+        ConfigProblemError: a field is invalid; its problems are :class:`HarakaProblem`.
     """
 
     spool_dir: Path
@@ -47,17 +84,19 @@ class HarakaConfig:
         object.__setattr__(self, "spool_dir", Path(self.spool_dir).resolve())
         if self.runtime_dir is not None:
             object.__setattr__(self, "runtime_dir", Path(self.runtime_dir).resolve())
+        problems = _domain_problems(tuple(self.domains))
+        if not self.host or any(c.isspace() for c in self.host):
+            problems.append(
+                HarakaProblem("host", f"{{field}}: {quoted(self.host)} is not a host or address")
+            )
+        if not 0 < self.port < 65536:
+            problems.append(HarakaProblem("port", f"{{field}}: {self.port} is not a TCP port"))
+        if self.max_message_bytes <= 0:
+            problems.append(HarakaProblem("max_message_bytes", "{field} must be positive"))
+        if problems:
+            raise ConfigProblemError(problems)
         domains = tuple(d.strip().lower().rstrip(".") for d in self.domains if d.strip())
         object.__setattr__(self, "domains", domains)
-        if not domains:
-            raise ConfigError("HarakaConfig.domains: at least one domain is required")
-        for d in domains:
-            if "@" in d or any(c.isspace() for c in d):
-                raise ConfigError(f"HarakaConfig.domains: {d!r} is not a domain name")
-        if not 0 < self.port < 65536:
-            raise ConfigError(f"HarakaConfig.port: {self.port} is not a TCP port")
-        if self.max_message_bytes <= 0:
-            raise ConfigError("HarakaConfig.max_message_bytes must be positive")
 
     @property
     def resolved_runtime_dir(self) -> Path:

@@ -612,8 +612,27 @@ def test_port_in_use_is_reported(haraka: HarakaRig, tmp_path: Path) -> None:
     config = hc.HarakaConfig(
         spool_dir=tmp_path / "spool", domains=("example.test",), port=haraka.port
     )
-    with pytest.raises(hs.HarakaStartError, match="in use"):
+    with pytest.raises(hs.HarakaStartError, match="in use") as failed:
         hs.start(config)
+    assert isinstance(failed.value, hs.HarakaListenError)
+    assert [p.field for p in failed.value.problems] == ["port"]
+    assert str(failed.value).startswith(
+        f"HarakaConfig.port: cannot listen on 127.0.0.1:{haraka.port}"
+    )
+
+
+def test_a_host_of_another_machine_is_the_host_s_problem(tmp_path: Path) -> None:
+    config = hc.HarakaConfig(
+        spool_dir=tmp_path / "spool", domains=("example.test",), host="192.0.2.1", port=2525
+    )
+    with pytest.raises(hs.HarakaListenError) as failed:
+        hs.start(config)
+    assert isinstance(failed.value, ConfigError)  # the config's problem, keyed by field
+    assert [p.field for p in failed.value.problems] == ["host"]
+    assert failed.value.render({"host": "--host"}).startswith(
+        "--host: cannot listen on 192.0.2.1:2525: "
+    )
+    assert not (tmp_path / "spool").exists()  # refused before anything was prepared
 
 
 def test_haraka_exiting_during_start_reports_its_log(

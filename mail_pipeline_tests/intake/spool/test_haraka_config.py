@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mail_pipeline.errors import ConfigError, MailPipelineError, SpoolError
+from mail_pipeline.intake.problems import ConfigProblemError
 from mail_pipeline.intake.spool import haraka_config as hc
 
 
@@ -61,17 +62,46 @@ def test_unusable_spool_dir_is_a_spool_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("fields", "match"),
+    ("fields", "field", "match"),
     [
-        ({"domains": ()}, "at least one domain"),
-        ({"domains": ("user@example.test",)}, "not a domain"),
-        ({"domains": ("example.test",), "port": 0}, "not a TCP port"),
-        ({"domains": ("example.test",), "max_message_bytes": 0}, "positive"),
+        ({"domains": ()}, "domains", "at least one domain"),
+        ({"domains": (" ", "")}, "domains", "at least one domain"),
+        ({"domains": ("user@example.test",)}, "domains", "not a domain"),
+        ({"domains": ("example.test", ".")}, "domains", "'.' is not a domain"),
+        ({"domains": ("example.test",), "host": ""}, "host", "not a host"),
+        ({"domains": ("example.test",), "host": "local host"}, "host", "not a host"),
+        ({"domains": ("example.test",), "port": 0}, "port", "not a TCP port"),
+        ({"domains": ("example.test",), "max_message_bytes": 0}, "max_message_bytes", "positive"),
     ],
 )
-def test_invalid_config_is_refused(tmp_path: Path, fields: dict[str, object], match: str) -> None:
-    with pytest.raises(ConfigError, match=match):
+def test_invalid_config_is_refused_with_a_problem_keyed_by_field(
+    tmp_path: Path, fields: dict[str, object], field: str, match: str
+) -> None:
+    with pytest.raises(ConfigProblemError, match=match) as refused:
         hc.HarakaConfig(spool_dir=tmp_path, **fields)  # type: ignore[arg-type]
+    (problem,) = refused.value.problems
+    assert isinstance(problem, hc.HarakaProblem) and problem.field == field
+    # Shown with the field's label everywhere but where a command names its option.
+    assert str(refused.value).startswith(hc.FIELD_LABELS[field])
+    assert problem.render({field: "--option"}).startswith("--option")
+
+
+def test_every_problem_of_a_config_is_reported_at_once(tmp_path: Path) -> None:
+    with pytest.raises(ConfigProblemError) as refused:
+        hc.HarakaConfig(spool_dir=tmp_path, domains=("a b", "{x} y"), host="", port=0)
+    assert [p.field for p in refused.value.problems] == ["domains", "domains", "host", "port"]
+    assert str(refused.value) == (
+        "HarakaConfig.domains: 'a b' is not a domain name; "
+        "HarakaConfig.domains: '{x} y' is not a domain name; "
+        "HarakaConfig.host: '' is not a host or address; HarakaConfig.port: 0 is not a TCP port"
+    )
+
+
+def test_a_haraka_problem_is_about_a_field_of_haraka_config() -> None:
+    with pytest.raises(ValueError):
+        hc.HarakaProblem("imap_host", "{field} is wrong")
+    with pytest.raises(ValueError):
+        hc.HarakaProblem("port", "{imap_host} is wrong")
 
 
 def test_domains_are_normalised(tmp_path: Path) -> None:

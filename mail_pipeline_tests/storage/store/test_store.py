@@ -185,8 +185,9 @@ def test_migration_0007_downgrade_puts_big_messages_back_into_their_rows(
         command.downgrade(config, "0006")
     assert store.schema_revision() == "0006"
     with store.engine.connect() as conn:
-        rows = dict(conn.execute(text("SELECT id, raw_content FROM email_messages")).all())
-    assert {pk: bytes(raw) for pk, raw in rows.items()} == {small: b"raw", large: big}
+        stored = conn.execute(text("SELECT id, raw_content FROM email_messages")).all()
+    rows: dict[int, bytes] = {pk: bytes(raw) for pk, raw in stored}
+    assert rows == {small: b"raw", large: big}
     store.upgrade()
     assert store.schema_revision() == HEAD
     assert large is not None and store.messages.get_content(large)["raw_content"] == big

@@ -22,9 +22,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from mail_pipeline.errors import NotFoundError
 from mail_pipeline.storage.store.base import Repository
-from mail_pipeline.storage.store.columns import clean_row
+from mail_pipeline.storage.store.columns import clean_row, clean_text
+from mail_pipeline.storage.store.message_parts import read_parts, streamed, write_parts
 from mail_pipeline.storage.store.models import EmailAttachment, EmailMessage
-from mail_pipeline.storage.store.raw_stream import read_raw, streamed, write_raw
 from mail_pipeline.storage.store.sync_state import (
     SyncPosition,
     SyncUpdate,
@@ -141,10 +141,10 @@ class MessageRepository(Repository):
                             "cc": msg.cc,
                             "received_at": msg.received_at,
                             "sent_at": msg.sent_at,
-                            # a big message's bytes are written after the insert, in pieces
+                            # big parts are written apart after the insert (_apart)
                             "raw_content": b"" if streamed(msg.raw_content) else msg.raw_content,
-                            "html_content": msg.html_content,
-                            "text_content": msg.text_content,
+                            "html_content": "" if streamed(msg.html_content) else msg.html_content,
+                            "text_content": "" if streamed(msg.text_content) else msg.text_content,
                             "status": "FETCHED",
                             "source": msg.source,
                             "origin": msg.origin,
@@ -164,8 +164,8 @@ class MessageRepository(Repository):
                     ids.append(None if key in seen else new_ids.get(key))
                     seen.add(key)
                 for msg, new_id in zip(messages, ids, strict=True):
-                    if new_id is not None and streamed(msg.raw_content):
-                        write_raw(session, new_id, msg.raw_content)
+                    if new_id is not None and (parts := _apart(msg)):
+                        write_parts(session, new_id, parts)
             rows = [
                 clean_row(
                     EmailAttachment,
@@ -267,10 +267,11 @@ class MessageRepository(Repository):
             m = session.get(EmailMessage, message_pk)
             if m is None:
                 raise NotFoundError(f"no message with id {message_pk}")
+            apart = read_parts(session, message_pk)
             return {
-                "raw_content": read_raw(session, message_pk, m.raw_content),
-                "text_content": m.text_content,
-                "html_content": m.html_content,
+                "raw_content": apart.get("raw", m.raw_content),
+                "text_content": apart.get("text", m.text_content),
+                "html_content": apart.get("html", m.html_content),
                 "sent_at": m.sent_at,
                 "cc": list(m.cc),
                 "content_hash": m.content_hash,
@@ -294,3 +295,18 @@ class MessageRepository(Repository):
         """Return every attachment file path the store references (relative to the root)."""
         with self._reading() as session:
             return set(session.scalars(select(EmailAttachment.file_path)))
+
+
+def _apart(msg: NewMessage) -> dict[str, bytes | str]:
+    """Return the parts of ``msg`` big enough to be stored apart from its row (name -> value;
+    bodies without NUL characters, like every text column)."""
+    values: dict[str, bytes | str] = {
+        "raw": msg.raw_content,
+        "html": msg.html_content,
+        "text": msg.text_content,
+    }
+    return {
+        name: value if isinstance(value, bytes) else clean_text(value)
+        for name, value in values.items()
+        if streamed(value)
+    }

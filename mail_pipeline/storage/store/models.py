@@ -177,19 +177,21 @@ class EmailMessage(Base):
     )
 
 
-class EmailMessageRaw(Base):
-    """The raw bytes of a big message (see :mod:`.raw_stream`), kept apart from its row.
+class EmailMessagePart(Base):
+    """A big part of a stored message, kept apart from its row (see :mod:`.message_parts`).
 
-    The row's own ``raw_content`` is then empty. ``raw_content`` is the last column so that
+    ``name`` is ``raw`` (the message's bytes), ``html`` or ``text`` (its bodies, UTF-8); the
+    row's own column for that part is then empty. ``content`` is the last column so that
     SQLite can size it with ``zeroblob`` without building it in memory.
     """
 
-    __tablename__ = "email_message_raw"
+    __tablename__ = "email_message_parts"
+    __table_args__ = (UniqueConstraint("message_pk", "name", name="uq_email_message_parts"),)
 
-    message_pk: Mapped[int] = mapped_column(
-        ForeignKey("email_messages.id", ondelete="CASCADE"), primary_key=True
-    )
-    raw_content: Mapped[bytes] = mapped_column(LargeBinary)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_pk: Mapped[int] = mapped_column(ForeignKey("email_messages.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(8))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class EmailAttachment(Base):

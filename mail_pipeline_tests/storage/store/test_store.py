@@ -22,7 +22,7 @@ TABLES = {
     "email_task_audit",
     "mailbox_state",
     "oauth2_grants",
-    "email_message_raw",
+    "email_message_parts",
 }
 HEAD = "0007"
 
@@ -164,20 +164,24 @@ def test_migration_0005_starts_failing_mailboxes_from_their_last_failure(
 def test_migration_0007_downgrade_puts_big_messages_back_into_their_rows(
     store: MailStore,
 ) -> None:
-    """A big message's bytes, kept apart at 0007, are in its own row again at 0006."""
+    """A big message's parts, kept apart at 0007, are in its own row again at 0006."""
     from dataclasses import replace
 
     from alembic import command
     from sqlalchemy import text
 
-    from mail_pipeline.storage.store.raw_stream import STREAM_ABOVE
+    from mail_pipeline.storage.store.message_parts import STREAM_ABOVE
     from mail_pipeline.storage.store.store import alembic_config
     from mail_pipeline_tests.fixtures.message_rows import message_row
 
     alice = store.users.add("alice", "alice@example.org").id
     big = b"big" * (STREAM_ABOVE // 3 + 1)
+    body = "café " * (STREAM_ABOVE // 5 + 1)
     small, large = store.messages.insert_batch(
-        [message_row(alice, 1), replace(message_row(alice, 2), raw_content=big)]
+        [
+            message_row(alice, 1),
+            replace(message_row(alice, 2), raw_content=big, html_content=body, text_content=body),
+        ]
     )
     with store.engine.begin() as connection:
         config = alembic_config(store.url)
@@ -185,9 +189,12 @@ def test_migration_0007_downgrade_puts_big_messages_back_into_their_rows(
         command.downgrade(config, "0006")
     assert store.schema_revision() == "0006"
     with store.engine.connect() as conn:
-        stored = conn.execute(text("SELECT id, raw_content FROM email_messages")).all()
-    rows: dict[int, bytes] = {pk: bytes(raw) for pk, raw in stored}
-    assert rows == {small: b"raw", large: big}
+        stored = conn.execute(
+            text("SELECT id, raw_content, html_content, text_content FROM email_messages")
+        ).all()
+    rows: dict[int, tuple[bytes, str, str]] = {pk: (bytes(r), h, t) for pk, r, h, t in stored}
+    assert rows == {small: (b"raw", "", "t"), large: (big, body, body)}
     store.upgrade()
     assert store.schema_revision() == HEAD
     assert large is not None and store.messages.get_content(large)["raw_content"] == big
+    assert store.messages.get_content(large)["html_content"] == body

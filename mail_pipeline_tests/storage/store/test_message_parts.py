@@ -1,4 +1,4 @@
-"""Big raw messages written into their rows in pieces (mail_pipeline.storage.store.raw_stream)."""
+"""Big parts of messages stored apart, in pieces (mail_pipeline.storage.store.message_parts)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from mail_pipeline.storage.store import MailStore, NewAttachment
-from mail_pipeline.storage.store.models import EmailMessage, EmailMessageRaw
-from mail_pipeline.storage.store.raw_stream import CHUNK, STREAM_ABOVE, streamed
+from mail_pipeline.storage.store.message_parts import CHUNK, STREAM_ABOVE, streamed
+from mail_pipeline.storage.store.models import EmailMessage, EmailMessagePart
 from mail_pipeline_tests.fixtures.message_rows import message_row
 
 
@@ -86,13 +86,37 @@ def _assert_no_large_object(store: MailStore) -> None:
         assert left.scalar_one() == 0
 
 
-def test_the_bytes_live_apart_and_go_with_their_message(store: MailStore) -> None:
+def test_the_parts_live_apart_and_go_with_their_message(store: MailStore) -> None:
     alice = store.users.add("alice", "alice@example.org").id
     big = _big(7, STREAM_ABOVE)
-    (pk,) = store.messages.insert_batch([replace(message_row(alice, 1), raw_content=big)])
+    # a body longer than a chunk, with characters of 1 to 4 UTF-8 bytes across chunk edges
+    html = "<p>" + "aé€🙂" * (CHUNK // 4 + 3) + "</p>"
+    text_body = "a\x00b" + "ü" * STREAM_ABOVE  # NUL leaves a body as it leaves a column
+    row = replace(message_row(alice, 1), raw_content=big, html_content=html, text_content=text_body)
+    (pk,) = store.messages.insert_batch([row])
+    assert pk is not None
     with store.engine.begin() as connection:
-        in_row = connection.execute(select(EmailMessage.raw_content)).scalar_one()
-        apart = connection.execute(select(EmailMessageRaw.raw_content)).scalar_one()
-        assert in_row == b"" and bytes(apart) == big
+        in_row = connection.execute(
+            select(EmailMessage.raw_content, EmailMessage.html_content, EmailMessage.text_content)
+        ).one()
+        assert tuple(in_row) == (b"", "", "")
+        names = connection.execute(select(EmailMessagePart.name)).scalars().all()
+        assert sorted(names) == ["html", "raw", "text"]
+    content = store.messages.get_content(pk)
+    assert content["raw_content"] == big
+    assert content["html_content"] == html
+    assert content["text_content"] == "ab" + "ü" * STREAM_ABOVE
+    with store.engine.begin() as connection:
         connection.execute(delete(EmailMessage).where(EmailMessage.id == pk))
-        assert connection.execute(select(func.count()).select_from(EmailMessageRaw)).scalar() == 0
+        assert connection.execute(select(func.count()).select_from(EmailMessagePart)).scalar() == 0
+
+
+def test_small_bodies_of_a_big_message_stay_in_the_row(store: MailStore) -> None:
+    alice = store.users.add("alice", "alice@example.org").id
+    big = _big(8, STREAM_ABOVE)
+    (pk,) = store.messages.insert_batch([replace(message_row(alice, 1), raw_content=big)])
+    assert pk is not None
+    with store.engine.begin() as connection:
+        names = connection.execute(select(EmailMessagePart.name)).scalars().all()
+        assert names == ["raw"]
+    assert store.messages.get_content(pk)["text_content"] == "t"

@@ -32,9 +32,12 @@ def ready_files(spool_dir: str | os.PathLike[str]) -> list[tuple[int, str]]:
     return sorted(found)
 
 
+# The job by name, not by object: Dagster binds the Definitions' resources to a job object a
+# sensor holds by copying the sensor with SensorDefinition.with_attributes, which passes its
+# owners (even none) and so raises a BetaWarning about `owners` on every load.
 @dg.sensor(
     name="haraka_spool_sensor",
-    job=spool_ingest_job,
+    job_name=spool_ingest_job.name,
     minimum_interval_seconds=20,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Starts a spool ingest when Haraka has written new mail into inbox/.",

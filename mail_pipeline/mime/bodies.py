@@ -84,6 +84,7 @@ def collect(part: Part, hint: str | None, out: Bodies, notes: list[str]) -> None
         content = decode_transfer(part.body, cte, label, notes)
         where = "text part" if ctype == "text/plain" else "html part"
         text = decode_text(content, ctype_params.get("charset"), where, notes)
+        del content  # a big body: never its bytes, its text and the text without CR at once
         if "\r" in text:
             text = text.replace("\r\n", "\n")
         (out.text if ctype == "text/plain" else out.html).append(text)

@@ -116,6 +116,26 @@ def _b64_lenient_chunks(data: bytes | memoryview, size: int) -> Iterator[bytes]:
         yield binascii.a2b_base64(tail)
 
 
+def _qp_chunks(data: bytes | memoryview, size: int) -> Iterator[bytes]:
+    """Yield the quoted-printable decoding of ``data`` in chunks of whole lines.
+
+    Every escape (``=XY``) and soft line break (``=`` at a line's end) lies within one line, so
+    decoding each run of whole lines on its own gives what decoding the whole gives; a line
+    longer than ``size`` is decoded with the lines after it once it ends.
+    """
+    carry = b""
+    for piece in _pieces(data, size):
+        combined = carry + piece if carry else piece
+        cut = combined.rfind(b"\n") + 1
+        if cut:
+            yield binascii.a2b_qp(combined[:cut])
+            carry = combined[cut:]
+        else:
+            carry = combined
+    if carry:
+        yield binascii.a2b_qp(carry)
+
+
 @dataclass(frozen=True, slots=True)
 class Transfer:
     """A part's body still in its transfer encoding, and the decoding chosen for it.
@@ -139,7 +159,7 @@ class Transfer:
         if self.mode == "identity":
             return _pieces(self.data, size)
         if self.mode == "quoted-printable":
-            return iter((binascii.a2b_qp(bytes(self.data)),))
+            return _qp_chunks(self.data, size)
         if self.mode == "base64":
             return _b64_strict(self.data, size)
         if self.mode == "base64-whole":

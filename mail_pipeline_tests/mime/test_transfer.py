@@ -100,6 +100,36 @@ def test_base64_in_chunks_matches_the_whole(data: bytes, choose: int, size: int)
     assert transfer.decoded() == expected
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b"a",
+                b"\xc3",
+                b"=",
+                b"=C3",
+                b"=a9",
+                b"=\r\n",
+                b"=\n",
+                b"\r\n",
+                b"\n",
+                b"\r",
+                b" ",
+                b"\t",
+            ]
+        ),
+        max_size=60,
+    ),
+    st.integers(1, 9),
+)
+def test_quoted_printable_in_chunks_matches_the_whole(tokens: list[bytes], size: int) -> None:
+    # escapes, soft breaks, bare CR/LF, trailing blanks and broken escapes, cut anywhere
+    data = b"".join(tokens)
+    expected = binascii.a2b_qp(data)
+    assert b"".join(Transfer(memoryview(data), "quoted-printable").chunks(size)) == expected
+
+
 @pytest.mark.parametrize(
     ("data", "cte"),
     [

@@ -10,7 +10,7 @@ lines to one blank line, ``<pre>`` keeps its white space.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from html.parser import HTMLParser
 
 __all__ = ["html_to_text"]
@@ -152,71 +152,102 @@ def html_to_text(html: str) -> str:
     break, list items ``- item`` lines; ``<script>``, ``<style>``, ``<head>`` and similar content
     is dropped; character references are unescaped; white space collapses. Never raises for
     any input string; returns ``""`` for markup without text.
+
+    A long document is converted as it is fed, a piece at a time: the text is held once, as
+    finished pieces, plus one piece in the making (then once more while they are joined).
     """
     if not html:
         return ""
     parser = _Extractor()
-    pieces: list[str] = []
+    lines = _Lines()
+    pending = ""  # the parser's output not yet tidied: no cut is safe in it yet
     try:
         for chunk in _chunks(html, _FEED_CHUNK):
             parser.feed(chunk)
-            # one string per fed chunk, not one per text run and marker (≈50 bytes each)
-            pieces.append("".join(parser.out))
+            pending += "".join(parser.out)
             parser.out.clear()
+            cut = _last_safe_cut(pending, _SUB_CHUNK)
+            if cut:
+                lines.write(_tidy(pending[:cut]))
+                pending = pending[cut:]
         parser.close()
     except (AssertionError, ValueError):  # pragma: no cover - HTMLParser is tolerant
         pass
-    pieces.append("".join(parser.out))
-    joined = "".join(pieces)
-    del pieces
+    lines.write(_tidy(pending + "".join(parser.out)))
+    return lines.text()
+
+
+def _tidy(text: str) -> str:
+    """Return ``text`` with white space collapsed and the markers turned into line breaks.
+
+    Applied to pieces cut where :func:`_last_safe_cut` says, it gives what it gives applied to
+    their concatenation.
+    """
     # Collapse ordinary white space first; the markers are NUL-prefixed and survive it.
-    joined = _sub_in_pieces(_SPACES, " ", joined)
-    joined = _sub_in_pieces(_MARKS, _breaks, joined)
-    lines = joined.split("\n")
-    del joined  # each step below holds at most two copies of the text
-    lines = [line.strip(" ").replace(_PRE_SPACE, " ").rstrip() for line in lines]
-    text = "\n".join(lines)
-    del lines
-    text = re.sub(r"\n{3,}", "\n\n", text)
-    return text.strip("\n")
+    return _MARKS.sub(_breaks, _SPACES.sub(" ", text))
+
+
+class _Lines:
+    """The text's lines as they come: each stripped, runs of blank lines kept as one blank
+    line, none at either end (what splitting the whole text, stripping each line, joining and
+    collapsing ``\n{3,}`` to ``\n\n`` would give)."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.carry = ""  # the last line written, which may go on in the next piece
+        self.started = False  # a non-blank line was kept
+        self.blank = False  # a blank line came after the last kept line
+
+    def write(self, text: str) -> None:
+        """Take the next piece of tidied text."""
+        if not text:
+            return
+        rows = (self.carry + text).split("\n")
+        self.carry = rows.pop()
+        self._keep(rows)
+
+    def text(self) -> str:
+        """Return the whole text (after the last :meth:`write`)."""
+        self._keep([self.carry])
+        self.carry = ""
+        return "".join(self.parts)
+
+    def _keep(self, rows: list[str]) -> None:
+        out: list[str] = []
+        for row in rows:
+            line = row.strip(" ").replace(_PRE_SPACE, " ").rstrip()
+            if not line:
+                self.blank = self.started
+                continue
+            if self.started:
+                out.append("\n\n" if self.blank else "\n")
+            out.append(line)
+            self.started, self.blank = True, False
+        if out:  # one string per piece, not one per line (≈50 bytes each)
+            self.parts.append("".join(out))
 
 
 #: HTML fed to the parser per step; a document up to twice this size is fed at once.
 _FEED_CHUNK = 1 << 18
-#: Text substituted per step by :func:`_sub_in_pieces` (likewise).
-_SUB_CHUNK = 1 << 20
-# A character no white-space run or marker run can hold (the character after a NUL can be).
-_PLAIN = re.compile(r"[^ \t\r\n\f\v\u00a0\u200b\x00]")
+#: Untidied text held before it is tidied in a piece (see :func:`_last_safe_cut`).
+_SUB_CHUNK = 1 << 18
+# The last character no white-space run or marker run can hold, after a character that is
+# not a NUL (the character after a NUL belongs to its marker).
+_LAST_CUT = re.compile(r"(?s).*[^\x00]([^ \t\r\n\f\v\u00a0\u200b\x00])")
 
 
-def _sub_in_pieces(
-    pattern: re.Pattern[str], repl: str | Callable[[re.Match[str]], str], text: str
-) -> str:
-    """Return ``pattern.sub(repl, text)``, for :data:`_SPACES` or :data:`_MARKS`, made piece by
-    piece: ``re.sub`` keeps every piece of its result as a string object (≈50 bytes each)
-    until it joins them, 12x the text for a long document with a space every few characters.
+def _last_safe_cut(text: str, keep: int) -> int:
+    """Return the last offset of ``text`` where a cut is safe, 0 when there is none or
+    ``text`` is at most ``keep`` characters long (it is then tidied with what follows).
 
-    A cut lies before a character that neither pattern can match, after a character that is
-    not a NUL: no match spans it, so the pieces give what the whole text gives.
+    A cut is safe before a character that no white-space run or marker run can hold and that
+    does not follow a NUL (the character after a NUL belongs to its marker): no match of
+    :data:`_SPACES` or :data:`_MARKS` spans it, so the pieces tidy as the whole would.
     """
-    if len(text) <= 2 * _SUB_CHUNK:
-        return pattern.sub(repl, text)
-    out: list[str] = []
-    pos = 0
-    while pos < len(text):
-        cut = _plain_at_or_after(text, pos + _SUB_CHUNK)
-        out.append(pattern.sub(repl, text[pos:cut]))
-        pos = cut
-    return "".join(out)
-
-
-def _plain_at_or_after(text: str, start: int) -> int:
-    """Return the first offset >= ``start`` where a cut is safe (see :func:`_sub_in_pieces`),
-    ``len(text)`` when there is none."""
-    found = _PLAIN.search(text, start)
-    while found is not None and text[found.start() - 1] == "\x00":
-        found = _PLAIN.search(text, found.start() + 1)
-    return found.start() if found is not None else len(text)
+    if len(text) <= keep:
+        return 0
+    found = _LAST_CUT.match(text)
+    return found.start(1) if found is not None else 0
 
 
 def _chunks(html: str, size: int) -> list[str] | Iterator[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from unittest import mock
 
 import pytest
@@ -95,3 +96,24 @@ def test_any_markup_converted_in_pieces_reads_as_converted_at_once(
         mock.patch.object(html_text, "_SUB_CHUNK", size),
     ):
         assert html_to_text(html) == at_once
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(["a", " b ", "", " ", "\ue000c", "\t", "\n", "d\u00a0"]), max_size=40),
+    st.lists(st.integers(0, 40), max_size=6),
+)
+def test_lines_written_in_pieces_read_as_the_whole_text_tidied_at_once(
+    tokens: list[str], cuts: list[int]
+) -> None:
+    text = "".join(tokens)
+    # the definition: split, strip each line, join, at most one blank line, none at the ends
+    lines = [line.strip(" ").replace("\ue000", " ").rstrip() for line in text.split("\n")]
+    expected = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
+    writer = html_text._Lines()
+    start = 0
+    for cut in sorted(min(c, len(text)) for c in cuts):
+        writer.write(text[start:cut])
+        start = max(start, cut)
+    writer.write(text[start:])
+    assert writer.text() == expected

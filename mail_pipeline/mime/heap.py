@@ -8,6 +8,11 @@ instead of in them, since the small buffers allocated in between have split the 
 :func:`release_free_memory` (glibc's ``malloc_trim(0)``) returns every free page, so the
 resident memory of the process after a parse is what the result holds. Elsewhere (another C
 library) it does nothing.
+
+:func:`map_big_allocations` keeps it from happening in the first place while big messages are
+parsed: it fixes glibc's mmap threshold at :data:`BIG_ALLOCATION`, so every buffer that big
+(a message, a decoded body, the pieces of its text) is mapped on its own and unmapped when
+freed, and the peak resident memory of a big message is what is alive at once.
 """
 
 from __future__ import annotations
@@ -17,19 +22,46 @@ import ctypes.util
 import functools
 from typing import Any
 
-__all__ = ["release_free_memory"]
+__all__ = ["BIG_ALLOCATION", "map_big_allocations", "release_free_memory"]
+
+#: Allocations of at least this many bytes get their own mapping (see :func:`map_big_allocations`).
+BIG_ALLOCATION = 1 << 20
+#: glibc's mallopt() parameter number for the mmap threshold.
+_M_MMAP_THRESHOLD = -3
+
+
+@functools.cache
+def _libc() -> Any:
+    """Return the C library, None when it cannot be loaded."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        return ctypes.CDLL(name)
+    except OSError:
+        return None
+
+
+@functools.cache
+def map_big_allocations() -> bool:
+    """Have glibc map every allocation of :data:`BIG_ALLOCATION` bytes or more on its own from
+    now on (its mmap threshold fixed there, no longer raised by the big blocks it frees); once
+    per process. Returns False where the C library has no ``mallopt`` or refuses.
+
+    Small allocations are untouched, so the cost is one ``mmap``/``munmap`` per big buffer.
+    """
+    libc = _libc()
+    mallopt = getattr(libc, "mallopt", None) if libc is not None else None
+    if mallopt is None:
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, BIG_ALLOCATION))
 
 
 @functools.cache
 def _malloc_trim() -> Any:
     """Return glibc's ``malloc_trim``, None when the C library has none."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        return getattr(ctypes.CDLL(name), "malloc_trim", None)
-    except OSError:
-        return None
+    libc = _libc()
+    return getattr(libc, "malloc_trim", None) if libc is not None else None
 
 
 def release_free_memory() -> bool:

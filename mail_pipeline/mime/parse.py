@@ -36,7 +36,7 @@ from mail_pipeline.mime.content_hash import content_hash
 from mail_pipeline.mime.dates import parse_date
 from mail_pipeline.mime.header_block import Fields, read_header_block
 from mail_pipeline.mime.headers import decode_words
-from mail_pipeline.mime.heap import release_free_memory
+from mail_pipeline.mime.heap import map_big_allocations, release_free_memory
 from mail_pipeline.mime.html_text import html_to_text
 from mail_pipeline.mime.message_id import message_id
 from mail_pipeline.mime.results import ParsedMessage
@@ -112,6 +112,8 @@ def parse_message(
     if not isinstance(raw, bytes | bytearray | memoryview):
         raise MessageParseError("not_a_message", f"expected bytes, got {type(raw).__name__}")
     raw = bytes(raw)
+    if len(raw) >= RELEASE_ABOVE:
+        map_big_allocations()  # its transient copies are unmapped as soon as they are freed
     try:
         return _build(raw, max_size)
     except MessageParseError:

@@ -87,7 +87,12 @@ def _shown(default: float | None, unit: str = "") -> str:
 def _metrics(ctx: Context, recent_runs: int = DEFAULT_RECENT_RUNS) -> Metrics:
     from mail_pipeline.maintenance.metrics import compute_metrics
 
-    return compute_metrics(ctx.store, spool_dir=ctx.settings.spool_dir, recent_runs=recent_runs)
+    return compute_metrics(
+        ctx.store,
+        spool_dir=ctx.settings.spool_dir,
+        recent_runs=recent_runs,
+        window_hours=ctx.settings.metrics_window_hours,
+    )
 
 
 @click.command(
@@ -124,10 +129,10 @@ def show_metrics(ctx: Context, as_json: bool, recent_runs: int) -> int:
         ("completed_tasks", "completed"),
         ("failed_tasks", "failed"),
         ("recent_failed_tasks", "failed in the last hour"),
-        ("failed_tasks_24h", "failed in the last 24 h"),
+        ("failed_tasks_24h", f"failed in the last {metrics.window_hours} h"),
         ("cancelled_tasks", "cancelled"),
         ("skipped_tasks", "skipped"),
-        ("duplicates_24h", "duplicates in the last 24 h"),
+        ("duplicates_24h", f"duplicates in the last {metrics.window_hours} h"),
         ("audited_tasks", "deleted by retention (audited)"),
     ):
         tasks.add_row(label, str(numbers[key]))
@@ -171,7 +176,7 @@ HEALTH_OPTIONS = (
         "--failed-tasks",
         "failed_tasks_warning",
         "MAIL_PIPELINE_HEALTH_FAILED_TASKS",
-        "warning from N FAILED tasks in 24 h",
+        "warning from N FAILED tasks in the window (MAIL_PIPELINE_METRICS_WINDOW_HOURS)",
     ),
     (
         "--timed-out",

@@ -10,7 +10,8 @@ level found) and its ``findings`` (one per thing that is wrong, worst first), th
 
 The rules and their thresholds are in :mod:`mail_pipeline.maintenance.health_thresholds`:
 WARNING when an active mailbox failed its latest fetch (or is paused), a task FAILED in the
-last 24 h, a task is stale, or the spool inbox waits longer than a threshold; CRITICAL when
+metrics' window (``MAIL_PIPELINE_METRICS_WINDOW_HOURS``, the last 24 h by default), a task is
+stale, or the spool inbox waits longer than a threshold; CRITICAL when
 every active mailbox failed, no fetch succeeded for N schedule intervals, or the spool waits
 longer than the larger threshold. Levels are exit codes: 0 healthy, 1 warning, 2 critical.
 
@@ -136,13 +137,14 @@ def _mailbox_findings(metrics: Metrics, t: HealthThresholds) -> list[Finding]:
 
 def _task_findings(metrics: Metrics, t: HealthThresholds) -> list[Finding]:
     found: list[Finding] = []
-    failed = metrics.failed_last_day
+    failed = metrics.failed_in_window
     if t.failed_tasks_warning is not None and failed >= t.failed_tasks_warning:
         found.append(
             Finding(
                 HealthLevel.WARNING,
                 "failed_tasks",
-                f"{failed} {_plural(failed, 'task', 'tasks')} FAILED in the last 24 h",
+                f"{failed} {_plural(failed, 'task', 'tasks')} FAILED in the last "
+                f"{metrics.window_hours} h",
             )
         )
     stale = metrics.timed_out

@@ -5,15 +5,18 @@
 | an active mailbox failed its latest fetch (or is paused) | — | any | warning |
 | every active mailbox failed its latest fetch | — | all | critical |
 | no mailbox fetch succeeded for N fetch schedule intervals | ``MISSED_FETCHES`` | 3 | critical |
-| FAILED tasks in the last 24 h | ``FAILED_TASKS`` | at least 1 | warning |
+| FAILED tasks in the metrics' window (the last 24 h) | ``FAILED_TASKS`` | at least 1 | warning |
 | open tasks without a heartbeat within their timeout | ``STALE_TASKS`` | at least 1 | warning |
 | the oldest spool inbox file is older than | ``SPOOL_WARNING_SECONDS`` | 1800 s | warning |
 | the oldest spool inbox file is older than | ``SPOOL_CRITICAL_SECONDS`` | 7200 s | critical |
 | messages waiting in spool ``failed/`` | ``SPOOL_FAILED`` | off | warning |
 
 A setting ``NAME`` is the variable ``HEALTH_NAME`` with the ``MAIL_PIPELINE_`` prefix, a whole
-number; ``0`` turns its check off. The fetch schedule interval is the longest gap between two
-ticks of ``MAIL_PIPELINE_FETCH_CRON`` (:mod:`mail_pipeline.maintenance.cron_interval`).
+number; ``0`` turns its check off. The window of FAILED tasks is the metrics' window,
+``MAIL_PIPELINE_METRICS_WINDOW_HOURS`` (24 by default; the snapshot judged carries it, see
+:attr:`~mail_pipeline.maintenance.metrics.Metrics.window_hours`). The fetch schedule
+interval is the longest gap between two ticks of ``MAIL_PIPELINE_FETCH_CRON``
+(:mod:`mail_pipeline.maintenance.cron_interval`).
 
 No Dagster imports.
 """
@@ -31,7 +34,7 @@ from mail_pipeline.platform.settings import ENV_PREFIX, HEALTH_DEFAULTS, Setting
 class HealthThresholds:
     """When each check fires; ``None`` turns a check off. The defaults are the settings'."""
 
-    #: warning from this many FAILED tasks in the last 24 hours
+    #: warning from this many FAILED tasks in the metrics' window (the last 24 h by default)
     failed_tasks_warning: int | None = HEALTH_DEFAULTS["FAILED_TASKS"]
     #: warning from this many open tasks whose heartbeat is older than their timeout
     stale_tasks_warning: int | None = HEALTH_DEFAULTS["STALE_TASKS"]

@@ -6,7 +6,10 @@ order an operator reads: failing mailboxes, failed tasks, the spool backlog and 
 file, messages saved, run durations, then the rest. Each series has a description and a unit;
 its metadata key (:attr:`Series.key`) starts with its rank and ends with its unit
 (``"01 failing mailboxes [mailboxes]"``) because the UI plots a key's values over time and
-orders the plots by key.
+orders the plots by key. The two windowed series (FAILED tasks and duplicates, over the last
+``MAIL_PIPELINE_METRICS_WINDOW_HOURS``) say their window in their title, so their keys are
+those of the default window, ``"02 failed tasks, 24 h [tasks]"``, unless it is set: values of
+another window are another plot.
 
 Gauges are the value at the point. Counters are per-interval deltas: what was added since the
 previous point (the first point of a counter is 0, it only sets the baseline); their running
@@ -26,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mail_pipeline.maintenance.metrics import Metrics
+from mail_pipeline.platform.settings import DEFAULT_METRICS_WINDOW_HOURS
 from mail_pipeline.storage.store import EmailSource, MailStore, TaskStatus
 
 
@@ -48,106 +52,117 @@ class Series:
         return f"{rank:02d} {self.title} [{self.unit}]"
 
 
-#: The series in the order an operator reads them.
-SERIES: tuple[Series, ...] = (
-    Series(
-        "failing_mailboxes",
-        "failing mailboxes",
-        "mailboxes",
-        "active mailboxes whose latest fetch failed, or that are paused",
-    ),
-    Series(
-        "failed_tasks_24h",
-        "failed tasks, 24 h",
-        "tasks",
-        "EmailTasks that ended FAILED in the last 24 hours",
-    ),
-    Series(
-        "spool_backlog",
-        "spool backlog",
-        "messages",
-        "messages waiting in the spool's inbox/",
-    ),
-    Series(
-        "spool_oldest_age",
-        "spool oldest waiting",
-        "s",
-        "age of the oldest message in the spool's inbox/ (0 when it is empty)",
-    ),
-    Series(
-        "messages_saved",
-        "messages saved",
-        "messages per interval",
-        "messages stored since the previous point, both sources (deleting older messages "
-        "does not lower it)",
-        counter=True,
-        counted=True,
-    ),
-    Series(
-        "imap_fetch_seconds",
-        "IMAP fetch duration",
-        "s",
-        "how long the latest completed IMAP fetch run took",
-    ),
-    Series(
-        "spool_ingest_seconds",
-        "spool ingest duration",
-        "s",
-        "how long the latest completed spool ingest took",
-    ),
-    Series(
-        "paused_mailboxes",
-        "paused mailboxes",
-        "mailboxes",
-        "mailboxes the circuit breaker paused (mail-pipeline imap resume USER)",
-    ),
-    Series(
-        "stale_tasks",
-        "stale tasks",
-        "tasks",
-        "open EmailTasks without a heartbeat within their timeout",
-    ),
-    Series(
-        "running_tasks",
-        "running tasks",
-        "tasks",
-        "EmailTasks RUNNING now",
-    ),
-    Series(
-        "duplicates_24h",
-        "duplicates, 24 h",
-        "messages",
-        "messages fetched again and not stored twice, in tasks of the last 24 hours",
-    ),
-    Series(
-        "spool_failed",
-        "spool failed/",
-        "messages",
-        "messages quarantined in the spool's failed/ (mail-pipeline spool retry-failed)",
-    ),
-    Series(
-        "spool_unmatched",
-        "spool unmatched/",
-        "messages",
-        "spool messages for no known user or alias (spool reingest-unmatched)",
-    ),
-    Series(
-        "tasks_deleted",
-        "tasks deleted by retention",
-        "tasks per interval",
-        "EmailTasks deleted by retention (audited) since the previous point",
-        counter=True,
-    ),
-    Series(
-        "active_mailboxes",
-        "active mailboxes",
-        "mailboxes",
-        "active users with an IMAP configuration",
-    ),
-)
+def series_of(window_hours: int | None = DEFAULT_METRICS_WINDOW_HOURS) -> tuple[Series, ...]:
+    """Return the series in the order an operator reads them, the windowed ones over the last
+    ``window_hours`` (None: ``N`` hours, for a legend of any window)."""
+    hours = "N" if window_hours is None else str(window_hours)
+    return (
+        Series(
+            "failing_mailboxes",
+            "failing mailboxes",
+            "mailboxes",
+            "active mailboxes whose latest fetch failed, or that are paused",
+        ),
+        Series(
+            "failed_tasks_24h",
+            f"failed tasks, {hours} h",
+            "tasks",
+            f"EmailTasks that ended FAILED in the last {hours} h",
+        ),
+        Series(
+            "spool_backlog",
+            "spool backlog",
+            "messages",
+            "messages waiting in the spool's inbox/",
+        ),
+        Series(
+            "spool_oldest_age",
+            "spool oldest waiting",
+            "s",
+            "age of the oldest message in the spool's inbox/ (0 when it is empty)",
+        ),
+        Series(
+            "messages_saved",
+            "messages saved",
+            "messages per interval",
+            "messages stored since the previous point, both sources (deleting older messages "
+            "does not lower it)",
+            counter=True,
+            counted=True,
+        ),
+        Series(
+            "imap_fetch_seconds",
+            "IMAP fetch duration",
+            "s",
+            "how long the latest completed IMAP fetch run took",
+        ),
+        Series(
+            "spool_ingest_seconds",
+            "spool ingest duration",
+            "s",
+            "how long the latest completed spool ingest took",
+        ),
+        Series(
+            "paused_mailboxes",
+            "paused mailboxes",
+            "mailboxes",
+            "mailboxes the circuit breaker paused (mail-pipeline imap resume USER)",
+        ),
+        Series(
+            "stale_tasks",
+            "stale tasks",
+            "tasks",
+            "open EmailTasks without a heartbeat within their timeout",
+        ),
+        Series(
+            "running_tasks",
+            "running tasks",
+            "tasks",
+            "EmailTasks RUNNING now",
+        ),
+        Series(
+            "duplicates_24h",
+            f"duplicates, {hours} h",
+            "messages",
+            f"messages fetched again and not stored twice, in tasks of the last {hours} h",
+        ),
+        Series(
+            "spool_failed",
+            "spool failed/",
+            "messages",
+            "messages quarantined in the spool's failed/ (mail-pipeline spool retry-failed)",
+        ),
+        Series(
+            "spool_unmatched",
+            "spool unmatched/",
+            "messages",
+            "spool messages for no known user or alias (spool reingest-unmatched)",
+        ),
+        Series(
+            "tasks_deleted",
+            "tasks deleted by retention",
+            "tasks per interval",
+            "EmailTasks deleted by retention (audited) since the previous point",
+            counter=True,
+        ),
+        Series(
+            "active_mailboxes",
+            "active mailboxes",
+            "mailboxes",
+            "active users with an IMAP configuration",
+        ),
+    )
 
-#: The metadata key of each series, by id.
-KEYS: dict[str, str] = {s.id: s.key(rank) for rank, s in enumerate(SERIES, start=1)}
+
+def keys_of(window_hours: int = DEFAULT_METRICS_WINDOW_HOURS) -> dict[str, str]:
+    """Return the metadata key of each series of :func:`series_of` ``window_hours``, by id."""
+    return {s.id: s.key(rank) for rank, s in enumerate(series_of(window_hours), start=1)}
+
+
+#: The series of the default window, in the order an operator reads them.
+SERIES: tuple[Series, ...] = series_of()
+#: The metadata key of each series of the default window, by id.
+KEYS: dict[str, str] = keys_of()
 
 
 def readings(metrics: Metrics, saved: SavedMessages) -> dict[str, float | int]:
@@ -160,7 +175,7 @@ def readings(metrics: Metrics, saved: SavedMessages) -> dict[str, float | int]:
     spool = metrics.spool
     return {
         "failing_mailboxes": len(metrics.failing_active_mailboxes),
-        "failed_tasks_24h": metrics.failed_last_day,
+        "failed_tasks_24h": metrics.failed_in_window,
         "spool_backlog": spool.inbox_ready if spool else 0,
         "spool_oldest_age": round(spool.oldest_inbox_age_seconds or 0.0, 1) if spool else 0.0,
         "messages_saved": saved.count,
@@ -171,7 +186,7 @@ def readings(metrics: Metrics, saved: SavedMessages) -> dict[str, float | int]:
         "paused_mailboxes": len(metrics.paused_mailboxes),
         "stale_tasks": metrics.timed_out,
         "running_tasks": metrics.count(TaskStatus.RUNNING),
-        "duplicates_24h": metrics.duplicates_last_day,
+        "duplicates_24h": metrics.duplicates_in_window,
         "spool_failed": spool.failed if spool else 0,
         "spool_unmatched": spool.unmatched if spool else 0,
         "tasks_deleted": metrics.audited_tasks,
@@ -189,11 +204,15 @@ class PreviousPoint:
 
     @classmethod
     def from_metadata(
-        cls, keys: set[str] | frozenset[str], totals: Mapping[str, object]
+        cls,
+        keys: set[str] | frozenset[str],
+        totals: Mapping[str, object],
+        window_hours: int = DEFAULT_METRICS_WINDOW_HOURS,
     ) -> PreviousPoint:
         """Return the previous point from its metadata keys and its totals entry (unknown keys
-        and non-numeric totals are ignored: a point of an older layout)."""
-        by_key = {key: series_id for series_id, key in KEYS.items()}
+        and non-numeric totals are ignored: a point of an older layout, or of another window
+        than ``window_hours``)."""
+        by_key = {key: series_id for series_id, key in keys_of(window_hours).items()}
         return cls(
             frozenset(by_key[k] for k in keys if k in by_key),
             {
@@ -263,9 +282,11 @@ def next_point(
     current: Mapping[str, float | int],
     previous: PreviousPoint | None = None,
     marks: Mapping[str, int] | None = None,
+    window_hours: int = DEFAULT_METRICS_WINDOW_HOURS,
 ) -> MetricPoint:
     """Return the point of the raw ``current`` readings (see :func:`readings`) after
-    ``previous`` (None: this is the first point); ``marks`` (those of
+    ``previous`` (None: this is the first point), keyed by the series of ``window_hours``
+    (the window the readings were counted over); ``marks`` (those of
     :class:`SavedMessages`) go into its totals as they are.
 
     A counter's value is its increase since ``previous`` (never negative: a total that went
@@ -279,7 +300,8 @@ def next_point(
     before = previous or PreviousPoint()
     values: dict[str, float | int] = {}
     totals: dict[str, int | float] = dict(marks or {})
-    for series in SERIES:
+    keys = keys_of(window_hours)
+    for series in series_of(window_hours):
         raw = current[series.id]
         value = raw
         if series.counter and not series.counted:
@@ -287,10 +309,14 @@ def next_point(
             last = before.totals.get(series.id)
             value = 0 if last is None else max(0, raw - last)
         if value != 0 or series.id in before.emitted:
-            values[KEYS[series.id]] = value
+            values[keys[series.id]] = value
     return MetricPoint(values, totals)
 
 
-def legend() -> str:
-    """Return the series as a Markdown list: each key (rank, title, unit) and its meaning."""
-    return "\n".join(f"- **{KEYS[s.id]}**: {s.description}" for s in SERIES)
+def legend(window_hours: int | None = DEFAULT_METRICS_WINDOW_HOURS) -> str:
+    """Return the series of ``window_hours`` as a Markdown list: each key (rank, title, unit)
+    and its meaning (None: the windowed ones over ``N`` hours, for any window)."""
+    return "\n".join(
+        f"- **{s.key(rank)}**: {s.description}"
+        for rank, s in enumerate(series_of(window_hours), start=1)
+    )

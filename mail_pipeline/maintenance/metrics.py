@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from mail_pipeline.intake.imap.config import EmailConfigManager
 from mail_pipeline.intake.spool.layout import Spool
+from mail_pipeline.platform.settings import DEFAULT_METRICS_WINDOW_HOURS
 from mail_pipeline.storage.store import (
     EmailSource,
     MailboxStatus,
@@ -51,8 +52,10 @@ class Metrics:
     tasks_by_status: dict[str, int]
     timed_out: int
     failed_last_hour: int
-    failed_last_day: int
-    duplicates_last_day: int
+    #: FAILED tasks that finished within the window (the last :attr:`window_hours`)
+    failed_in_window: int
+    #: duplicates of the tasks that finished within the window
+    duplicates_in_window: int
     throughput: dict[str, SourceStats]
     audited_tasks: int
     spool: SpoolMetrics | None
@@ -64,6 +67,8 @@ class Metrics:
     active_mailboxes: list[MailboxStatus] = field(default_factory=list)
     #: seconds the latest COMPLETED task of each source took, by source value
     last_run_seconds: dict[str, float] = field(default_factory=dict)
+    #: the hours of the window of :attr:`failed_in_window` and :attr:`duplicates_in_window`
+    window_hours: int = DEFAULT_METRICS_WINDOW_HOURS
 
     @property
     def total_tasks(self) -> int:
@@ -105,7 +110,8 @@ class Metrics:
         the UI plots the series of :mod:`mail_pipeline.maintenance.metric_points` instead).
 
         Keys: the seed's metrics, ``pending_tasks``/``cancelled_tasks``/``skipped_tasks``,
-        ``failed_tasks_24h``, ``duplicates_24h``, ``audited_tasks``, per source
+        ``failed_tasks_24h`` and ``duplicates_24h`` (in the window, named for its default),
+        ``window_hours``, ``audited_tasks``, per source
         ``imap_saved_per_run``/``imap_seconds_per_run``/``imap_runs`` (and ``haraka_...``),
         ``spool_inbox_ready``/``spool_failed``/``spool_unmatched``/
         ``spool_oldest_inbox_age_seconds`` (0 when the inbox is empty), ``mailboxes``,
@@ -115,8 +121,9 @@ class Metrics:
         data["pending_tasks"] = self.count(TaskStatus.PENDING)
         data["cancelled_tasks"] = self.count(TaskStatus.CANCELLED)
         data["skipped_tasks"] = self.count(TaskStatus.SKIPPED)
-        data["failed_tasks_24h"] = self.failed_last_day
-        data["duplicates_24h"] = self.duplicates_last_day
+        data["failed_tasks_24h"] = self.failed_in_window
+        data["duplicates_24h"] = self.duplicates_in_window
+        data["window_hours"] = self.window_hours
         data["audited_tasks"] = self.audited_tasks
         for source, stats in self.throughput.items():
             key = _SOURCE_KEYS.get(source, source.lower())
@@ -195,21 +202,28 @@ def compute_metrics(
     spool_dir: str | os.PathLike[str] | None = None,
     spool: SpoolMetrics | None = None,
     recent_runs: int = DEFAULT_RECENT_RUNS,
+    window_hours: int = DEFAULT_METRICS_WINDOW_HOURS,
     now: float | None = None,
 ) -> Metrics:
     """Return a :class:`Metrics` snapshot of ``store`` (and of the spool, when given).
 
     The spool part is read from ``spool_dir``, or, without one, taken from ``spool`` (as
-    measured by whoever owns the spool); with neither it is None.
+    measured by whoever owns the spool); with neither it is None. FAILED tasks and
+    duplicates are counted over the last ``window_hours``
+    (``MAIL_PIPELINE_METRICS_WINDOW_HOURS``).
 
     Task times use the store's clock; ``now`` (epoch seconds) is the spool's file clock.
 
     Raises:
-        ValueError: ``recent_runs`` < 1.
+        ValueError: ``recent_runs`` < 1, or ``window_hours`` < 1.
         SQLAlchemyError: the store is unreachable.
         SpoolError: see :func:`spool_metrics`.
     """
-    stats = store.maintenance.task_stats(recent_runs=recent_runs)
+    if window_hours < 1:
+        raise ValueError(f"window_hours must be 1 or more, got {window_hours}")
+    stats = store.maintenance.task_stats(
+        recent_runs=recent_runs, window=timedelta(hours=window_hours)
+    )
     mailboxes = store.mailboxes.all()
     active = {t.user_id for t in EmailConfigManager(store, None).imap_targets()}
     return Metrics(
@@ -217,8 +231,8 @@ def compute_metrics(
         tasks_by_status=stats.by_status,
         timed_out=stats.timed_out,
         failed_last_hour=stats.failed_last_hour,
-        failed_last_day=stats.failed_last_day,
-        duplicates_last_day=stats.duplicates_last_day,
+        failed_in_window=stats.failed_last_day,
+        duplicates_in_window=stats.duplicates_last_day,
         throughput=stats.throughput,
         audited_tasks=stats.audited,
         spool=spool if spool_dir is None else spool_metrics(spool_dir, now=now),
@@ -226,6 +240,7 @@ def compute_metrics(
         active_mailbox_count=len(active),
         active_mailboxes=[m for m in mailboxes if m.user_id in active],
         last_run_seconds=_last_run_seconds(store),
+        window_hours=window_hours,
     )
 
 

@@ -20,7 +20,8 @@ the same store, files and secret key.
 | ``MAIL_PIPELINE_MAX_CONCURRENT`` | (CPU count) | step processes at once, ``multiprocess`` only |
 | ``MAIL_PIPELINE_CELERY_BROKER`` | ``redis://localhost:6379/0`` | Celery broker, ``celery`` only |
 | ``MAIL_PIPELINE_CELERY_BACKEND`` | ``redis://localhost:6379/1`` | Celery results (``celery``) |
-| ``MAIL_PIPELINE_HEALTH_FAILED_TASKS`` | ``1`` | FAILED tasks in 24 h that make a warning |
+| ``MAIL_PIPELINE_METRICS_WINDOW_HOURS`` | ``24`` | the window of "FAILED tasks" and "duplicates" |
+| ``MAIL_PIPELINE_HEALTH_FAILED_TASKS`` | ``1`` | FAILED tasks in the window that make a warning |
 | ``MAIL_PIPELINE_HEALTH_STALE_TASKS`` | ``1`` | stale open tasks that make a warning |
 | ``MAIL_PIPELINE_HEALTH_MISSED_FETCHES`` | ``3`` | fetch intervals without a success: critical |
 | ``MAIL_PIPELINE_HEALTH_SPOOL_WARNING_SECONDS`` | ``1800`` | spool backlog age: warning |
@@ -29,7 +30,9 @@ the same store, files and secret key.
 
 (``$HOME`` is ``MAIL_PIPELINE_HOME``; relative paths are taken from the current directory.
 ``MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE`` counts consecutive IMAP authentication failures; ``0``
-never pauses. The ``HEALTH_*`` thresholds are whole numbers, ``0`` turns a check off; see
+never pauses. ``MAIL_PIPELINE_METRICS_WINDOW_HOURS`` (whole hours, 1 or more) is the window of
+the metrics' and the health check's "FAILED tasks" and of the metrics' "duplicates". The
+``HEALTH_*`` thresholds are whole numbers, ``0`` turns a check off; see
 :mod:`mail_pipeline.maintenance.health_thresholds`.)
 
 **Where the secret key comes from** — the first of these that is set wins:
@@ -57,6 +60,9 @@ from mail_pipeline.errors import ConfigError, SecretKeyError
 ENV_PREFIX = "MAIL_PIPELINE_"
 #: Consecutive IMAP authentication failures after which a mailbox is paused, by default.
 DEFAULT_AUTH_FAILURES_TO_PAUSE = 3
+#: The hours of the metrics' and the health check's window ("FAILED tasks in the last 24 h"),
+#: by default.
+DEFAULT_METRICS_WINDOW_HOURS = 24
 #: The health thresholds (``HEALTH_<NAME>`` after the prefix) and their defaults; 0 turns one off.
 HEALTH_DEFAULTS = {
     "FAILED_TASKS": 1,
@@ -89,6 +95,7 @@ class _Environment(BaseSettings):
     max_concurrent: str | None = None
     celery_broker: str | None = None
     celery_backend: str | None = None
+    metrics_window_hours: str | None = None
     health_failed_tasks: str | None = None
     health_stale_tasks: str | None = None
     health_missed_fetches: str | None = None
@@ -121,6 +128,8 @@ class Settings:
     max_concurrent_env: str | None = None
     celery_broker: str | None = None
     celery_backend: str | None = None
+    #: the raw ``MAIL_PIPELINE_METRICS_WINDOW_HOURS`` (see :attr:`metrics_window_hours`)
+    metrics_window_env: str | None = None
     #: the raw values of the ``HEALTH_`` variables by name (``FAILED_TASKS``, ...), read by
     #: :meth:`health_threshold`
     health_env: dict[str, str | None] = field(default_factory=dict)
@@ -181,6 +190,21 @@ class Settings:
         if value is None:
             return DEFAULT_AUTH_FAILURES_TO_PAUSE
         return value or None
+
+    @property
+    def metrics_window_hours(self) -> int:
+        """The hours of the metrics' window: ``MAIL_PIPELINE_METRICS_WINDOW_HOURS``, read
+        when it is needed. The metrics' "FAILED tasks" and "duplicates" series and the health
+        check's "FAILED tasks" count the tasks that finished within it.
+
+        Returns:
+            The hours (:data:`DEFAULT_METRICS_WINDOW_HOURS` when unset).
+
+        Raises:
+            ConfigError: the value is not a whole number >= 1.
+        """
+        value = whole_number("METRICS_WINDOW_HOURS", self.metrics_window_env, 1, "1 or more")
+        return DEFAULT_METRICS_WINDOW_HOURS if value is None else value
 
     @property
     def home_key_file(self) -> Path:
@@ -270,6 +294,7 @@ def load_settings() -> Settings:
         max_concurrent_env=env.max_concurrent,
         celery_broker=(env.celery_broker or "").strip() or None,
         celery_backend=(env.celery_backend or "").strip() or None,
+        metrics_window_env=env.metrics_window_hours,
         health_env={name: getattr(env, f"health_{name.lower()}") for name in HEALTH_DEFAULTS},
     )
 

@@ -62,6 +62,25 @@ def test_health_exit_codes_and_flags(cli: Run, store_url: str) -> None:
     store.dispose()
 
 
+def test_metrics_and_health_count_over_the_window_of_the_setting(
+    cli: Run, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = MailStore(store_url)
+    seed(store, [task_row(TaskStatus.FAILED, _now() - timedelta(hours=h)) for h in (2, 10)])
+    store.dispose()
+    assert "FAILED in the last 24 h" in cli("health").out
+    monkeypatch.setenv("MAIL_PIPELINE_METRICS_WINDOW_HOURS", "6")
+    assert "failed in the last 6 h" in cli("metrics").out
+    data = json.loads(cli("metrics", "--json").out)["metrics"]
+    assert (data["failed_tasks_24h"], data["window_hours"]) == (1, 6)
+    health = cli("health")
+    assert health.code == 1 and "1 task FAILED in the last 6 h" in health.out
+    monkeypatch.setenv("MAIL_PIPELINE_METRICS_WINDOW_HOURS", "0")
+    bad = cli("metrics")
+    assert bad.code == 2 and len(bad.err.strip().splitlines()) == 1
+    assert "MAIL_PIPELINE_METRICS_WINDOW_HOURS must be 1 or more, got 0" in bad.err
+
+
 def test_the_defaults_shown_are_the_policy_defaults() -> None:
     from dataclasses import asdict
 

@@ -61,9 +61,13 @@ def _fail(store: MailStore, user_id: int, kind: str = "auth", error: str = "logi
 
 
 def _report(
-    store: MailStore, spool: Path | None = None, thresholds: HealthThresholds | None = None
+    store: MailStore,
+    spool: Path | None = None,
+    thresholds: HealthThresholds | None = None,
+    window_hours: int = 24,
 ) -> HealthReport:
-    return evaluate(compute_metrics(store, spool_dir=spool), thresholds)
+    metrics = compute_metrics(store, spool_dir=spool, window_hours=window_hours)
+    return evaluate(metrics, thresholds)
 
 
 def _age_inbox(spool: Path, seconds: float) -> None:
@@ -117,6 +121,15 @@ def test_one_failing_mailbox_and_failed_tasks_warn_in_one_line(
         f.check
         for f in _report(clocked, thresholds=HealthThresholds(failed_tasks_warning=None)).findings
     ] == ["mailboxes"]
+
+
+def test_failed_tasks_are_counted_and_named_over_the_metrics_window(clocked: MailStore) -> None:
+    hours = (2, 5, 9, 23)
+    seed(clocked, [task_row(TaskStatus.FAILED, NOW - timedelta(hours=h)) for h in hours])
+    report = _report(clocked, window_hours=6)
+    assert report.message() == "WARNING: 2 tasks FAILED in the last 6 h"
+    assert _report(clocked, window_hours=1).message() == "HEALTHY"
+    assert _report(clocked, window_hours=48).message() == "WARNING: 4 tasks FAILED in the last 48 h"
 
 
 def test_only_active_mailboxes_count(clocked: MailStore, clock: Clock) -> None:

@@ -17,6 +17,7 @@ from mail_pipeline.maintenance.metric_points import (
     MetricPoint,
     PreviousPoint,
     SavedMessages,
+    keys_of,
     legend,
     messages_saved,
     next_point,
@@ -40,8 +41,8 @@ def _metrics(**changes: object) -> Metrics:
         tasks_by_status={},
         timed_out=0,
         failed_last_hour=0,
-        failed_last_day=0,
-        duplicates_last_day=0,
+        failed_in_window=0,
+        duplicates_in_window=0,
         throughput={},
         audited_tasks=0,
         spool=SpoolMetrics(0, 0, 0, None),
@@ -77,12 +78,50 @@ def test_every_series_has_a_unit_and_a_description_in_the_legend() -> None:
     assert all("per interval" in s.unit for s in SERIES if s.counter)
 
 
+def test_the_windowed_series_say_their_window_and_keep_the_default_keys() -> None:
+    # The default window's keys are the ones the plots have always had.
+    assert KEYS["failed_tasks_24h"] == "02 failed tasks, 24 h [tasks]"
+    assert KEYS["duplicates_24h"] == "11 duplicates, 24 h [messages]"
+    six = keys_of(6)
+    assert six["failed_tasks_24h"] == "02 failed tasks, 6 h [tasks]"
+    assert six["duplicates_24h"] == "11 duplicates, 6 h [messages]"
+    # Only those two differ; the order (rank) and the ids are the same.
+    assert {k for k in KEYS if KEYS[k] != six[k]} == {"failed_tasks_24h", "duplicates_24h"}
+    assert list(six) == list(KEYS)
+    text = legend(6)
+    assert (
+        "- **02 failed tasks, 6 h [tasks]**: EmailTasks that ended FAILED in the last 6 h" in text
+    )
+    assert "in tasks of the last 6 h" in text and "24" not in text
+    assert "**02 failed tasks, N h [tasks]**: EmailTasks that ended FAILED in the last N h" in (
+        legend(None)
+    )
+
+
+def test_a_point_of_another_window_is_keyed_by_it() -> None:
+    current = readings(_metrics(failed_in_window=2, duplicates_in_window=1), NONE_SAVED)
+    first = next_point(current, window_hours=6)
+    assert first.values == {"02 failed tasks, 6 h [tasks]": 2, "11 duplicates, 6 h [messages]": 1}
+    # The next point of the same window goes on with them (at 0, no holes)...
+    quiet = readings(_metrics(), NONE_SAVED)
+    same = PreviousPoint.from_metadata(set(first.values), first.totals, 6)
+    assert same.emitted == frozenset({"failed_tasks_24h", "duplicates_24h"})
+    assert next_point(quiet, same, window_hours=6).values == {
+        "02 failed tasks, 6 h [tasks]": 0,
+        "11 duplicates, 6 h [messages]": 0,
+    }
+    # ...while after a change of window they are another plot: the old keys are not read.
+    other = PreviousPoint.from_metadata(set(first.values), first.totals)
+    assert other.emitted == frozenset()
+    assert next_point(quiet, other).values == {}
+
+
 def test_readings_of_a_snapshot() -> None:
     metrics = _metrics(
-        failed_last_day=4,
+        failed_in_window=4,
         timed_out=1,
         tasks_by_status={"RUNNING": 2, "COMPLETED": 9},
-        duplicates_last_day=3,
+        duplicates_in_window=3,
         audited_tasks=11,
         spool=SpoolMetrics(5, 2, 1, 91.26),
         active_mailbox_count=3,

@@ -10,6 +10,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from mail_pipeline.maintenance.metrics import compute_metrics
 from mail_pipeline.storage.store import EmailSource, MailStore, TaskStatus
 from mail_pipeline_tests.fixtures.spool_files import make_raw, make_spool, write_pair
@@ -27,6 +29,7 @@ NUMERIC = {
     "recent_failed_tasks",
     "failed_tasks_24h",
     "duplicates_24h",
+    "window_hours",
     "imap_saved_per_run",
     "imap_seconds_per_run",
     "haraka_saved_per_run",
@@ -102,6 +105,10 @@ def test_metrics_of_a_seeded_store_and_spool(store_url: str, tmp_path: Path) -> 
     assert set(numbers) >= NUMERIC
     assert all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers.values())
     assert numbers["failed_tasks_24h"] == 2 and numbers["duplicates_24h"] == 3
+    assert numbers["window_hours"] == 24
+    # Another window: the same keys, its counts, and the window it was counted over.
+    hour = compute_metrics(store, window_hours=1).numeric()
+    assert (hour["failed_tasks_24h"], hour["duplicates_24h"], hour["window_hours"]) == (1, 3, 1)
     assert numbers["imap_saved_per_run"] == 4 and numbers["imap_seconds_per_run"] == 8
     assert numbers["haraka_saved_per_run"] == 5 and numbers["haraka_runs"] == 1
     assert numbers["spool_inbox_ready"] == 1
@@ -121,6 +128,11 @@ def test_metrics_of_a_seeded_store_and_spool(store_url: str, tmp_path: Path) -> 
     assert by_user["alice"]["last_success_at"].startswith("2026-11-20T12:00")
     assert by_user["bob"]["paused"] is True and by_user["bob"]["consecutive_failures"] == 3
     store.dispose()
+
+
+def test_the_window_is_at_least_an_hour(store: MailStore) -> None:
+    with pytest.raises(ValueError, match="window_hours"):
+        compute_metrics(store, window_hours=0)
 
 
 def test_metrics_of_an_empty_store_without_a_spool(store: MailStore, tmp_path: Path) -> None:

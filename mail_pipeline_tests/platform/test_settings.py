@@ -15,7 +15,11 @@ from mail_pipeline.cli import main
 from mail_pipeline.defs.resources import build_resources
 from mail_pipeline.errors import ConfigError, SecretKeyError
 from mail_pipeline.platform.secret_box import SecretBox
-from mail_pipeline.platform.settings import DEFAULT_AUTH_FAILURES_TO_PAUSE, load_settings
+from mail_pipeline.platform.settings import (
+    DEFAULT_AUTH_FAILURES_TO_PAUSE,
+    DEFAULT_METRICS_WINDOW_HOURS,
+    load_settings,
+)
 
 
 @pytest.fixture
@@ -62,6 +66,20 @@ def test_auth_failures_to_pause_is_read_when_asked(
         settings = load_settings()  # loading never fails on it: only reading the threshold
         with pytest.raises(ConfigError, match=name):
             _ = settings.auth_failures_to_pause
+
+
+def test_the_metrics_window_is_read_when_asked(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = "MAIL_PIPELINE_METRICS_WINDOW_HOURS"
+    assert load_settings().metrics_window_hours == DEFAULT_METRICS_WINDOW_HOURS == 24
+    monkeypatch.setenv(name, " 6 ")
+    assert load_settings().metrics_window_hours == 6
+    for bad in ("x", "0", "-3", "1.5"):
+        monkeypatch.setenv(name, bad)
+        settings = load_settings()  # loading never fails on it: only reading the window
+        with pytest.raises(ConfigError, match=name):
+            _ = settings.metrics_window_hours
 
 
 def test_secret_key_precedence_env_then_key_file_then_home_file(

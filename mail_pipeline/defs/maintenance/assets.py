@@ -24,7 +24,7 @@ from mail_pipeline.maintenance.metric_points import (
     readings,
 )
 from mail_pipeline.maintenance.metrics import SpoolMetrics, compute_metrics
-from mail_pipeline.platform.settings import load_settings
+from mail_pipeline.platform.settings import DEFAULT_METRICS_WINDOW_HOURS, load_settings
 from mail_pipeline.storage.store import MailStore
 
 MAIL_METRICS = dg.AssetKey("mail_metrics")
@@ -44,23 +44,28 @@ mail_metrics_spec = dg.AssetSpec(
         "Mailbox, task, spool and throughput metrics of the mail pipeline: one point per "
         "email_fetch_job, spool_ingest_job and cleanup_tasks_job run (Overview → Plots). "
         "Counters are per interval (since the previous point); a series that has only ever "
-        "been 0 is not shown.\n\n" + legend()
+        "been 0 is not shown. N h is the window of MAIL_PIPELINE_METRICS_WINDOW_HOURS "
+        "(24 by default).\n\n" + legend(None)
     ),
     group_name="monitoring",
     kinds={"python"},
 )
 
 
-def previous_point(instance: dg.DagsterInstance) -> PreviousPoint | None:
-    """Return what the latest ``mail_metrics`` materialization says the next point needs, or
-    None when there is none."""
+def previous_point(
+    instance: dg.DagsterInstance, window_hours: int = DEFAULT_METRICS_WINDOW_HOURS
+) -> PreviousPoint | None:
+    """Return what the latest ``mail_metrics`` materialization says the next point (of the
+    series of ``window_hours``) needs, or None when there is none."""
     entry = instance.get_latest_materialization_event(MAIL_METRICS)
     mat = None if entry is None else entry.asset_materialization
     if mat is None:
         return None
     totals = mat.metadata.get(TOTALS_KEY)
     data = totals.data if isinstance(totals, dg.JsonMetadataValue) else {}
-    return PreviousPoint.from_metadata(set(mat.metadata), data if isinstance(data, dict) else {})
+    return PreviousPoint.from_metadata(
+        set(mat.metadata), data if isinstance(data, dict) else {}, window_hours
+    )
 
 
 def materialize_mail_metrics(
@@ -82,11 +87,17 @@ def materialize_mail_metrics(
         The point logged, or None when the metrics could not be computed or another run was
         recording a point.
     """
+    settings = load_settings()
     try:
-        thresholds: HealthThresholds | None = HealthThresholds.from_settings(load_settings())
+        thresholds: HealthThresholds | None = HealthThresholds.from_settings(settings)
     except ConfigError as exc:
         context.log.warning(f"health thresholds: {exc}; judging with the defaults")
         thresholds = None
+    try:
+        window_hours = settings.metrics_window_hours
+    except ConfigError as exc:
+        context.log.warning(f"metrics window: {exc}; counting the default window")
+        window_hours = DEFAULT_METRICS_WINDOW_HOURS
     try:
         token = store.locks.acquire(
             RECORDING_LOCK,
@@ -102,7 +113,7 @@ def materialize_mail_metrics(
         context.log.info("mail_metrics: another run is recording a point now; skipped this one")
         return None
     try:
-        return _record_point(context, store, thresholds, spool_dir, spool_status)
+        return _record_point(context, store, thresholds, window_hours, spool_dir, spool_status)
     finally:
         store.locks.release(RECORDING_LOCK, token)
 
@@ -111,15 +122,18 @@ def _record_point(
     context: dg.OpExecutionContext,
     store: MailStore,
     thresholds: HealthThresholds | None,
+    window_hours: int,
     spool_dir: str | Path | None,
     spool_status: SpoolMetrics | None,
 ) -> MetricPoint | None:
     """Compute and log one point after the latest one (the caller holds the recording lease)."""
     try:
-        previous = previous_point(context.instance)
-        metrics = compute_metrics(store, spool_dir=spool_dir, spool=spool_status)
+        previous = previous_point(context.instance, window_hours)
+        metrics = compute_metrics(
+            store, spool_dir=spool_dir, spool=spool_status, window_hours=window_hours
+        )
         saved = messages_saved(store, previous)
-        point = next_point(readings(metrics, saved), previous, saved.marks)
+        point = next_point(readings(metrics, saved), previous, saved.marks, window_hours)
     except Exception as exc:  # the metrics are a report; the run's work is already done
         context.log.warning(f"mail_metrics not recorded: {type(exc).__name__}: {exc}")
         return None

@@ -248,21 +248,26 @@ class MaintenanceRepository(Repository):
         with self._transaction() as session:
             return int(session.scalar(select(func.count()).select_from(EmailTaskAudit)) or 0)
 
-    def task_stats(self, *, recent_runs: int = 50) -> TaskStats:
+    def task_stats(
+        self, *, recent_runs: int = 50, window: timedelta = timedelta(days=1)
+    ) -> TaskStats:
         """Return the task counts the metrics are made of, as of the store's clock.
 
         ``timed_out``: open tasks whose heartbeat is older than their ``timeout_seconds``
-        (stale: their run stopped renewing it). ``failed_last_hour`` /
-        ``failed_last_day``: FAILED tasks that finished in the last hour / 24 hours.
+        (stale: their run stopped renewing it). ``failed_last_hour``: FAILED tasks that
+        finished in the last hour; ``failed_last_day`` / ``duplicates_last_day``: FAILED
+        tasks / duplicates of tasks that finished within ``window`` (24 hours by default).
         ``throughput``: per source, over its last ``recent_runs`` COMPLETED tasks.
 
         Raises:
-            ValueError: ``recent_runs`` < 1.
+            ValueError: ``recent_runs`` < 1, or ``window`` is not positive.
         """
         if recent_runs < 1:
             raise ValueError(f"recent_runs must be positive, got {recent_runs}")
+        if window <= timedelta(0):
+            raise ValueError(f"window must be positive, got {window}")
         now = self._now()
-        hour, day = now - timedelta(hours=1), now - timedelta(days=1)
+        hour, day = now - timedelta(hours=1), now - window
         finished = func.coalesce(EmailTask.completed_at, EmailTask.updated_at)
         failed = EmailTask.status == TaskStatus.FAILED.value
         with self._transaction() as session:

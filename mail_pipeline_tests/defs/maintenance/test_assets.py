@@ -3,7 +3,10 @@ counters per interval, zero-only series left out, and the health verdict."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import dagster as dg
+import pytest
 
 from mail_pipeline.defs.fetch.assets import fetch_step
 from mail_pipeline.defs.fetch.jobs import email_fetch_job
@@ -14,15 +17,18 @@ from mail_pipeline.defs.maintenance.assets import (
     TOTALS_KEY,
     mail_metrics_spec,
 )
+from mail_pipeline.defs.spool.jobs import spool_ingest_job
 from mail_pipeline.maintenance.metric_points import (
     KEYS,
     SAVED_ABOVE_MARK,
     SAVED_MARK,
     SAVED_TOP,
-    SERIES,
+    series_of,
 )
+from mail_pipeline.storage.store import TaskStatus
 from mail_pipeline_tests.defs.conftest import Rig, materializations
 from mail_pipeline_tests.fixtures.dovecot import DovecotServer
+from mail_pipeline_tests.fixtures.task_rows import seed, task_row
 
 
 def _message(n: int, to: str) -> bytes:
@@ -126,5 +132,31 @@ def test_a_run_that_finds_another_recording_skips_its_point_and_loses_no_count(
 def test_the_asset_says_what_each_series_means() -> None:
     description = mail_metrics_spec.description or ""
     assert "per interval" in description
-    for series in SERIES:
-        assert f"**{KEYS[series.id]}**: {series.description}" in description
+    assert "N h is the window of MAIL_PIPELINE_METRICS_WINDOW_HOURS (24 by default)" in (
+        description
+    )
+    for rank, series in enumerate(series_of(None), start=1):
+        assert f"**{series.key(rank)}**: {series.description}" in description
+    assert "**02 failed tasks, N h [tasks]**: EmailTasks that ended FAILED in the last N h" in (
+        description
+    )
+
+
+def test_a_point_counts_and_names_the_window_of_the_setting(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAIL_PIPELINE_METRICS_WINDOW_HOURS", "6")
+    now = datetime.now(UTC)
+    seed(
+        rig.store,
+        [task_row(TaskStatus.FAILED, now - timedelta(hours=h), duplicate=2) for h in (2, 10)],
+    )
+    resources = {k: rig.resources[k] for k in ("store", "attachments", "spool")}
+    result = spool_ingest_job.execute_in_process(
+        resources=resources, instance=dg.DagsterInstance.ephemeral()
+    )
+    (mat,) = result.asset_materializations_for_node("ingest_spool_now")
+    assert mat.metadata["02 failed tasks, 6 h [tasks]"].value == 1
+    assert mat.metadata["11 duplicates, 6 h [messages]"].value == 2
+    assert KEYS["failed_tasks_24h"] not in mat.metadata
+    assert mat.metadata[HEALTH_KEY].value == "WARNING: 1 task FAILED in the last 6 h"

@@ -82,4 +82,13 @@ def test_task_stats(store_url: str) -> None:
         store.maintenance.task_stats(recent_runs=1).throughput["IMAP_EMAIL_FETCH"].seconds_per_run
         == 20
     )
+    # The window of the FAILED tasks and duplicates is an argument (24 h by default).
+    six = store.maintenance.task_stats(window=timedelta(hours=6))
+    assert (six.failed_last_hour, six.failed_last_day, six.duplicates_last_day) == (1, 2, 2)
+    quarter = store.maintenance.task_stats(window=timedelta(minutes=15))
+    assert (quarter.failed_last_day, quarter.duplicates_last_day) == (0, 2)
+    assert store.maintenance.task_stats(window=timedelta(minutes=3)).duplicates_last_day == 0
+    assert store.maintenance.task_stats(window=timedelta(days=3)).failed_last_day == 3
+    with pytest.raises(ValueError, match="window"):
+        store.maintenance.task_stats(window=timedelta(0))
     store.dispose()

@@ -169,6 +169,8 @@ def _build(raw: bytes, max_size: int | None) -> ParsedMessage:
     bodies = Bodies()
     collect(tree, hint, bodies, notes)
     html = "\n".join(bodies.html)
+    if not bodies.text and len(html) >= RELEASE_ABOVE:
+        release_free_memory()  # what decoding the bodies freed, before the text is derived
     text = "\n".join(bodies.text) if bodies.text else (html_to_text(html) if html else "")
 
     return ParsedMessage(

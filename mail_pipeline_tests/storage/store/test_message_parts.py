@@ -27,7 +27,7 @@ def test_only_messages_from_the_threshold_up_are_streamed() -> None:
 
 def test_a_big_message_is_stored_whole_beside_small_ones(store: MailStore) -> None:
     alice = store.users.add("alice", "alice@example.org").id
-    big = _big(1, 2 * CHUNK + 12345)
+    big = _big(1, STREAM_ABOVE + CHUNK + 12345)
     exact = _big(2, STREAM_ABOVE)
     rows = [
         message_row(alice, 0),
@@ -90,7 +90,7 @@ def test_the_parts_live_apart_and_go_with_their_message(store: MailStore) -> Non
     alice = store.users.add("alice", "alice@example.org").id
     big = _big(7, STREAM_ABOVE)
     # a body longer than a chunk, with characters of 1 to 4 UTF-8 bytes across chunk edges
-    html = "<p>" + "aé€🙂" * (CHUNK // 4 + 3) + "</p>"
+    html = "<p>" + "aé€🙂" * (STREAM_ABOVE // 4 + 3) + "</p>"
     text_body = "a\x00b" + "ü" * STREAM_ABOVE  # NUL leaves a body as it leaves a column
     row = replace(message_row(alice, 1), raw_content=big, html_content=html, text_content=text_body)
     (pk,) = store.messages.insert_batch([row])

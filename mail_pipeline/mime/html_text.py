@@ -153,13 +153,16 @@ def html_to_text(html: str) -> str:
     is dropped; character references are unescaped; white space collapses. Never raises for
     any input string; returns ``""`` for markup without text.
 
-    A long document is converted as it is fed, a piece at a time: the text is held once, as
-    finished pieces, plus one piece in the making (then once more while they are joined).
+    A long document is converted as it is fed, a piece at a time: the text is held once, plus
+    the piece in the making.
     """
     if not html:
         return ""
     parser = _Extractor()
     lines = _Lines()
+    # Grown in place: CPython extends a string that only this local holds, so the text is
+    # never held twice (as pieces and as their join).
+    text = ""
     pending = ""  # the parser's output not yet tidied: no cut is safe in it yet
     try:
         for chunk in _chunks(html, _FEED_CHUNK):
@@ -168,13 +171,14 @@ def html_to_text(html: str) -> str:
             parser.out.clear()
             cut = _last_safe_cut(pending, _SUB_CHUNK)
             if cut:
-                lines.write(_tidy(pending[:cut]))
+                text += lines.take(_tidy(pending[:cut]))
                 pending = pending[cut:]
         parser.close()
     except (AssertionError, ValueError):  # pragma: no cover - HTMLParser is tolerant
         pass
-    lines.write(_tidy(pending + "".join(parser.out)))
-    return lines.text()
+    text += lines.take(_tidy(pending + "".join(parser.out)))
+    text += lines.end()
+    return text
 
 
 def _tidy(text: str) -> str:
@@ -193,39 +197,38 @@ class _Lines:
     collapsing ``\n{3,}`` to ``\n\n`` would give)."""
 
     def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.carry = ""  # the last line written, which may go on in the next piece
-        self.started = False  # a non-blank line was kept
-        self.blank = False  # a blank line came after the last kept line
+        self.carry = ""  # the last line taken, which may go on in the next piece
+        self.started = False  # a non-blank line was given out
+        self.blank = False  # a blank line came after the last line given out
 
-    def write(self, text: str) -> None:
-        """Take the next piece of tidied text."""
+    def take(self, text: str) -> str:
+        """Take the next piece of tidied text; return the text it completes."""
         if not text:
-            return
+            return ""
         rows = (self.carry + text).split("\n")
         self.carry = rows.pop()
-        self._keep(rows)
+        return self._keep(rows)
 
-    def text(self) -> str:
-        """Return the whole text (after the last :meth:`write`)."""
-        self._keep([self.carry])
-        self.carry = ""
-        return "".join(self.parts)
+    def end(self) -> str:
+        """Return the rest of the text (after the last :meth:`take`)."""
+        rest, self.carry = self.carry, ""
+        return self._keep([rest])
 
-    def _keep(self, rows: list[str]) -> None:
-        out: list[str] = []
-        for row in rows:
-            line = row.strip(" ").replace(_PRE_SPACE, " ").rstrip()
-            if not line:
-                self.blank = self.started
-                continue
-            if self.started:
-                out.append("\n\n" if self.blank else "\n")
-            out.append(line)
-            self.started, self.blank = True, False
-        if out:  # one string per piece, not one per line (≈50 bytes each)
-            self.parts.append("".join(out))
+    def _keep(self, rows: list[str]) -> str:
+        if not rows:
+            return ""
+        lines = [row.strip(" ").replace(_PRE_SPACE, " ").rstrip() for row in rows]
+        body = _BLANK_LINES.sub("\n\n", "\n".join(lines))
+        kept = body.strip("\n")
+        if not kept:  # only blank lines
+            self.blank = self.started
+            return ""
+        gap = ("\n\n" if self.blank or body[0] == "\n" else "\n") if self.started else ""
+        self.started, self.blank = True, body[-1] == "\n"
+        return gap + kept
 
+
+_BLANK_LINES = re.compile(r"\n{3,}")
 
 #: HTML fed to the parser per step; a document up to twice this size is fed at once.
 _FEED_CHUNK = 1 << 18

@@ -111,9 +111,9 @@ def test_lines_written_in_pieces_read_as_the_whole_text_tidied_at_once(
     lines = [line.strip(" ").replace("\ue000", " ").rstrip() for line in text.split("\n")]
     expected = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
     writer = html_text._Lines()
-    start = 0
+    out, start = "", 0
     for cut in sorted(min(c, len(text)) for c in cuts):
-        writer.write(text[start:cut])
+        out += writer.take(text[start:cut])
         start = max(start, cut)
-    writer.write(text[start:])
-    assert writer.text() == expected
+    out += writer.take(text[start:])
+    assert out + writer.end() == expected

@@ -76,14 +76,21 @@ def clean_row(model: type[Base], values: Mapping[str, Any]) -> dict[str, Any]:
     column every string inside the value loses its NUL characters. Other values, and keys that
     are not columns of ``model``, are passed through unchanged.
     """
-    table = cast(Table, model.__table__)
     limits = text_limits(model)
+    json_keys = _json_keys(model)
     out: dict[str, Any] = {}
     for key, value in values.items():
         if isinstance(value, str):
             out[key] = clean_text(value, limits.get(key))
-        elif key in table.columns and isinstance(table.columns[key].type, JSON):
+        elif key in json_keys:
             out[key] = clean_json(value)
         else:
             out[key] = value
     return out
+
+
+@functools.cache
+def _json_keys(model: type[Base]) -> frozenset[str]:
+    """Return the keys of the ``JSON`` columns of ``model``."""
+    table = cast(Table, model.__table__)
+    return frozenset(column.key for column in table.columns if isinstance(column.type, JSON))

@@ -6,7 +6,7 @@ connection layer. Both go through the same code here:
 
 - :func:`canonical_imap` folds the seed's and the short key names into the canonical ones;
 - :func:`account_problems` checks an account's fields and returns every problem found, as
-  :class:`~mail_pipeline.intake.imap.problems.ConfigProblem` data keyed by field;
+  :class:`~mail_pipeline.intake.imap.problems.ImapProblem` data keyed by field;
   :class:`ImapAccount` raises them, :func:`imap_config_problems` reports them for a stored
   ``imap_config`` (``mail-pipeline imap set`` and ``imap list``, and the loader, use it);
 - :func:`account_fields` maps a canonical ``imap_config`` to :class:`ImapAccount`'s fields.
@@ -22,8 +22,9 @@ from enum import StrEnum
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from mail_pipeline.intake.imap.problems import ConfigProblem, ConfigProblemError, escaped, quoted
+from mail_pipeline.intake.imap.problems import ConfigProblemError, ImapProblem, escaped, quoted
 from mail_pipeline.intake.limits import DEFAULT_MAX_MESSAGE_BYTES
+from mail_pipeline.intake.problems import ConfigProblem
 
 __all__ = [
     "PROVIDERS",
@@ -178,9 +179,9 @@ def _token_problem(token: object, username: object) -> ConfigProblem | None:
     or None when it can."""
     who = f"IMAP account {quoted(username)}"
     if not isinstance(token, str) or token == "":
-        return ConfigProblem("oauth2_token", f"{who}: the OAuth2 token is empty")
+        return ImapProblem("oauth2_token", f"{who}: the OAuth2 token is empty")
     if any(ch.isspace() or ch == "\x01" or not ch.isprintable() for ch in token):
-        return ConfigProblem(
+        return ImapProblem(
             "oauth2_token", f"{who}: the OAuth2 token contains whitespace or control characters"
         )
     return None
@@ -203,21 +204,19 @@ def split_token_command(command: object) -> list[str]:
             not a string, is empty or cannot be split (unbalanced quotes).
     """
     if not isinstance(command, str):
-        raise ConfigProblemError(
-            [ConfigProblem("oauth2_token_command", "{field} must be a string")]
-        )
+        raise ConfigProblemError([ImapProblem("oauth2_token_command", "{field} must be a string")])
     try:
         argv = shlex.split(command)
     except ValueError as exc:
         raise ConfigProblemError(
             [
-                ConfigProblem(
+                ImapProblem(
                     "oauth2_token_command", f"{{field}} cannot be parsed: {escaped(str(exc))}"
                 )
             ]
         ) from None
     if not argv:
-        raise ConfigProblemError([ConfigProblem("oauth2_token_command", "{field} is empty")])
+        raise ConfigProblemError([ImapProblem("oauth2_token_command", "{field} is empty")])
     return argv
 
 
@@ -226,16 +225,16 @@ def endpoint_problem(name: str, url: object) -> ConfigProblem | None:
     ``oauth2_token_endpoint``), or None when it can: an https URL with a host, or http only
     for 127.0.0.1, localhost or ::1."""
     if not isinstance(url, str) or not url or url != url.strip():
-        return ConfigProblem(name, "{field} must be a URL (https://...)")
+        return ImapProblem(name, "{field} must be a URL (https://...)")
     try:
         parts = urlsplit(url)
         host = parts.hostname
     except ValueError:
-        return ConfigProblem(name, f"{{field}} {quoted(url)} is not a valid URL")
+        return ImapProblem(name, f"{{field}} {quoted(url)} is not a valid URL")
     if not host or parts.scheme not in ("https", "http"):
-        return ConfigProblem(name, f"{{field}} {quoted(url)} must be an https:// URL")
+        return ImapProblem(name, f"{{field}} {quoted(url)} must be an https:// URL")
     if parts.scheme == "http" and host not in _LOOPBACK_HOSTS:
-        return ConfigProblem(
+        return ImapProblem(
             name, f"{{field}} {quoted(url)} must use https (http only for 127.0.0.1 or localhost)"
         )
     return None
@@ -250,22 +249,20 @@ def _client_problems(values: Mapping[str, Any], who: str) -> list[ConfigProblem]
     if client_id is None and endpoint is None:
         if secret is not None:
             problems.append(
-                ConfigProblem(
-                    "oauth2_client_secret", f"{who}: {{field}} needs {{oauth2_client_id}}"
-                )
+                ImapProblem("oauth2_client_secret", f"{who}: {{field}} needs {{oauth2_client_id}}")
             )
         return problems
     if client_id is None:
         problems.append(
-            ConfigProblem("oauth2_token_endpoint", f"{who}: {{field}} needs {{oauth2_client_id}}")
+            ImapProblem("oauth2_token_endpoint", f"{who}: {{field}} needs {{oauth2_client_id}}")
         )
     elif not isinstance(client_id, str) or not client_id.strip() or client_id != client_id.strip():
         problems.append(
-            ConfigProblem("oauth2_client_id", f"{who}: {{field}} must be a non-empty string")
+            ImapProblem("oauth2_client_id", f"{who}: {{field}} must be a non-empty string")
         )
     if endpoint is None:
         problems.append(
-            ConfigProblem(
+            ImapProblem(
                 "oauth2_token_endpoint", f"{who}: {{oauth2_client_id}} needs {{field}} (a URL)"
             )
         )
@@ -273,7 +270,7 @@ def _client_problems(values: Mapping[str, Any], who: str) -> list[ConfigProblem]
         problems.append(problem)
     if secret is not None and (not isinstance(secret, str) or not secret):
         problems.append(
-            ConfigProblem(
+            ImapProblem(
                 "oauth2_client_secret", f"{who}: {{field}} must be a non-empty string when given"
             )
         )
@@ -287,7 +284,7 @@ def _client_problems(values: Mapping[str, Any], who: str) -> list[ConfigProblem]
         for scope in scopes
     ):
         problems.append(
-            ConfigProblem(
+            ImapProblem(
                 "oauth2_scopes", f"{who}: {{field}} must be a list of scopes without spaces"
             )
         )
@@ -307,24 +304,24 @@ def account_problems(values: Mapping[str, Any]) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
     host, port, username = values.get("host"), values.get("port"), values.get("username")
     if not isinstance(host, str) or not host.strip():
-        problems.append(ConfigProblem("imap_host", "{field} must be a non-empty string"))
+        problems.append(ImapProblem("imap_host", "{field} must be a non-empty string"))
     elif host != host.strip():
         problems.append(
-            ConfigProblem("imap_host", f"{{field}} {quoted(host)} has surrounding whitespace")
+            ImapProblem("imap_host", f"{{field}} {quoted(host)} has surrounding whitespace")
         )
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         problems.append(
-            ConfigProblem(
+            ImapProblem(
                 "imap_ssl_port", f"{{field}} must be a number from 1 to 65535, not {quoted(port)}"
             )
         )
     if not isinstance(username, str) or not username.strip():
-        problems.append(ConfigProblem("username", "{field} must be a non-empty string"))
+        problems.append(ImapProblem("username", "{field} must be a non-empty string"))
     security = values.get("security", ImapSecurity.SSL)
     if str(security).lower() not in {s.value for s in ImapSecurity}:
         allowed = ", ".join(s.value for s in ImapSecurity)
         problems.append(
-            ConfigProblem("security", f"{{field}} {quoted(security)} is not one of: {allowed}")
+            ImapProblem("security", f"{{field}} {quoted(security)} is not one of: {allowed}")
         )
 
     password, token = values.get("password"), values.get("oauth2_token")
@@ -344,7 +341,7 @@ def account_problems(values: Mapping[str, Any]) -> list[ConfigProblem]:
     ]
     if password is None and not oauth2_kinds:
         problems.append(
-            ConfigProblem(
+            ImapProblem(
                 "password",
                 f"{who}: a credential is needed: give a {{field}} or an OAuth2 token "
                 "({oauth2_token} or {oauth2_token_command}) or an OAuth2 client "
@@ -353,31 +350,29 @@ def account_problems(values: Mapping[str, Any]) -> list[ConfigProblem]:
         )
     elif password is not None and oauth2_kinds:
         problems.append(
-            ConfigProblem("password", f"{who}: give either a {{field}} or OAuth2, not both")
+            ImapProblem("password", f"{who}: give either a {{field}} or OAuth2, not both")
         )
     if len(oauth2_kinds) > 1:
         kinds = " or ".join(name for _key, name in oauth2_kinds)
         problems.append(
-            ConfigProblem(oauth2_kinds[0][0], f"{who}: give only one of {kinds}, not both")
+            ImapProblem(oauth2_kinds[0][0], f"{who}: give only one of {kinds}, not both")
         )
     problems.extend(_client_problems(values, who))
     mechanism = values.get("sasl_mechanism", SaslMechanism.XOAUTH2)
     if str(mechanism).lower() not in {m.value for m in SaslMechanism}:
         allowed = ", ".join(m.value for m in SaslMechanism)
         problems.append(
-            ConfigProblem(
-                "sasl_mechanism", f"{{field}} {quoted(mechanism)} is not one of: {allowed}"
-            )
+            ImapProblem("sasl_mechanism", f"{{field}} {quoted(mechanism)} is not one of: {allowed}")
         )
     provider = values.get("provider")
     if provider is not None and provider not in PROVIDERS:
         problems.append(
-            ConfigProblem(
+            ImapProblem(
                 "provider", f"{{field}} {quoted(provider)} is not one of: {', '.join(PROVIDERS)}"
             )
         )
     if password is not None and (not isinstance(password, str) or password == ""):
-        problems.append(ConfigProblem("password", f"{who}: the {{field}} is empty"))
+        problems.append(ImapProblem("password", f"{who}: the {{field}} is empty"))
     if token is not None and (problem := _token_problem(token, username)) is not None:
         problems.append(problem)
     if command is not None:
@@ -387,7 +382,7 @@ def account_problems(values: Mapping[str, Any]) -> list[ConfigProblem]:
             problems.extend(exc.problems)
     ca_file = values.get("ca_file")
     if ca_file is not None and (not isinstance(ca_file, str) or not ca_file):
-        problems.append(ConfigProblem("ca_file", "{field} must be a non-empty path when given"))
+        problems.append(ImapProblem("ca_file", "{field} must be a non-empty path when given"))
     for name in ("connect_timeout", "read_timeout"):
         if name not in values:
             continue
@@ -399,7 +394,7 @@ def account_problems(values: Mapping[str, Any]) -> list[ConfigProblem]:
             or value <= 0
         ):
             problems.append(
-                ConfigProblem(
+                ImapProblem(
                     name, f"{{field}} must be a positive number of seconds, got {quoted(value)}"
                 )
             )
@@ -472,17 +467,15 @@ def imap_config_problems(imap: Mapping[str, Any]) -> list[ConfigProblem]:
     try:
         action = PostAction(imap.get("post_action") or "none")
         if action is PostAction.MOVE and not imap.get("move_to"):
-            problems.append(
-                ConfigProblem("move_to", "{post_action} 'move' needs {field} (a folder)")
-            )
+            problems.append(ImapProblem("move_to", "{post_action} 'move' needs {field} (a folder)"))
     except ValueError:
         problems.append(
-            ConfigProblem("post_action", f"{{field}} must be one of {', '.join(PostAction)}")
+            ImapProblem("post_action", f"{{field}} must be one of {', '.join(PostAction)}")
         )
     limit = imap.get("max_message_bytes")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         problems.append(
-            ConfigProblem(
+            ImapProblem(
                 "max_message_bytes",
                 f"{{field}} must be a whole number of bytes >= 1, not {quoted(limit)}",
             )

@@ -58,8 +58,9 @@ from mail_pipeline.intake.imap.account import (
     imap_config_problems,
     max_message_bytes_of,
 )
-from mail_pipeline.intake.imap.problems import ConfigProblem, ConfigProblemError, quoted
+from mail_pipeline.intake.imap.problems import ConfigProblemError, ImapProblem, quoted
 from mail_pipeline.intake.limits import DEFAULT_MAX_MESSAGE_BYTES
+from mail_pipeline.intake.problems import ConfigProblem
 from mail_pipeline.oauth2.tokens import ClientSettings, RefreshPolicy, StoredTokenSource
 from mail_pipeline.platform.secret_box import SecretBox, is_encrypted, mask
 from mail_pipeline.storage.store import EmailSource, MailStore
@@ -147,16 +148,16 @@ def _problems(config: dict[str, Any]) -> list[ConfigProblem]:
     ``filter_config``'s."""
     imap = config.get("imap_config")
     if not isinstance(imap, dict):
-        return [ConfigProblem("imap_config", "{field} is missing")]
+        return [ImapProblem("imap_config", "{field} is missing")]
     problems = imap_config_problems(canonical_imap(imap))
     filters = config.get("filter_config") or {}
     if not isinstance(filters, dict):
-        problems.append(ConfigProblem("filter_config", "{field} must be an object"))
+        problems.append(ImapProblem("filter_config", "{field} must be an object"))
         return problems
     age = filters.get("max_age_days", DEFAULT_MAX_AGE_DAYS)
     if age is not None and (isinstance(age, bool) or not isinstance(age, int) or age < 0):
         problems.append(
-            ConfigProblem(
+            ImapProblem(
                 "max_age_days", f"{{field}} must be a whole number of days >= 0, not {quoted(age)}"
             )
         )
@@ -165,7 +166,7 @@ def _problems(config: dict[str, Any]) -> list[ConfigProblem]:
             date.fromisoformat(str(filters["since"]))
         except ValueError:
             problems.append(
-                ConfigProblem(
+                ImapProblem(
                     "since", f"{{field}} must be a date YYYY-MM-DD, not {quoted(filters['since'])}"
                 )
             )
@@ -174,7 +175,7 @@ def _problems(config: dict[str, Any]) -> list[ConfigProblem]:
             item == "unread" or item.startswith(("from:", "subject:"))
         ):
             problems.append(
-                ConfigProblem(
+                ImapProblem(
                     "filters",
                     f"unknown {{field}} {quoted(item)} (use unread, from:TEXT, subject:TEXT)",
                 )
@@ -185,9 +186,7 @@ def _problems(config: dict[str, Any]) -> list[ConfigProblem]:
         or not folders
         or not all(isinstance(f, str) and f for f in folders)
     ):
-        problems.append(
-            ConfigProblem("folders", "{field} must be a non-empty list of folder names")
-        )
+        problems.append(ImapProblem("folders", "{field} must be a non-empty list of folder names"))
     return problems
 
 

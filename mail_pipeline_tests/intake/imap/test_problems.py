@@ -14,9 +14,10 @@ from mail_pipeline.intake.imap.problems import (
     FIELD_LABELS,
     RUNTIME_FIELDS,
     STORED_FIELDS,
-    ConfigProblem,
     ConfigProblemError,
+    ImapProblem,
 )
+from mail_pipeline.intake.problems import ConfigProblem
 from mail_pipeline_tests.intake.imap.bad_configs import BAD_CONFIGS, bad_config
 
 
@@ -27,13 +28,13 @@ def _problems_of(field: str) -> tuple[ConfigProblem, ...]:
 
 
 def test_a_problem_names_its_fields_by_label_unless_told_otherwise() -> None:
-    problem = ConfigProblem("move_to", "{post_action} 'move' needs {field} (a folder)")
+    problem = ImapProblem("move_to", "{post_action} 'move' needs {field} (a folder)")
     assert problem.fields == ("move_to", "post_action")
     assert str(problem) == "post_action 'move' needs move_to (a folder)"
     assert (
         problem.render({"move_to": "--move-to"}) == "post_action 'move' needs --move-to (a folder)"
     )
-    port = ConfigProblem("imap_ssl_port", "{field} must be a number from 1 to 65535, not 0")
+    port = ImapProblem("imap_ssl_port", "{field} must be a number from 1 to 65535, not 0")
     assert str(port) == "IMAP port (imap_ssl_port) must be a number from 1 to 65535, not 0"
     assert port.render({"imap_ssl_port": "--port"}).startswith("--port must be")
 
@@ -63,7 +64,7 @@ def test_braces_in_a_value_stay_braces() -> None:
 )
 def test_a_problem_about_an_unknown_field_is_a_programming_error(field: str, text: str) -> None:
     with pytest.raises(ValueError):
-        ConfigProblem(field, text)
+        ImapProblem(field, text)
 
 
 def test_the_error_carries_its_problems_and_keeps_them_through_pickle() -> None:

@@ -31,16 +31,21 @@ print(released, before - rss_kib())
 """
 
 
-def _freed_kib(mode: str) -> tuple[str, int]:
+def _run(scenario: str, mode: str) -> list[str]:
+    """Run ``scenario`` in a fresh interpreter with argument ``mode``; return its output words."""
     done = subprocess.run(
-        [sys.executable, "-c", _SCENARIO, mode],
+        [sys.executable, "-c", scenario, mode],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    released, freed = done.stdout.split()
+    return done.stdout.split()
+
+
+def _freed_kib(mode: str) -> tuple[str, int]:
+    released, freed = _run(_SCENARIO, mode)
     return released, int(freed)
 
 
@@ -74,15 +79,8 @@ print(before - rss_kib())
 
 
 def _unmapped_kib(mode: str) -> int:
-    done = subprocess.run(
-        [sys.executable, "-c", _MAPPED, mode],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return int(done.stdout)
+    (freed,) = _run(_MAPPED, mode)
+    return int(freed)
 
 
 def test_big_allocations_are_mapped_apart_and_given_back_when_freed() -> None:

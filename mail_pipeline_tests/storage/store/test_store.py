@@ -45,15 +45,9 @@ def test_upgrade_is_idempotent(store: MailStore) -> None:
 
 def test_migration_0003_gives_existing_tasks_a_heartbeat(store: MailStore) -> None:
     """Rows written before 0003 start from their updated_at; downgrade drops the column."""
-    from alembic import command
     from sqlalchemy import text
 
-    from mail_pipeline.storage.store.store import alembic_config
-
-    with store.engine.begin() as connection:
-        config = alembic_config(store.url)
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0002")
+    _downgrade(store, "0002")
     assert store.schema_revision() == "0002"
     with store.engine.begin() as conn:
         conn.execute(
@@ -76,14 +70,8 @@ def test_migration_0003_gives_existing_tasks_a_heartbeat(store: MailStore) -> No
 
 
 def test_migration_0002_downgrades_and_upgrades(store: MailStore) -> None:
-    from alembic import command
 
-    from mail_pipeline.storage.store.store import alembic_config
-
-    with store.engine.begin() as connection:
-        config = alembic_config(store.url)
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0001")
+    _downgrade(store, "0001")
     assert store.schema_revision() == "0001"
     assert not {"email_task_audit", "mailbox_state"} & set(store.table_names())
     store.upgrade("0002")
@@ -96,16 +84,10 @@ def test_migration_0004_starts_existing_mailboxes_with_an_empty_last_fetch(
     store: MailStore,
 ) -> None:
     """Mailbox rows written before 0004 read as zeros; downgrade drops the columns."""
-    from alembic import command
     from sqlalchemy import text
 
-    from mail_pipeline.storage.store.store import alembic_config
-
     user = store.users.add("olduser", "olduser@example.org")
-    with store.engine.begin() as connection:
-        config = alembic_config(store.url)
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0003")
+    _downgrade(store, "0003")
     assert store.schema_revision() == "0003"
     with store.engine.begin() as conn:
         conn.execute(
@@ -130,17 +112,11 @@ def test_migration_0005_starts_failing_mailboxes_from_their_last_failure(
 ) -> None:
     """Mailboxes failing before 0005 are failing since their last failure; the others are
     not failing; downgrade drops the column."""
-    from alembic import command
     from sqlalchemy import text
-
-    from mail_pipeline.storage.store.store import alembic_config
 
     failing = store.users.add("failing", "failing@example.org")
     fine = store.users.add("fine", "fine@example.org")
-    with store.engine.begin() as connection:
-        config = alembic_config(store.url)
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0004")
+    _downgrade(store, "0004")
     assert store.schema_revision() == "0004"
     failed_at = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     with store.engine.begin() as conn:
@@ -167,11 +143,9 @@ def test_migration_0007_downgrade_puts_big_messages_back_into_their_rows(
     """A big message's parts, kept apart at 0007, are in its own row again at 0006."""
     from dataclasses import replace
 
-    from alembic import command
     from sqlalchemy import text
 
     from mail_pipeline.storage.store.message_parts import STREAM_ABOVE
-    from mail_pipeline.storage.store.store import alembic_config
     from mail_pipeline_tests.fixtures.message_rows import message_row
 
     alice = store.users.add("alice", "alice@example.org").id
@@ -183,10 +157,7 @@ def test_migration_0007_downgrade_puts_big_messages_back_into_their_rows(
             replace(message_row(alice, 2), raw_content=big, html_content=body, text_content=body),
         ]
     )
-    with store.engine.begin() as connection:
-        config = alembic_config(store.url)
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0006")
+    _downgrade(store, "0006")
     assert store.schema_revision() == "0006"
     with store.engine.connect() as conn:
         stored = conn.execute(
@@ -198,3 +169,15 @@ def test_migration_0007_downgrade_puts_big_messages_back_into_their_rows(
     assert store.schema_revision() == HEAD
     assert large is not None and store.messages.get_content(large)["raw_content"] == big
     assert store.messages.get_content(large)["html_content"] == body
+
+
+def _downgrade(store: MailStore, revision: str) -> None:
+    """Downgrade ``store``'s schema to ``revision`` (as ``alembic downgrade`` would)."""
+    from alembic import command
+
+    from mail_pipeline.storage.store.store import alembic_config
+
+    with store.engine.begin() as connection:
+        config = alembic_config(store.url)
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)

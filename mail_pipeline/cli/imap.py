@@ -814,6 +814,7 @@ def fetch_mail(ctx: Context, username: str, batch_size: int, force: bool) -> int
         EmailSaveService(store, AttachmentStorage(ctx.settings.attachment_root)),
         manager,
         batch_size=batch_size,
+        parse_process_min_messages=ctx.settings.parse_worker_min_messages,
     )
     task = store.tasks.create(
         EmailSource.IMAP,

@@ -193,6 +193,13 @@ class ImapResource(_FromSettings):
         "failures, 0: never (empty: MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE or its default, 3)",
     )
 
+    parse_worker_min_messages: int | None = Field(
+        default=None,
+        description="a folder sync with at least this many new messages parses them in a "
+        "worker process, 0: never (empty: MAIL_PIPELINE_PARSE_WORKER_MIN_MESSAGES or its "
+        "default, 300)",
+    )
+
     def config_manager(self, store: MailStore) -> EmailConfigManager:
         """Return the config manager over ``store`` with this key (or the settings' key).
 
@@ -204,7 +211,14 @@ class ImapResource(_FromSettings):
 
     def fetcher(self, store: MailStore, saver: EmailSaveService) -> MailboxFetcher:
         """Return a mailbox fetcher over ``store`` saving through ``saver``, with these
-        timeouts and batch size."""
+        timeouts, batch size and parse-worker threshold (or the settings').
+
+        Raises:
+            ConfigError: the threshold's setting is not a whole number >= 0.
+        """
+        min_messages = self.parse_worker_min_messages
+        if min_messages is None:
+            min_messages = self.settings().parse_worker_min_messages
         return MailboxFetcher(
             store,
             saver,
@@ -212,6 +226,7 @@ class ImapResource(_FromSettings):
             batch_size=self.batch_size,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
+            parse_process_min_messages=min_messages or None,
         )
 
     def shard_limits(self) -> ShardLimits:

@@ -16,6 +16,7 @@ the same store, files and secret key.
 | ``MAIL_PIPELINE_CLEANUP_CRON`` | (the schedule's: 03:30 daily) | the retention schedule |
 | ``MAIL_PIPELINE_FETCH_PARTITIONS`` | ``on`` | scheduled runs over every mailbox partition |
 | ``MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE`` | ``3`` | auth failures that pause a mailbox |
+| ``MAIL_PIPELINE_PARSE_WORKER_MIN_MESSAGES`` | ``300`` | folder syncs that parse in a worker |
 | ``MAIL_PIPELINE_EXECUTOR`` | ``in_process`` | fetch engine, or ``multiprocess``, ``celery`` |
 | ``MAIL_PIPELINE_MAX_CONCURRENT`` | (CPU count) | step processes at once, ``multiprocess`` only |
 | ``MAIL_PIPELINE_CELERY_BROKER`` | ``redis://localhost:6379/0`` | Celery broker, ``celery`` only |
@@ -30,7 +31,9 @@ the same store, files and secret key.
 
 (``$HOME`` is ``MAIL_PIPELINE_HOME``; relative paths are taken from the current directory.
 ``MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE`` counts consecutive IMAP authentication failures; ``0``
-never pauses. ``MAIL_PIPELINE_METRICS_WINDOW_HOURS`` (whole hours, 1 or more) is the window of
+never pauses. ``MAIL_PIPELINE_PARSE_WORKER_MIN_MESSAGES``: a folder sync with at least this many
+new messages (in more than one batch) parses them in a worker process; ``0`` never does.
+``MAIL_PIPELINE_METRICS_WINDOW_HOURS`` (whole hours, 1 or more) is the window of
 the metrics' and the health check's "FAILED tasks" and of the metrics' "duplicates". The
 ``HEALTH_*`` thresholds are whole numbers, ``0`` turns a check off; see
 :mod:`mail_pipeline.maintenance.health_thresholds`.)
@@ -60,6 +63,9 @@ from mail_pipeline.errors import ConfigError, SecretKeyError
 ENV_PREFIX = "MAIL_PIPELINE_"
 #: Consecutive IMAP authentication failures after which a mailbox is paused, by default.
 DEFAULT_AUTH_FAILURES_TO_PAUSE = 3
+#: New messages from which a folder sync parses in a worker process, by default (why this
+#: number: mail_pipeline.intake.imap.parse_stage).
+DEFAULT_PARSE_WORKER_MIN_MESSAGES = 300
 #: The hours of the metrics' and the health check's window ("FAILED tasks in the last 24 h"),
 #: by default.
 DEFAULT_METRICS_WINDOW_HOURS = 24
@@ -91,6 +97,7 @@ class _Environment(BaseSettings):
     cleanup_cron: str | None = None
     fetch_partitions: str | None = None
     auth_failures_to_pause: str | None = None
+    parse_worker_min_messages: str | None = None
     executor: str | None = None
     max_concurrent: str | None = None
     celery_broker: str | None = None
@@ -124,6 +131,8 @@ class Settings:
     secret_key_env: str | None = field(default=None, repr=False)
     secret_key_file: Path | None = None
     auth_failures_to_pause_env: str | None = None
+    #: the raw ``MAIL_PIPELINE_PARSE_WORKER_MIN_MESSAGES`` (see :attr:`parse_worker_min_messages`)
+    parse_worker_min_messages_env: str | None = None
     executor: str | None = None
     max_concurrent_env: str | None = None
     celery_broker: str | None = None
@@ -189,6 +198,28 @@ class Settings:
         )
         if value is None:
             return DEFAULT_AUTH_FAILURES_TO_PAUSE
+        return value or None
+
+    @property
+    def parse_worker_min_messages(self) -> int | None:
+        """When a folder sync parses in a worker process:
+        ``MAIL_PIPELINE_PARSE_WORKER_MIN_MESSAGES``, read when it is needed.
+
+        Returns:
+            The new messages of a folder from which its sync uses the worker
+            (:data:`DEFAULT_PARSE_WORKER_MIN_MESSAGES` when unset), or None for ``0``: never.
+
+        Raises:
+            ConfigError: the value is not a whole number >= 0.
+        """
+        value = whole_number(
+            "PARSE_WORKER_MIN_MESSAGES",
+            self.parse_worker_min_messages_env,
+            0,
+            "0 (never a worker) or more",
+        )
+        if value is None:
+            return DEFAULT_PARSE_WORKER_MIN_MESSAGES
         return value or None
 
     @property
@@ -290,6 +321,7 @@ def load_settings() -> Settings:
         secret_key_env=key or None,
         secret_key_file=_absolute(env.secret_key_file) if env.secret_key_file else None,
         auth_failures_to_pause_env=env.auth_failures_to_pause,
+        parse_worker_min_messages_env=env.parse_worker_min_messages,
         executor=(env.executor or "").strip().lower() or None,
         max_concurrent_env=env.max_concurrent,
         celery_broker=(env.celery_broker or "").strip() or None,

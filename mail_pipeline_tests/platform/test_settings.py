@@ -18,6 +18,7 @@ from mail_pipeline.platform.secret_box import SecretBox
 from mail_pipeline.platform.settings import (
     DEFAULT_AUTH_FAILURES_TO_PAUSE,
     DEFAULT_METRICS_WINDOW_HOURS,
+    DEFAULT_PARSE_WORKER_MIN_MESSAGES,
     load_settings,
 )
 
@@ -66,6 +67,22 @@ def test_auth_failures_to_pause_is_read_when_asked(
         settings = load_settings()  # loading never fails on it: only reading the threshold
         with pytest.raises(ConfigError, match=name):
             _ = settings.auth_failures_to_pause
+
+
+def test_the_parse_worker_threshold_is_read_when_asked(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = "MAIL_PIPELINE_PARSE_WORKER_MIN_MESSAGES"
+    assert load_settings().parse_worker_min_messages == DEFAULT_PARSE_WORKER_MIN_MESSAGES == 300
+    monkeypatch.setenv(name, "1000")
+    assert load_settings().parse_worker_min_messages == 1000
+    monkeypatch.setenv(name, "0")  # never a worker
+    assert load_settings().parse_worker_min_messages is None
+    for bad in ("x", "-1", "2.5"):
+        monkeypatch.setenv(name, bad)
+        settings = load_settings()  # loading never fails on it: only reading the threshold
+        with pytest.raises(ConfigError, match=name):
+            _ = settings.parse_worker_min_messages
 
 
 def test_the_metrics_window_is_read_when_asked(

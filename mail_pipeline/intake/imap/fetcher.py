@@ -109,6 +109,8 @@ class MailboxFetcher:
         self.batch_max_bytes = batch_max_bytes
         self.connect_timeout = float(connect_timeout)
         self.read_timeout = float(read_timeout)
+        #: new messages from which a folder sync parses in the worker process (None: never)
+        self.parse_process_min_messages = parse_process_min_messages
         self._clock = clock or (lambda: datetime.now(UTC))
         self._folders = FolderSync(
             store,

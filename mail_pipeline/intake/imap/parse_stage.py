@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from mail_pipeline.intake.imap.sync import Batch
 from mail_pipeline.intake.imap.wire import RawMessage
 from mail_pipeline.mime.parse_pool import ParseJob, ParseOutcome, ParsePool, parse_outcome
+from mail_pipeline.platform.settings import DEFAULT_PARSE_WORKER_MIN_MESSAGES
 
 __all__ = [
     "DEFAULT_PROCESS_MIN_MESSAGES",
@@ -39,7 +40,8 @@ __all__ = [
 #: Messages to fetch from which a folder sync parses in a worker process. Starting the worker
 #: costs ≈0.5 s of CPU once per process (interpreter and parser imports); parsing costs
 #: ≈0.7-1 ms per 20 KB message, so below a few hundred messages the overlap does not pay.
-DEFAULT_PROCESS_MIN_MESSAGES = 300
+#: The operator's setting is MAIL_PIPELINE_PARSE_WORKER_MIN_MESSAGES.
+DEFAULT_PROCESS_MIN_MESSAGES = DEFAULT_PARSE_WORKER_MIN_MESSAGES
 
 #: Messages larger than this are parsed in this process even when a worker parses the batch.
 #: Through a worker, a message's attachments come back as copies, so the parent holds up to

@@ -29,6 +29,7 @@ from mail_pipeline.intake.imap.shard import (
 )
 from mail_pipeline.intake.limits import DEFAULT_MAX_MESSAGE_BYTES
 from mail_pipeline.intake.spool.ingest import SpoolIngestService
+from mail_pipeline.oauth2.tokens import RefreshPolicy
 from mail_pipeline.platform.settings import Settings, load_settings
 from mail_pipeline.storage.attachments import AttachmentStorage
 from mail_pipeline.storage.save_service import EmailSaveService
@@ -200,14 +201,38 @@ class ImapResource(_FromSettings):
         "default, 300)",
     )
 
+    oauth2_endpoint_timeout: float = Field(
+        default=RefreshPolicy.endpoint_timeout,
+        description="seconds one OAuth2 token request may take",
+    )
+    oauth2_refresh_attempts: int = Field(
+        default=RefreshPolicy.attempts,
+        description="token requests per refresh while the provider fails transiently "
+        "(unreachable, slow, 429, 5xx); then the mailbox's fetch fails and is retried next run",
+    )
+    oauth2_refresh_backoff_seconds: float = Field(
+        default=RefreshPolicy.backoff,
+        description="seconds before the second token request of a refresh, doubled after",
+    )
+
     def config_manager(self, store: MailStore) -> EmailConfigManager:
-        """Return the config manager over ``store`` with this key (or the settings' key).
+        """Return the config manager over ``store`` with this key (or the settings' key) and
+        this OAuth2 refresh policy.
 
         Raises:
             SecretKeyError: the settings' key file cannot be read (see
                 :attr:`mail_pipeline.platform.settings.Settings.secret_key`).
+            ValueError: a refresh setting out of range (a timeout that is not positive, fewer
+                than one attempt, a negative backoff).
         """
-        return EmailConfigManager(store, self.secret_key or self.settings().secret_key)
+        policy = RefreshPolicy.with_requests(
+            self.oauth2_endpoint_timeout,
+            self.oauth2_refresh_attempts,
+            self.oauth2_refresh_backoff_seconds,
+        )
+        return EmailConfigManager(
+            store, self.secret_key or self.settings().secret_key, oauth2_policy=policy
+        )
 
     def fetcher(self, store: MailStore, saver: EmailSaveService) -> MailboxFetcher:
         """Return a mailbox fetcher over ``store`` saving through ``saver``, with these

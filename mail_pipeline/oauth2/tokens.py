@@ -108,6 +108,22 @@ class RefreshPolicy:
     wait_timeout: float | None = None
     poll_interval: float = 0.1
 
+    @classmethod
+    def with_requests(cls, endpoint_timeout: float, attempts: int, backoff: float) -> RefreshPolicy:
+        """Return the default policy with these token requests, and a refresh lock long enough
+        for all of them: the attempts' timeouts and backoffs plus 10 s (at least the default).
+
+        Raises:
+            ValueError: as the class does for these values.
+        """
+        worst = attempts * endpoint_timeout + backoff * (2 ** max(attempts - 1, 0) - 1)
+        return cls(
+            endpoint_timeout=endpoint_timeout,
+            attempts=attempts,
+            backoff=backoff,
+            lock_ttl=max(cls.lock_ttl, worst + 10.0),
+        )
+
     def __post_init__(self) -> None:
         if self.safety_margin < 0 or self.backoff < 0:
             raise ValueError("safety_margin and backoff must be >= 0")

@@ -8,6 +8,7 @@ import pytest
 
 from mail_pipeline.defs.resources import ImapResource
 from mail_pipeline.errors import ConfigError
+from mail_pipeline.oauth2.tokens import RefreshPolicy
 from mail_pipeline.platform.settings import DEFAULT_PARSE_WORKER_MIN_MESSAGES
 from mail_pipeline.storage.attachments import AttachmentStorage
 from mail_pipeline.storage.save_service import EmailSaveService
@@ -53,3 +54,19 @@ def test_a_bad_threshold_fails_the_fetch_with_the_variable_named(
     monkeypatch.setenv(VARIABLE, "-1")
     with pytest.raises(ConfigError, match=VARIABLE):
         _threshold(ImapResource(secret_key="k" * 32), store, attachment_root)
+
+
+def test_the_oauth2_refresh_policy_is_the_resources(store: MailStore) -> None:
+    default = ImapResource(secret_key="k" * 32).config_manager(store).oauth2_policy
+    assert default == RefreshPolicy()
+    resource = ImapResource(
+        secret_key="k" * 32,
+        oauth2_endpoint_timeout=5.0,
+        oauth2_refresh_attempts=6,
+        oauth2_refresh_backoff_seconds=0.5,
+    )
+    policy = resource.config_manager(store).oauth2_policy
+    assert (policy.endpoint_timeout, policy.attempts, policy.backoff) == (5.0, 6, 0.5)
+    assert policy.lock_ttl >= 6 * 5.0
+    with pytest.raises(ValueError):
+        ImapResource(secret_key="k" * 32, oauth2_refresh_attempts=0).config_manager(store)

@@ -323,3 +323,14 @@ def test_no_token_or_secret_in_the_logs_or_rows(
         assert secret not in caplog.text
         assert secret not in str(caught.value)
         assert secret not in rows
+
+
+def test_a_policy_with_more_requests_holds_its_lock_long_enough() -> None:
+    default = RefreshPolicy()
+    assert RefreshPolicy.with_requests(10.0, 3, 1.0) == default  # 30 s + 3 s: the default 60 s
+    longer = RefreshPolicy.with_requests(20.0, 5, 2.0)
+    # 5 requests of up to 20 s, and 2 + 4 + 8 + 16 s between them, plus 10 s
+    assert (longer.attempts, longer.endpoint_timeout, longer.backoff) == (5, 20.0, 2.0)
+    assert longer.lock_ttl == 5 * 20.0 + 30.0 + 10.0
+    with pytest.raises(ValueError):
+        RefreshPolicy.with_requests(10.0, 0, 1.0)

@@ -16,9 +16,6 @@ from mail_pipeline.defs.resources import build_resources
 from mail_pipeline.errors import ConfigError, SecretKeyError
 from mail_pipeline.platform.secret_box import SecretBox
 from mail_pipeline.platform.settings import (
-    DEFAULT_AUTH_FAILURES_TO_PAUSE,
-    DEFAULT_METRICS_WINDOW_HOURS,
-    DEFAULT_PARSE_WORKER_MIN_MESSAGES,
     load_settings,
 )
 
@@ -53,50 +50,40 @@ def test_defaults_follow_the_home(clean_env: Path, monkeypatch: pytest.MonkeyPat
     assert settings.fetch_cron == "*/2 * * * *"
 
 
-def test_auth_failures_to_pause_is_read_when_asked(
-    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("variable", "attribute", "default", "zero_means"),
+    [
+        # consecutive authentication failures that pause a mailbox; 0: never pause
+        ("AUTH_FAILURES_TO_PAUSE", "auth_failures_to_pause", 3, None),
+        # new messages from which a folder sync parses in a worker; 0: never a worker
+        ("PARSE_WORKER_MIN_MESSAGES", "parse_worker_min_messages", 300, None),
+        # the window of the metrics and of health's FAILED tasks; 0 is refused
+        ("METRICS_WINDOW_HOURS", "metrics_window_hours", 24, "bad"),
+    ],
+)
+def test_a_whole_number_setting_is_read_when_asked(
+    clean_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    attribute: str,
+    default: int,
+    zero_means: str | None,
 ) -> None:
-    name = "MAIL_PIPELINE_AUTH_FAILURES_TO_PAUSE"
-    assert load_settings().auth_failures_to_pause == DEFAULT_AUTH_FAILURES_TO_PAUSE
-    monkeypatch.setenv(name, "5")
-    assert load_settings().auth_failures_to_pause == 5
-    monkeypatch.setenv(name, "0")  # never pause
-    assert load_settings().auth_failures_to_pause is None
-    for bad in ("x", "-1"):
-        monkeypatch.setenv(name, bad)
-        settings = load_settings()  # loading never fails on it: only reading the threshold
-        with pytest.raises(ConfigError, match=name):
-            _ = settings.auth_failures_to_pause
-
-
-def test_the_parse_worker_threshold_is_read_when_asked(
-    clean_env: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    name = "MAIL_PIPELINE_PARSE_WORKER_MIN_MESSAGES"
-    assert load_settings().parse_worker_min_messages == DEFAULT_PARSE_WORKER_MIN_MESSAGES == 300
-    monkeypatch.setenv(name, "1000")
-    assert load_settings().parse_worker_min_messages == 1000
-    monkeypatch.setenv(name, "0")  # never a worker
-    assert load_settings().parse_worker_min_messages is None
-    for bad in ("x", "-1", "2.5"):
-        monkeypatch.setenv(name, bad)
-        settings = load_settings()  # loading never fails on it: only reading the threshold
-        with pytest.raises(ConfigError, match=name):
-            _ = settings.parse_worker_min_messages
-
-
-def test_the_metrics_window_is_read_when_asked(
-    clean_env: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    name = "MAIL_PIPELINE_METRICS_WINDOW_HOURS"
-    assert load_settings().metrics_window_hours == DEFAULT_METRICS_WINDOW_HOURS == 24
+    name = f"MAIL_PIPELINE_{variable}"
+    assert getattr(load_settings(), attribute) == default  # the documented default
     monkeypatch.setenv(name, " 6 ")
-    assert load_settings().metrics_window_hours == 6
-    for bad in ("x", "0", "-3", "1.5"):
+    assert getattr(load_settings(), attribute) == 6
+    bad_values = ["x", "-1", "2.5"]
+    if zero_means == "bad":
+        bad_values.append("0")
+    else:
+        monkeypatch.setenv(name, "0")
+        assert getattr(load_settings(), attribute) is None
+    for bad in bad_values:
         monkeypatch.setenv(name, bad)
-        settings = load_settings()  # loading never fails on it: only reading the window
+        settings = load_settings()  # loading never fails on it: only reading the value
         with pytest.raises(ConfigError, match=name):
-            _ = settings.metrics_window_hours
+            getattr(settings, attribute)
 
 
 def test_secret_key_precedence_env_then_key_file_then_home_file(

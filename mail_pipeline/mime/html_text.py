@@ -167,9 +167,10 @@ def html_to_text(html: str) -> str:
     try:
         for chunk in _chunks(html, _FEED_CHUNK):
             parser.feed(chunk)
+            searched = len(pending)  # no safe cut before it: look only at what is new
             pending += "".join(parser.out)
             parser.out.clear()
-            cut = _last_safe_cut(pending, _SUB_CHUNK)
+            cut = _last_safe_cut(pending, _SUB_CHUNK, searched)
             if cut:
                 text += lines.take(_tidy(pending[:cut]))
                 pending = pending[cut:]
@@ -239,17 +240,19 @@ _SUB_CHUNK = 1 << 18
 _LAST_CUT = re.compile(r"(?s).*[^\x00]([^ \t\r\n\f\v\u00a0\u200b\x00])")
 
 
-def _last_safe_cut(text: str, keep: int) -> int:
-    """Return the last offset of ``text`` where a cut is safe, 0 when there is none or
-    ``text`` is at most ``keep`` characters long (it is then tidied with what follows).
+def _last_safe_cut(text: str, keep: int, start: int = 0) -> int:
+    """Return the last offset of ``text`` after ``start`` where a cut is safe, 0 when there is
+    none or ``text`` is at most ``keep`` characters long (it is then tidied with what follows).
 
     A cut is safe before a character that no white-space run or marker run can hold and that
     does not follow a NUL (the character after a NUL belongs to its marker): no match of
-    :data:`_SPACES` or :data:`_MARKS` spans it, so the pieces tidy as the whole would.
+    :data:`_SPACES` or :data:`_MARKS` spans it, so the pieces tidy as the whole would. The
+    caller passes as ``start`` how much of ``text`` it already searched, so a document with no
+    safe cut for a long stretch (only ``<br>``, say) is searched once, not once per feed.
     """
     if len(text) <= keep:
         return 0
-    found = _LAST_CUT.match(text)
+    found = _LAST_CUT.match(text, max(start - 1, 0))
     return found.start(1) if found is not None else 0
 
 
